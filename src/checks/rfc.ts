@@ -1,0 +1,92 @@
+// RFC checks on the envelope addresses, as Postfix admins know them:
+// reject_non_fqdn_sender, reject_unknown_sender_domain,
+// reject_non_fqdn_recipient and reject_multi_recipient_bounce.
+
+import type { Envelope, Evidence } from '../core/types.js';
+import type { MxRecord } from '../dns/types.js';
+import { settle } from './addresses.js';
+import { domainOf, timed } from './evidence.js';
+import { addressDomainProblem } from './hostname.js';
+import type { CheckContext } from './types.js';
+
+const PROBLEM_TEXT: Record<string, string> = {
+  'no-at': 'has no @domain',
+  'empty-local': 'has an empty local part',
+  'bad-domain': 'has an invalid domain',
+  'non-fqdn': 'has a domain that is not fully qualified',
+};
+
+/**
+ * `sender_domain`: the MAIL FROM domain is an FQDN and exists in DNS as a mail
+ * domain (has MX, A or AAAA records). A null MX alone does not make a domain
+ * able to receive bounces, so null MX without A/AAAA is `unknown-domain`; null
+ * MX with an address record passes, with `data.nullMx` for rules that care.
+ */
+export function checkSenderDomain(env: Envelope, ctx: CheckContext): Promise<Evidence> {
+  return timed('sender_domain', async () => {
+    if (env.from === undefined) return { result: 'none', detail: 'no MAIL FROM yet' };
+    if (env.from === '') return { result: 'none', detail: 'null sender' };
+    const problem = addressDomainProblem(env.from);
+    if (problem === 'address-literal') {
+      return { result: 'none', detail: `sender ${env.from} uses an address literal: no domain to look up`, data: { reason: 'address-literal' } };
+    }
+    if (problem) {
+      return { result: 'fail', detail: `sender ${env.from} ${PROBLEM_TEXT[problem]}`, data: { reason: 'non-fqdn', problem } };
+    }
+    const domain = domainOf(env.from) as string;
+    const [mx, a, aaaa] = await Promise.all([
+      settle<MxRecord[]>(ctx.resolver.mx(domain)),
+      settle(ctx.resolver.a(domain)),
+      settle(ctx.resolver.aaaa(domain)),
+    ]);
+    const realMx = mx.ok ? mx.value.filter((r) => r.exchange !== '' && r.exchange !== '.') : [];
+    const nullMx = mx.ok && mx.value.length > 0 && realMx.length === 0;
+    const found: string[] = [];
+    if (realMx.length > 0) found.push(`MX ${realMx.map((r) => r.exchange).join(', ')}`);
+    if (a.ok) found.push(`A ${a.value.join(', ')}`);
+    if (aaaa.ok) found.push(`AAAA ${aaaa.value.join(', ')}`);
+    const data: Record<string, unknown> = { domain };
+    if (nullMx) data.nullMx = true;
+    if (found.length > 0) return { result: 'pass', detail: `sender domain ${domain} has ${found.join('; ')}`, data };
+    const faults = [mx, a, aaaa].flatMap((l) => (!l.ok && !l.error.isVoid ? [l.error.message] : []));
+    if (faults.length > 0) return { result: 'temperror', detail: `sender domain ${domain}: DNS ${faults.join('; ')}`, data };
+    const what = nullMx ? 'a null MX and no A/AAAA records' : 'no MX, A or AAAA records';
+    return { result: 'fail', detail: `sender domain ${domain} has ${what}`, data: { ...data, reason: 'unknown-domain' } };
+  });
+}
+
+/**
+ * `rcpt_fqdn`: the current (last) recipient has a fully qualified domain.
+ * The bare `postmaster` recipient RFC 5321 §4.5.1 allows is a pass.
+ */
+export function checkRcptFqdn(env: Envelope): Promise<Evidence> {
+  return timed('rcpt_fqdn', async () => {
+    const rcpt = env.rcpts[env.rcpts.length - 1];
+    if (rcpt === undefined) return { result: 'none', detail: 'no RCPT TO yet' };
+    if (/^postmaster$/i.test(rcpt)) return { result: 'pass', detail: 'bare postmaster recipient (RFC 5321 §4.5.1)', data: { rcpt } };
+    const problem = addressDomainProblem(rcpt);
+    if (problem && problem !== 'address-literal') {
+      return { result: 'fail', detail: `recipient ${rcpt} ${PROBLEM_TEXT[problem]}`, data: { rcpt, reason: 'non-fqdn', problem } };
+    }
+    return { result: 'pass', detail: `recipient ${rcpt} is fully qualified`, data: { rcpt } };
+  });
+}
+
+/**
+ * `null_sender`: `match` for a bounce (MAIL FROM:<>) with one recipient,
+ * `fail` for a bounce with more than one — a delivery status notification goes
+ * to exactly one address (the original sender), so several recipients mean a
+ * spammer using the null sender (Postfix: reject_multi_recipient_bounce).
+ * `nomatch` for any other sender, `none` before MAIL FROM.
+ */
+export function checkNullSender(env: Envelope): Promise<Evidence> {
+  return timed('null_sender', async () => {
+    if (env.from === undefined) return { result: 'none', detail: 'no MAIL FROM yet' };
+    const data = { rcpts: env.rcpts.length };
+    if (env.from !== '') return { result: 'nomatch', detail: `sender ${env.from} is not the null sender`, data };
+    if (env.rcpts.length > 1) {
+      return { result: 'fail', detail: `null sender with ${env.rcpts.length} recipients: a bounce goes to one recipient`, data };
+    }
+    return { result: 'match', detail: 'null sender (bounce)', data };
+  });
+}
