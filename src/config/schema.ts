@@ -1,0 +1,241 @@
+// The whole config file as a zod schema: every key, its default, what it
+// accepts. Objects are strict (an unknown key is an error: a misspelt key
+// silently ignored is a policy silently not applied). Sections may be left
+// empty (`checks:` with everything commented out) and mean their defaults.
+
+import os from 'node:os';
+import { z } from 'zod';
+import { STAGES } from '../core/types.js';
+import { parseListenAddress, parseNetwork } from './address.js';
+import { parseServer } from '../dns/servers.js';
+import { parseZoneSpec } from '../checks/dnsbl.js';
+import { DomainList, IpList } from '../checks/lists.js';
+import { ConditionError, parseCondition } from '../policy/condition.js';
+import { templateErrors } from '../policy/template.js';
+import { gateSchema } from '../gate/config.js';
+
+/** `null` (an empty YAML section) means "all defaults". */
+function section<T extends z.ZodType>(schema: T) {
+  return z.preprocess((v) => (v === null ? undefined : v), schema.prefault({} as z.input<T>));
+}
+
+const listenAddress = z.string().refine((s) => parseListenAddress(s) !== undefined, {
+  message: 'expected host:port (e.g. 127.0.0.1:10040 or [::1]:10040)',
+});
+
+/** The DNS client parses servers with the same function, so what loads is what runs. */
+export const dnsServer = z.string().superRefine((s, ctx) => {
+  try {
+    parseServer(s);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+  }
+});
+
+const network = z.string().refine((s) => parseNetwork(s) !== undefined, {
+  message: 'expected an IP address or CIDR (e.g. 192.0.2.0/24, 2001:db8::/32)',
+});
+
+const posInt = z.number().int().positive();
+const nonNegInt = z.number().int().nonnegative();
+
+/** postscreen's syntax `zone[=filter][*weight]`, parsed by the DNSBL check's own parser. */
+const zoneSpec = z.string().superRefine((s, ctx) => {
+  try {
+    parseZoneSpec(s);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: `${(e as Error).message} (expected zone[=127.0.0.[2..11]][*weight])` });
+  }
+});
+
+const HEADER_NAME_RE = /^[!-9;-~]+$/;
+const headerName = z.string().regex(HEADER_NAME_RE, { message: 'expected a header field name (printable ASCII, no colon or space)' });
+
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+const listSchema = z
+  .strictObject({
+    type: z.enum(['ip', 'domain']),
+    /** What the list is matched against; default client for ip lists, sender for domain lists. */
+    match: z.enum(['client', 'sender', 'helo', 'rcpt']).optional(),
+    entries: z.array(z.string().min(1)).default([]),
+    /** Files of entries, one per line, `#` comments. */
+    files: z.array(z.string().min(1)).default([]),
+  })
+  .superRefine((list, ctx) => {
+    list.entries.forEach((e, i) => {
+      try {
+        if (list.type === 'ip') new IpList().add(e);
+        else new DomainList().add(e);
+      } catch {
+        const message =
+          list.type === 'ip'
+            ? 'expected an IP address or CIDR (e.g. 192.0.2.0/24, 2001:db8::/32)'
+            : 'expected a domain (example.com) or a parent domain (.example.com)';
+        ctx.addIssue({ code: 'custom', path: ['entries', i], message });
+      }
+    });
+  });
+
+const dnsblSchema = z.strictObject({
+  zones: z.array(zoneSpec).default([]),
+  threshold: z.number().int().default(1),
+  timeout_ms: posInt.default(1500),
+  /** RFC 5782 health probe interval; 0 = no probes. */
+  probe_interval_s: nonNegInt.default(600),
+});
+const dnswlSchema = z.strictObject({
+  zones: z.array(zoneSpec).default([]),
+  threshold: z.number().int().default(1),
+  timeout_ms: posInt.default(1500),
+  probe_interval_s: nonNegInt.default(600),
+});
+
+export const ACTIONS = ['accept', 'reject', 'defer', 'tag', 'tarpit', 'continue'] as const;
+
+const STATUS_RE = /^[245]\.\d{1,3}\.\d{1,3}$/;
+
+/** Parsed here only to report errors at load; the policy parses it again into its AST. */
+const condition = z.unknown().superRefine((v, ctx) => {
+  if (v === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'required: the condition of the rule' });
+    return;
+  }
+  try {
+    parseCondition(v);
+  } catch (e) {
+    if (!(e instanceof ConditionError)) throw e;
+    ctx.addIssue({ code: 'custom', path: e.path, message: e.message });
+  }
+});
+
+const template = z.string().superRefine((t, ctx) => {
+  for (const message of templateErrors(t)) ctx.addIssue({ code: 'custom', message });
+});
+
+export const ruleSchema = z
+  .strictObject({
+    name: z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: 'expected a name of letters, digits, _ . -' }),
+    stage: z.enum(STAGES).optional(),
+    if: condition,
+    action: z.enum(ACTIONS).optional(),
+    code: z.number().int().min(200).max(599).optional(),
+    status: z.string().regex(STATUS_RE, { message: 'expected an enhanced status code like 5.7.1' }).optional(),
+    text: template.optional(),
+    remedy: template.optional(),
+    mode: z.enum(['enforce', 'test']).default('enforce'),
+    score: z.number().optional(),
+  })
+  .superRefine((rule, ctx) => {
+    if (rule.action === undefined && rule.score === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['action'], message: `required (one of ${ACTIONS.join('|')}) unless the rule has a score` });
+    }
+    if (rule.score !== undefined && rule.action !== undefined && rule.action !== 'continue') {
+      ctx.addIssue({ code: 'custom', path: ['score'], message: 'a score rule adds to the score and continues; drop action or use action: continue' });
+    }
+    const cls = rule.code === undefined ? undefined : Math.floor(rule.code / 100);
+    if (cls !== undefined) {
+      if (rule.action === 'reject' && cls !== 5) ctx.addIssue({ code: 'custom', path: ['code'], message: 'a reject needs a 5xx code' });
+      if ((rule.action === 'defer' || rule.action === 'tarpit') && cls !== 4) {
+        ctx.addIssue({ code: 'custom', path: ['code'], message: `a ${rule.action} needs a 4xx code` });
+      }
+      if (rule.action !== 'reject' && rule.action !== 'defer' && rule.action !== 'tarpit') {
+        ctx.addIssue({ code: 'custom', path: ['code'], message: `an ${rule.action ?? 'score'} rule sends no reply code` });
+      }
+    }
+    if (rule.status !== undefined) {
+      const want = cls ?? (rule.action === 'reject' ? 5 : rule.action === 'defer' || rule.action === 'tarpit' ? 4 : undefined);
+      if (want !== undefined && Number(rule.status[0]) !== want) {
+        ctx.addIssue({ code: 'custom', path: ['status'], message: `status class must match the reply code (${want}.x.x)` });
+      }
+    }
+  });
+
+export const configSchema = z.strictObject({
+  listen: section(
+    z.strictObject({
+      policy: listenAddress.default('127.0.0.1:10040'),
+      policy_socket: z.string().min(1).nullable().default(null),
+    }),
+  ),
+  data_dir: z.string().min(1).default(() => (process.getuid?.() === 0 ? '/var/lib/frontline' : './data')),
+  log: section(
+    z.strictObject({
+      level: logLevel.default('info'),
+      file: z.string().min(1).nullable().default(null),
+    }),
+  ),
+  dns: section(
+    z.strictObject({
+      servers: z.array(dnsServer).default([]),
+      timeout_ms: posInt.default(2000),
+      retries: nonNegInt.default(2),
+      cache: section(
+        z.strictObject({
+          min_ttl: nonNegInt.default(5),
+          max_ttl: nonNegInt.default(3600),
+          negative_ttl: nonNegInt.default(60),
+          max_entries: nonNegInt.default(100000),
+        }),
+      ),
+    }),
+  ),
+  my_networks: z.array(network).default(['127.0.0.0/8', '::1/128']),
+  lists: z.preprocess((v) => (v === null ? undefined : v), z.record(z.string().regex(/^[A-Za-z0-9_-]+$/), listSchema).default({})),
+  checks: section(
+    z.strictObject({
+      mx: section(z.strictObject({ max_names: posInt.default(10) })),
+      fcrdns: section(z.strictObject({ max_names: posInt.default(10) })),
+      dnsbl: section(dnsblSchema),
+      dnswl: section(dnswlSchema),
+    }),
+  ),
+  headers: section(
+    z.strictObject({
+      /** The authserv-id of Authentication-Results; null = this host's name. */
+      authserv_id: z.string().min(1).nullable().default(null),
+      authentication_results: z.boolean().default(true),
+      /** Per-check result headers: check name → header name. */
+      checks: z
+        .record(z.string(), headerName)
+        .default({ spf: 'X-Frontline-SPF', mx: 'X-Frontline-MX', fcrdns: 'X-Frontline-FCrDNS', dkim: 'X-Frontline-DKIM' }),
+      /** Header a `tag` verdict adds, with the rule's text. */
+      tag: headerName.default('X-Frontline-Tag'),
+    }),
+  ),
+  postfix: section(
+    z.strictObject({
+      accept_reply: z.enum(['DUNNO', 'OK']).default('DUNNO'),
+      on_fault: z.enum(['defer', 'dunno']).default('defer'),
+      max_request_bytes: posInt.default(16384),
+      idle_timeout_s: posInt.default(300),
+    }),
+  ),
+  gate: section(gateSchema),
+  policy: section(
+    z.strictObject({
+      on_fault: z.enum(['defer', 'continue']).default('defer'),
+      /** Absent = the shipped default policy. */
+      rules: z
+        .array(ruleSchema)
+        .optional()
+        .superRefine((rules, ctx) => {
+          const seen = new Map<string, number>();
+          rules?.forEach((r, i) => {
+            const first = seen.get(r.name);
+            if (first !== undefined) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate rule name (also rules[${first}])` });
+            else seen.set(r.name, i);
+          });
+        }),
+    }),
+  ),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type RuleConfig = z.output<typeof ruleSchema>;
+export type ListConfig = z.output<typeof listSchema>;
+
+/** The authserv-id to use when the config leaves it null. */
+export function defaultAuthservId(): string {
+  return os.hostname();
+}

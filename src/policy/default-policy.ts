@@ -1,0 +1,63 @@
+// The shipped default policy, as the same data an admin would write under
+// `policy.rules` (frontline.example.yaml spells it out; a test keeps the two
+// equal). It is conservative: it must not refuse a correctly configured small
+// mail server. docs/policy.md says why each rule is safe.
+//
+// Rules naming a list or DNSBL/DNSWL zones that are not configured are left
+// out quietly (allowlist, denylist, dnswl, dnsbl by default).
+
+export const DEFAULT_RULES: ReadonlyArray<Record<string, unknown>> = [
+  { name: 'authenticated', if: 'auth', action: 'accept' },
+  { name: 'my-networks', if: 'my_networks', action: 'accept' },
+  { name: 'allowlist', if: 'list:allow=listed', action: 'accept' },
+  {
+    name: 'denylist',
+    if: 'list:deny=listed',
+    action: 'reject',
+    code: 554,
+    status: '5.7.1',
+    text: 'rejected by local policy: {evidence.list:deny.field} {evidence.list:deny.value} is on the deny list',
+  },
+  { name: 'dnswl', if: 'dnswl=listed', action: 'accept' },
+  {
+    name: 'dnsbl',
+    if: 'dnsbl=listed',
+    action: 'reject',
+    code: 554,
+    status: '5.7.1',
+    text: 'rejected by policy: {ip} is listed by {evidence.dnsbl.hits.zone}',
+  },
+  {
+    name: 'sender-fqdn',
+    if: 'sender_domain.reason=non-fqdn',
+    action: 'reject',
+    code: 504,
+    status: '5.5.2',
+    text: 'sender address rejected: {evidence.sender_domain.detail}',
+  },
+  {
+    name: 'unknown-sender-domain',
+    if: 'sender_domain=fail',
+    action: 'defer',
+    code: 450,
+    status: '4.1.8',
+    text: 'sender address rejected: {evidence.sender_domain.detail}',
+  },
+  {
+    name: 'multi-recipient-bounce',
+    if: 'null_sender=fail',
+    action: 'reject',
+    code: 550,
+    status: '5.5.3',
+    text: 'multi-recipient bounce rejected: {evidence.null_sender.detail}',
+  },
+  {
+    name: 'sender-authorised',
+    if: { all: ['sender_domain=pass', { not: { any: ['spf=pass', 'mx=match', 'fcrdns_domain=match', 'dkim_domain=match'] } }] },
+    action: 'reject',
+    code: 554,
+    status: '5.7.1',
+    text: 'rejected by policy: {from_domain} did not authorise {ip} ({client_name}) to send its mail.',
+    remedy: "To fix: list {ip} in the SPF record of {from_domain}, or send through {from_domain}'s own MX hosts.",
+  },
+];

@@ -1,0 +1,383 @@
+// The evaluator: walks the ordered rules for one stage of one transaction.
+//
+// Leaves are three-valued plus FAULT: TRUE, FALSE, UNKNOWN (the check needs a
+// later stage), FAULT (the check's evidence is temperror). `any`/`all`/`not`
+// follow Kleene logic, UNKNOWN beating FAULT (wait for more data before
+// blaming a fault). Evidence is lazy (a check runs only when a leaf needs it),
+// memoised per transaction (per recipient for recipient checks), cheap leaves
+// first, DNS leaves of one node in parallel with short-circuit.
+//
+// The walk never throws: a bug becomes a 451 4.3.0 fault verdict.
+
+import { stageIndex, type Action, type Envelope, type Evidence, type Stage, type Verdict } from '../core/types.js';
+import type { Clock } from '../core/types.js';
+import type { Resolver } from '../dns/types.js';
+import type { CheckContext } from '../checks/types.js';
+import type { CompareOp, Condition, FieldValue } from './condition.js';
+import type { RegisteredCheck } from './registry.js';
+import { COST } from './catalog.js';
+import { NOT_VISIBLE, resultHeaders, type HeaderOptions } from './headers.js';
+import { buildReply, FAULT_REPLY, templateValues } from './verdict.js';
+import { safe } from './template.js';
+
+export type TV = 'true' | 'false' | 'unknown' | 'fault';
+
+export interface CompiledRule {
+  name: string;
+  cond: Condition;
+  action: Action;
+  code?: number;
+  status?: string;
+  text?: string;
+  remedy?: string;
+  mode: 'enforce' | 'test';
+  score?: number;
+  /** Earliest stage the rule may decide at, when the message is / is not visible. */
+  stageSeen: Stage;
+  stageUnseen: Stage;
+}
+
+export interface EvaluatorOptions {
+  checks: Map<string, RegisteredCheck>;
+  headers: HeaderOptions;
+  /** What a rule that would refuse does when its evidence hit a fault. */
+  onFault: 'defer' | 'continue';
+  resolver: Resolver;
+  clock: Clock;
+  /** Told about evaluator faults (bugs), which become 451 4.3.0. */
+  onError?: (err: unknown, stage: Stage) => void;
+}
+
+const REFUSING: ReadonlySet<Action> = new Set(['reject', 'defer', 'tarpit']);
+
+/** Memoised evidence of one transaction. */
+export class EvidenceMemo {
+  private pending = new Map<string, Promise<Evidence>>();
+  /** Settled evidence by key, in the order it settled. */
+  readonly settled = new Map<string, Evidence>();
+
+  constructor(
+    private readonly opts: EvaluatorOptions,
+    readonly seesMessage: boolean,
+  ) {}
+
+  /** The key of a check for this envelope: what the evidence depends on. */
+  key(check: RegisteredCheck, env: Envelope): string {
+    const parts = [check.name, env.clientIp];
+    if (stageIndex(check.stage) >= stageIndex('helo')) parts.push(env.helo ?? '');
+    if (stageIndex(check.stage) >= stageIndex('mail')) parts.push(env.from ?? '\u0001', env.saslUser ?? '');
+    if (check.perRcpt) parts.push(String(env.rcpts.length), env.rcpts[env.rcpts.length - 1] ?? '');
+    return parts.join('\0');
+  }
+
+  peek(check: RegisteredCheck, env: Envelope): Evidence | undefined {
+    return this.settled.get(this.key(check, env));
+  }
+
+  get(name: string, env: Envelope): Promise<Evidence> {
+    const check = this.opts.checks.get(name);
+    if (!check) {
+      return Promise.resolve({ check: name, result: 'temperror', detail: `internal error: check ${name} is not configured`, ms: 0, data: { internal: true } });
+    }
+    const key = this.key(check, env);
+    let p = this.pending.get(key);
+    if (!p) {
+      p = this.compute(check, env).then((ev) => {
+        this.settled.set(key, ev);
+        return ev;
+      });
+      this.pending.set(key, p);
+    }
+    return p;
+  }
+
+  private async compute(check: RegisteredCheck, env: Envelope): Promise<Evidence> {
+    if (check.needsMessage && !this.seesMessage) {
+      return { check: check.name, result: 'none', detail: 'message not visible to the policy server', ms: 0, data: { [NOT_VISIBLE]: true } };
+    }
+    const ctx: CheckContext = {
+      resolver: this.opts.resolver,
+      clock: this.opts.clock,
+      evidence: (name) => this.get(name, env),
+    };
+    const t0 = performance.now();
+    try {
+      const ev = await check.run(env, ctx);
+      return ev.check === check.name ? ev : { ...ev, check: check.name };
+    } catch (e) {
+      // A check that throws is a bug: never a reason to refuse mail.
+      const msg = e instanceof Error ? e.message : String(e);
+      return { check: check.name, result: 'temperror', detail: `internal error: ${msg}`, ms: Math.round(performance.now() - t0), data: { internal: true } };
+    }
+  }
+
+  /** Evidence computed for this envelope (this recipient), in the order it settled. */
+  current(env: Envelope): Evidence[] {
+    const out: Evidence[] = [];
+    for (const [key, ev] of this.settled) {
+      const check = this.opts.checks.get(ev.check);
+      if (check && this.key(check, env) === key) out.push(ev);
+    }
+    return out;
+  }
+}
+
+/** One walk of the rules at one stage. */
+class Walk {
+  score = 0;
+  /** Scores of score rules whose condition hit a fault: the true score lies in a range. */
+  private faultedScores: number[] = [];
+  /** Evidence with temperror met while evaluating the current rule. */
+  faults: Evidence[] = [];
+
+  constructor(
+    private readonly memo: EvidenceMemo,
+    private readonly checks: Map<string, RegisteredCheck>,
+    readonly stage: Stage,
+    readonly env: Envelope,
+  ) {}
+
+  addScore(n: number): void {
+    this.score += n;
+  }
+  addFaultedScore(n: number): void {
+    this.faultedScores.push(n);
+  }
+
+  /** Is the check's data there at this stage? Message checks the frontend cannot see resolve at once. */
+  private available(check: RegisteredCheck): boolean {
+    if (check.needsMessage && !this.memo.seesMessage) return true;
+    return stageIndex(check.stage) <= stageIndex(this.stage);
+  }
+
+  private cost(c: Condition): number {
+    switch (c.kind) {
+      case 'const':
+      case 'score':
+        return COST.local;
+      case 'result':
+      case 'field': {
+        const check = this.checks.get(c.check);
+        if (!check || !this.available(check) || this.memo.peek(check, this.env)) return COST.local;
+        return check.needsMessage && !this.memo.seesMessage ? COST.local : check.cost;
+      }
+      case 'not':
+        return this.cost(c.item);
+      default:
+        return Math.max(...c.items.map((i) => this.cost(i)));
+    }
+  }
+
+  async eval(c: Condition): Promise<TV> {
+    switch (c.kind) {
+      case 'const':
+        return c.value ? 'true' : 'false';
+      case 'score':
+        return this.scoreLeaf(c.op, c.value);
+      case 'result':
+      case 'field':
+        return this.leaf(c);
+      case 'not':
+        return not(await this.eval(c.item));
+      default:
+        return this.junction(c.kind, c.items);
+    }
+  }
+
+  private async leaf(c: Extract<Condition, { kind: 'result' | 'field' }>): Promise<TV> {
+    const check = this.checks.get(c.check);
+    if (!check) throw new Error(`rule names check ${c.check}, which is not configured`);
+    if (!this.available(check)) return 'unknown';
+    const ev = await this.memo.get(c.check, this.env);
+    if (c.kind === 'result') {
+      const hit = c.results.includes(ev.result);
+      // A leaf that asks about temperror itself is answered; any other meets a fault.
+      if (ev.result === 'temperror' && !hit) {
+        this.faults.push(ev);
+        return 'fault';
+      }
+      return hit !== c.negate ? 'true' : 'false';
+    }
+    if (ev.result === 'temperror') {
+      this.faults.push(ev);
+      return 'fault';
+    }
+    return compareField(ev.data?.[c.field], c.op, c.value) ? 'true' : 'false';
+  }
+
+  private scoreLeaf(op: CompareOp, value: number): TV {
+    const lo = this.score + this.faultedScores.filter((s) => s < 0).reduce((a, b) => a + b, 0);
+    const hi = this.score + this.faultedScores.filter((s) => s > 0).reduce((a, b) => a + b, 0);
+    const atLo = compareField(lo, op, value);
+    if (lo === hi) return atLo ? 'true' : 'false';
+    // Ordering comparisons are monotonic: the same answer at both ends holds for the range.
+    if ((op === '=' || op === '!=') || atLo !== compareField(hi, op, value)) return 'fault';
+    return atLo ? 'true' : 'false';
+  }
+
+  private async junction(kind: 'any' | 'all', items: Condition[]): Promise<TV> {
+    const decisive: TV = kind === 'any' ? 'true' : 'false';
+    const ranked = items.map((item, i) => ({ item, i, cost: this.cost(item) })).sort((a, b) => a.cost - b.cost || a.i - b.i);
+    const seen: TV[] = [];
+    for (const { item, cost } of ranked) {
+      if (cost >= COST.dns) break;
+      const v = await this.eval(item);
+      if (v === decisive) return v;
+      seen.push(v);
+    }
+    const expensive = ranked.filter((r) => r.cost >= COST.dns);
+    if (expensive.length > 0) {
+      const v = await new Promise<TV | undefined>((resolve, reject) => {
+        let left = expensive.length;
+        for (const { item } of expensive) {
+          this.eval(item).then((r) => {
+            seen.push(r);
+            if (r === decisive) resolve(r);
+            else if (--left === 0) resolve(undefined);
+          }, reject);
+        }
+      });
+      if (v !== undefined) return v;
+    }
+    return combine(kind, seen);
+  }
+}
+
+/** Kleene negation: UNKNOWN and FAULT stay what they are. */
+export function not(v: TV): TV {
+  return v === 'true' ? 'false' : v === 'false' ? 'true' : v;
+}
+
+/**
+ * Kleene any/all over evaluated children: the decisive value wins
+ * (any: TRUE, all: FALSE); else UNKNOWN beats FAULT (wait for more data
+ * before blaming a fault); else the neutral value.
+ */
+export function combine(kind: 'any' | 'all', values: readonly TV[]): TV {
+  const decisive: TV = kind === 'any' ? 'true' : 'false';
+  if (values.includes(decisive)) return decisive;
+  if (values.includes('unknown')) return 'unknown';
+  if (values.includes('fault')) return 'fault';
+  return kind === 'any' ? 'false' : 'true';
+}
+
+function compareField(actual: unknown, op: CompareOp, want: FieldValue): boolean {
+  if (op === '=' || op === '!=') {
+    const eq = Array.isArray(actual) ? actual.some((a) => looseEqual(a, want)) : looseEqual(actual, want);
+    return op === '=' ? eq : !eq;
+  }
+  const n = typeof actual === 'number' ? actual : typeof actual === 'string' && actual.trim() !== '' ? Number(actual) : NaN;
+  if (Number.isNaN(n) || typeof want !== 'number') return false;
+  switch (op) {
+    case '>=':
+      return n >= want;
+    case '<=':
+      return n <= want;
+    case '>':
+      return n > want;
+    default:
+      return n < want;
+  }
+}
+
+function looseEqual(actual: unknown, want: FieldValue): boolean {
+  if (actual === undefined || actual === null) return false;
+  if (typeof want === 'string' && typeof actual === 'string') return actual.toLowerCase() === want.toLowerCase();
+  return String(actual) === String(want);
+}
+
+/** Walk the rules for one stage. Never throws. */
+export async function evaluateRules(
+  rules: CompiledRule[],
+  stage: Stage,
+  env: Envelope,
+  memo: EvidenceMemo,
+  opts: EvaluatorOptions,
+): Promise<Verdict> {
+  const walk = new Walk(memo, opts.checks, stage, env);
+  const wouldHave: NonNullable<Verdict['wouldHave']> = [];
+  const evidenceOf = (check: string): Evidence | undefined => {
+    const c = opts.checks.get(check);
+    return c ? memo.peek(c, env) : undefined;
+  };
+  const finish = (v: Omit<Verdict, 'headers' | 'evidence' | 'stage' | 'score' | 'wouldHave'>): Verdict => {
+    const evidence = memo.current(env);
+    const headers = v.action === 'accept' || v.action === 'tag' || v.action === 'continue' ? resultHeaders(opts.headers, env, evidence) : [];
+    const verdict: Verdict = { ...v, headers, stage, evidence };
+    if (v.action === 'tag' && v.text !== undefined && opts.headers.tagHeader) headers.push([opts.headers.tagHeader, v.text]);
+    if (wouldHave.length > 0) verdict.wouldHave = wouldHave;
+    if (walk.score !== 0) verdict.score = walk.score;
+    return verdict;
+  };
+  const reply = (rule: CompiledRule) =>
+    buildReply(rule, templateValues(env, { rule: rule.name, stage, score: walk.score }, evidenceOf));
+
+  try {
+    for (const rule of rules) {
+      walk.faults = [];
+      const v = await walk.eval(rule.cond);
+      const ruleStage = memo.seesMessage ? rule.stageSeen : rule.stageUnseen;
+      const early = stageIndex(stage) < stageIndex(ruleStage);
+      const test = rule.mode === 'test';
+      if (v === 'false') continue;
+      if (v === 'unknown' || early) {
+        // Not decidable yet: decide at a later stage. A test rule never holds up the walk.
+        if (test) continue;
+        return finish({ action: 'continue', rule: rule.name });
+      }
+      if (v === 'fault') {
+        if (rule.score !== undefined) {
+          if (!test) walk.addFaultedScore(rule.score);
+          continue;
+        }
+        if (!REFUSING.has(rule.action)) continue;
+        const fault = faultReply(walk.faults);
+        if (test) {
+          wouldHave.push({ rule: rule.name, action: opts.onFault === 'defer' ? 'defer' : 'continue', code: fault.code, text: fault.text });
+          continue;
+        }
+        if (opts.onFault === 'continue') return finish({ action: 'continue', rule: rule.name });
+        return finish({ action: 'defer', rule: rule.name, ...fault });
+      }
+      // TRUE
+      if (rule.score !== undefined) {
+        if (test) wouldHave.push({ rule: rule.name, action: 'continue', text: `score ${rule.score >= 0 ? '+' : ''}${rule.score}` });
+        else walk.addScore(rule.score);
+        continue;
+      }
+      if (rule.action === 'continue') continue;
+      const r = reply(rule);
+      if (test) {
+        wouldHave.push({ rule: rule.name, action: rule.action, ...(r.code !== undefined ? { code: r.code } : {}), ...(r.text !== undefined ? { text: r.text } : {}) });
+        continue;
+      }
+      return finish({ action: rule.action, rule: rule.name, ...r });
+    }
+    return finish({ action: 'continue', rule: 'default' });
+  } catch (e) {
+    opts.onError?.(e, stage);
+    const msg = e instanceof Error ? e.message : String(e);
+    let evidence: Evidence[] = [];
+    try {
+      evidence = memo.current(env);
+    } catch {
+      // the memo itself is broken: report the error alone
+    }
+    return {
+      action: 'defer',
+      ...FAULT_REPLY.internal,
+      text: 'temporary failure: internal error, try again later',
+      headers: [],
+      rule: 'fault',
+      stage,
+      evidence: [...evidence, { check: 'policy', result: 'temperror', detail: `internal error: ${safe(msg, 300)}`, ms: 0, data: { internal: true } }],
+    };
+  }
+}
+
+function faultReply(faults: Evidence[]): { code: number; status: string; text: string } {
+  const internal = faults.some((f) => f.data?.internal === true || f.detail.startsWith('error: '));
+  const first = faults[0];
+  const detail = first ? `${first.check}: ${first.detail}` : 'evidence unavailable';
+  return { ...(internal ? FAULT_REPLY.internal : FAULT_REPLY.dns), text: safe(`temporary failure: ${detail}`, 450) };
+}

@@ -1,0 +1,156 @@
+// The policy: config compiled into ordered rules over a registry of checks.
+// Frontends open a transaction per message and evaluate it at each stage.
+
+import type pino from 'pino';
+import { STAGES, stageIndex, systemClock, type Clock, type Envelope, type Stage, type Verdict } from '../core/types.js';
+import type { Resolver } from '../dns/types.js';
+import { defaultAuthservId, ruleSchema, type Config, type RuleConfig } from '../config/schema.js';
+import { checksOf, parseCondition } from './condition.js';
+import { DEFAULT_RULES } from './default-policy.js';
+import { evaluateRules, EvidenceMemo, type CompiledRule, type EvaluatorOptions } from './evaluate.js';
+import { buildRegistry, type Registry } from './registry.js';
+import { LIST_PREFIX } from './catalog.js';
+
+export interface PolicyDeps {
+  resolver: Resolver;
+  clock?: Clock;
+  logger?: pino.Logger;
+}
+
+export interface Transaction {
+  /** Never rejects: a fault becomes a 4xx verdict. */
+  evaluate(stage: Stage, env: Envelope): Promise<Verdict>;
+}
+
+export interface SkippedRule {
+  rule: string;
+  reason: string;
+}
+
+export class Policy {
+  /** Problems found at startup (also logged): skipped rules, bad list-file lines. */
+  readonly warnings: string[] = [];
+  readonly skipped: SkippedRule[] = [];
+  private timers: NodeJS.Timeout[] = [];
+
+  private constructor(
+    readonly rules: readonly CompiledRule[],
+    private readonly registry: Registry,
+    private readonly opts: EvaluatorOptions,
+    private readonly deps: PolicyDeps,
+  ) {}
+
+  static fromConfig(cfg: Config, deps: PolicyDeps): Policy {
+    const clock = deps.clock ?? systemClock;
+    const log = deps.logger;
+    const registry = buildRegistry(cfg, {
+      clock,
+      onZoneHealth: (check, state) => {
+        if (state.usable && state.usableV6) log?.info({ check, zone: state.zone }, `${check} zone ${state.zone} back in use`);
+        else log?.warn({ check, zone: state.zone, reason: state.reason ?? state.reasonV6 }, `${check} zone ${state.zone} taken out of use: ${state.reason ?? state.reasonV6}`);
+      },
+    });
+    const opts: EvaluatorOptions = {
+      checks: registry.checks,
+      headers: {
+        authservId: cfg.headers.authserv_id ?? defaultAuthservId(),
+        authenticationResults: cfg.headers.authentication_results,
+        checkHeaders: cfg.headers.checks,
+        tagHeader: cfg.headers.tag,
+      },
+      onFault: cfg.policy.on_fault,
+      resolver: deps.resolver,
+      clock,
+      onError: (err, stage) => log?.error({ err, stage }, 'policy evaluation failed; answering 451 4.3.0'),
+    };
+    const isDefault = cfg.policy.rules === undefined;
+    const ruleConfigs: RuleConfig[] = cfg.policy.rules ?? defaultRules();
+    const rules: CompiledRule[] = [];
+    const skipped: SkippedRule[] = [];
+    for (const r of ruleConfigs) {
+      const cond = parseCondition(r.if);
+      const names = checksOf(cond);
+      const missing = names.find((n) => !registry.checks.has(n));
+      if (missing !== undefined) {
+        const reason =
+          registry.unavailable.get(missing) ??
+          (missing.startsWith(LIST_PREFIX) ? `list ${missing.slice(LIST_PREFIX.length)} is not defined (lists.${missing.slice(LIST_PREFIX.length)})` : `check ${missing} is not available`);
+        skipped.push({ rule: r.name, reason });
+        continue;
+      }
+      const stageOf = (seesMessage: boolean): Stage => {
+        if (r.stage) return r.stage;
+        let s = 0;
+        for (const n of names) {
+          const c = registry.checks.get(n);
+          if (c && !(c.needsMessage && !seesMessage)) s = Math.max(s, stageIndex(c.stage));
+        }
+        return STAGES[s];
+      };
+      rules.push({
+        name: r.name,
+        cond,
+        action: r.action ?? 'continue',
+        code: r.code,
+        status: r.status,
+        text: r.text,
+        remedy: r.remedy,
+        mode: r.mode,
+        score: r.score,
+        stageSeen: stageOf(true),
+        stageUnseen: stageOf(false),
+      });
+    }
+    const policy = new Policy(rules, registry, opts, deps);
+    policy.skipped.push(...skipped);
+    for (const w of registry.warnings) {
+      policy.warnings.push(w);
+      log?.warn(w);
+    }
+    for (const s of skipped) {
+      const msg = `rule ${s.rule} skipped: ${s.reason}`;
+      // The default policy names optional lists and zones; leaving those rules out is expected.
+      if (isDefault) log?.debug(msg);
+      else {
+        policy.warnings.push(msg);
+        log?.warn(msg);
+      }
+    }
+    return policy;
+  }
+
+  transaction(opts: { seesMessage: boolean }): Transaction {
+    const memo = new EvidenceMemo(this.opts, opts.seesMessage);
+    const rules = this.rules as CompiledRule[];
+    const evalOpts = this.opts;
+    return {
+      evaluate(stage: Stage, env: Envelope): Promise<Verdict> {
+        return evaluateRules(rules, stage, env, memo, evalOpts);
+      },
+    };
+  }
+
+  /** Start background jobs: DNSBL/DNSWL health probes (RFC 5782 §5), now and every probe_interval_s. */
+  start(): void {
+    if (this.timers.length > 0) return;
+    for (const p of this.registry.probes) {
+      const run = (): void => {
+        p.health.probe(this.deps.resolver).catch((err: unknown) => this.deps.logger?.warn({ err, check: p.name }, `${p.name} health probe failed`));
+      };
+      run();
+      const t = setInterval(run, p.intervalS * 1000);
+      t.unref();
+      this.timers.push(t);
+    }
+  }
+
+  stop(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+  }
+}
+
+/** The shipped default rules, through the same schema as rules from a file. */
+export function defaultRules(): RuleConfig[] {
+  return DEFAULT_RULES.map((r) => ruleSchema.parse(r));
+}

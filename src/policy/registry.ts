@@ -1,0 +1,135 @@
+// The table of checks a policy can ask for, built from config: each name with
+// its stage, cost and the function that computes its evidence. Checks whose
+// configuration is missing (no DNSBL zones, a list that is not defined) are
+// absent, with the reason, so rules naming them can be skipped at startup.
+
+import { readFileSync } from 'node:fs';
+import type { Clock, Envelope, Evidence } from '../core/types.js';
+import type { Config, ListConfig } from '../config/schema.js';
+import { networksContain, parseNetwork } from '../config/address.js';
+import { ConfigError } from '../config/load.js';
+import type { CheckContext } from '../checks/types.js';
+import { checkSpf } from '../checks/spf.js';
+import { checkMxMatch } from '../checks/mx-match.js';
+import { checkFcrdns, checkFcrdnsDomain } from '../checks/fcrdns.js';
+import { checkHelo } from '../checks/helo.js';
+import { checkNullSender, checkRcptFqdn, checkSenderDomain } from '../checks/rfc.js';
+import { checkDnsbl, DnsblHealth, parseZoneSpec, type ZoneHealthState } from '../checks/dnsbl.js';
+import { checkList, DomainList, IpList, parseListText } from '../checks/lists.js';
+import { checkDkim, checkDkimDomain } from '../checks/dkim.js';
+import { checkDmarc } from '../checks/dmarc.js';
+import { CHECKS, COST, LIST_PREFIX, listInfo, type CheckInfo, type ListMatch } from './catalog.js';
+
+export interface RegisteredCheck extends CheckInfo {
+  name: string;
+  run: (env: Envelope, ctx: CheckContext) => Promise<Evidence>;
+}
+
+/** A DNSBL/DNSWL zone set whose health is probed in the background. */
+export interface ProbedZones {
+  name: 'dnsbl' | 'dnswl';
+  health: DnsblHealth;
+  intervalS: number;
+}
+
+export interface Registry {
+  checks: Map<string, RegisteredCheck>;
+  /** Checks that exist in the language but are not configured here, with why. */
+  unavailable: Map<string, string>;
+  probes: ProbedZones[];
+  /** Problems worth a startup warning (bad lines in list files…). */
+  warnings: string[];
+}
+
+export interface RegistryDeps {
+  clock: Clock;
+  /** Told when a DNSBL/DNSWL zone goes out of use or back (health probes). */
+  onZoneHealth?: (check: string, state: ZoneHealthState) => void;
+}
+
+export function buildRegistry(cfg: Config, deps: RegistryDeps): Registry {
+  const checks = new Map<string, RegisteredCheck>();
+  const unavailable = new Map<string, string>();
+  const probes: ProbedZones[] = [];
+  const warnings: string[] = [];
+  const add = (name: string, run: RegisteredCheck['run'], info: CheckInfo = CHECKS[name]): void => {
+    checks.set(name, { name, ...info, run });
+  };
+
+  add('auth', async (env) =>
+    env.saslUser
+      ? { check: 'auth', result: 'pass', detail: `SASL-authenticated as ${env.saslUser}`, ms: 0, data: { user: env.saslUser } }
+      : { check: 'auth', result: 'none', detail: 'not authenticated', ms: 0 },
+  );
+
+  const nets = cfg.my_networks.map((n) => parseNetwork(n)).filter((n) => n !== undefined);
+  add('my_networks', async (env) => {
+    const net = networksContain(nets, env.clientIp);
+    return net
+      ? { check: 'my_networks', result: 'match', detail: `client ${env.clientIp} is in my_networks (${net})`, ms: 0, data: { network: net } }
+      : { check: 'my_networks', result: 'nomatch', detail: `client ${env.clientIp} is not in my_networks`, ms: 0 };
+  });
+
+  add('spf', (env, ctx) => checkSpf(env, ctx, { identity: 'mailfrom' }));
+  add('spf_helo', (env, ctx) => checkSpf(env, ctx, { identity: 'helo' }));
+  add('mx', (env, ctx) => checkMxMatch(env, ctx, { maxNames: cfg.checks.mx.max_names }));
+  add('fcrdns', (env, ctx) => checkFcrdns(env, ctx, { maxNames: cfg.checks.fcrdns.max_names }));
+  add('fcrdns_domain', (env, ctx) => checkFcrdnsDomain(env, ctx));
+  add('helo', (env, ctx) => checkHelo(env, ctx));
+  add('sender_domain', (env, ctx) => checkSenderDomain(env, ctx));
+  add('rcpt_fqdn', (env) => checkRcptFqdn(env));
+  add('null_sender', (env) => checkNullSender(env));
+  add('dkim', (env, ctx) => checkDkim(env, ctx));
+  add('dkim_domain', (env, ctx) => checkDkimDomain(env, ctx));
+  add('dmarc', (env, ctx) => checkDmarc(env, ctx));
+
+  for (const name of ['dnsbl', 'dnswl'] as const) {
+    const c = cfg.checks[name];
+    if (c.zones.length === 0) {
+      unavailable.set(name, `no ${name} zones configured (checks.${name}.zones)`);
+      continue;
+    }
+    const zones = c.zones.map(parseZoneSpec);
+    const health = new DnsblHealth(zones, {
+      clock: deps.clock,
+      timeoutMs: c.timeout_ms,
+      onChange: (state) => deps.onZoneHealth?.(name, state),
+    });
+    if (c.probe_interval_s > 0) probes.push({ name, health, intervalS: c.probe_interval_s });
+    add(name, (env, ctx) => checkDnsbl(env, ctx, { zones, health, timeoutMs: c.timeout_ms, name, threshold: c.threshold }));
+  }
+
+  for (const [name, list] of Object.entries(cfg.lists)) {
+    const check = `${LIST_PREFIX}${name}`;
+    const { ips, domains, problems } = loadList(name, list);
+    warnings.push(...problems);
+    const field: ListMatch = list.match ?? (list.type === 'ip' ? 'client' : 'sender');
+    const info = listInfo(field);
+    // Domain entries against the client need its forward-confirmed names: DNS.
+    if (field === 'client' && domains.size > 0) info.cost = COST.dns;
+    add(check, (env, ctx) => checkList(env, ctx, { name: check, ips, domains, field }), info);
+  }
+
+  return { checks, unavailable, probes, warnings };
+}
+
+/** Entries from config and files; an unreadable file is a ConfigError (a list silently empty is a policy silently off). */
+function loadList(name: string, list: ListConfig): { ips: IpList; domains: DomainList; problems: string[] } {
+  const ips = new IpList();
+  const domains = new DomainList();
+  const problems: string[] = [];
+  const target = list.type === 'ip' ? ips : domains;
+  for (const e of list.entries) target.add(e);
+  for (const [i, file] of list.files.entries()) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new ConfigError([`lists.${name}.files[${i}]: cannot read ${file}: ${(e as Error).message}`]);
+    }
+    const { entries, errors } = parseListText(text, file, list.type);
+    for (const e of entries) target.add(e);
+    for (const err of errors) problems.push(`lists.${name}: ${err.file}:${err.line}: ${err.reason}: ${JSON.stringify(err.text)} (skipped)`);
+  }
+  return { ips, domains, problems };
+}
