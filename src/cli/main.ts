@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+// The `frontline` command: parses flags and hands over to one file per command.
+
+import { readFileSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { ConfigError } from '../config/load.js';
+import { STAGES } from '../core/types.js';
+import { check, InputError } from './check.js';
+import { configCheck } from './config-check.js';
+import { serve } from './serve.js';
+
+function version(): string {
+  try {
+    // src/cli/main.ts and dist/cli/main.js are both two levels below package.json.
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Report an error the user can fix (no stack trace) and exit 1; anything else is a bug: show it. */
+function fail(e: unknown): never {
+  if (e instanceof ConfigError) process.stderr.write(`frontline: configuration error:\n${e.problems.map((p) => `  ${p}`).join('\n')}\n`);
+  else if (e instanceof InputError) process.stderr.write(`frontline: ${e.message}\n`);
+  else if (e instanceof Error && /^(DNS|listen|EADDRINUSE|gate)/.test(e.message)) process.stderr.write(`frontline: ${e.message}\n`);
+  else process.stderr.write(`frontline: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+const program = new Command('frontline')
+  .description('Stops spam at the front line: a policy engine and Postfix policy server that refuse mail during the SMTP dialogue.')
+  .version(version());
+
+program
+  .command('serve')
+  .description('run the Postfix policy server (defaults: 127.0.0.1:10040, data in ./data)')
+  .option('-c, --config <file>', 'YAML config file (default: embedded defaults)')
+  .option('--policy-listen <host:port>', 'policy server TCP address (env FRONTLINE_POLICY_LISTEN)')
+  .option('--policy-socket <path>', 'also listen on this unix socket')
+  .option('--dns <servers>', 'DNS servers, comma-separated host[:port] (env FRONTLINE_DNS)')
+  .option('--data-dir <dir>', 'state directory (created if missing)')
+  .option('--gate-listen <host:port>', 'run the SMTP gate on this address (overrides gate.listen)')
+  .option('--gate-backend <host:port>', "the gate's backend MTA (overrides gate.backend)")
+  .action(async (opts) => {
+    let running;
+    try {
+      running = await serve(opts);
+    } catch (e) {
+      fail(e);
+    }
+    const stop = (signal: string) => {
+      process.stderr.write(`frontline: ${signal}, closing\n`);
+      running.close().then(
+        () => process.exit(0),
+        (e) => fail(e),
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+
+program
+  .command('check')
+  .description('judge one envelope (or one JSON envelope per stdin line) and show the verdict, rule and evidence')
+  .option('--ip <ip>', 'client IP address')
+  .option('--helo <name>', 'HELO/EHLO name')
+  .option('--from <address>', "MAIL FROM address ('' or '<>' for the null sender)")
+  .option('--rcpt <address>', 'RCPT TO address (repeatable)', collect, [])
+  .option('--auth <user>', 'SASL login name (the client authenticated)')
+  .option('-c, --config <file>', 'YAML config file')
+  .option('--dns <servers>', 'DNS servers, comma-separated host[:port]')
+  .option('--dns-timeout <ms>', 'DNS timeout per query in milliseconds')
+  .addOption(new Option('--stage <stage>', 'SMTP stage to judge at').choices([...STAGES]).default('rcpt'))
+  .option('--json', 'print one JSON object')
+  .option('--stdin', 'read one JSON envelope per line {"ip","helo","from","rcpt"}; print one JSON result per line')
+  .action(async (opts) => {
+    try {
+      process.exitCode = await check(opts, { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr });
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+const config = program.command('config').description('configuration tools');
+config
+  .command('check')
+  .argument('<file>', 'YAML config file')
+  .description('validate a config file: prints OK, or file:line:col: key: problem (exit 1)')
+  .action((file: string) => {
+    try {
+      process.exitCode = configCheck(file, process.stdout, process.stderr);
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+program.parseAsync(process.argv).catch(fail);

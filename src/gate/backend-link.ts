@@ -1,0 +1,160 @@
+// One client session's link to the backend MTA: opened when the client starts
+// its first transaction (or AUTH), identified as the real client with XCLIENT
+// or XFORWARD, reused for the session's later transactions, kept alive with
+// NOOP while the client sends DATA. Every failure is a BackendError and leaves
+// the link closed; the next transaction opens a new one.
+
+import type { Logger } from 'pino';
+import { BackendConnection, BackendError } from './backend.js';
+import type { GateConfig } from './config.js';
+import { xclientCommand, xforwardCommand, type ClientFacts } from './forward.js';
+import type { HostPort } from './host-port.js';
+import { replyText, type Reply } from './reply.js';
+
+export type ForwardMode = 'xclient' | 'xforward' | 'none';
+
+export class BackendLink {
+  private conn: BackendConnection | undefined;
+  private keepaliveTimer: NodeJS.Timeout | undefined;
+  /** Who the backend was told the client is (XCLIENT happens once per connection). */
+  private introduced = '';
+  mode: ForwardMode = 'none';
+
+  constructor(
+    private readonly address: HostPort,
+    private readonly opts: GateConfig['backend_options'],
+    private readonly hostname: string,
+    private readonly logger: Logger,
+  ) {}
+
+  get open(): boolean {
+    return this.conn !== undefined && !this.conn.closed;
+  }
+
+  /** The backend's EHLO keywords (after the client was introduced). */
+  get extensions(): Map<string, string> {
+    return this.conn?.extensions ?? new Map();
+  }
+
+  /** Open the connection and introduce the client, unless already open. */
+  async ensure(facts: ClientFacts): Promise<void> {
+    const who = `${facts.ip} ${facts.port} ${facts.helo ?? ''} ${facts.name ?? ''}`;
+    if (this.open && (this.mode !== 'xclient' || who === this.introduced)) return;
+    // A client forwarded by a trusted proxy changed: XCLIENT it afresh on a new connection.
+    if (this.open) await this.quit();
+    this.conn = undefined;
+    const conn = await BackendConnection.open({
+      host: this.address.host,
+      port: this.address.port,
+      connectTimeoutMs: this.opts.connect_timeout_ms,
+      commandTimeoutMs: this.opts.command_timeout_s * 1000,
+    });
+    try {
+      expect(await conn.ehlo(this.hostname), 250, 'EHLO');
+      this.mode = 'none';
+      const xclient = conn.extensions.get('XCLIENT');
+      const xforward = conn.extensions.get('XFORWARD');
+      const cmd = this.opts.xclient && xclient !== undefined ? xclientCommand(xclient, facts) : undefined;
+      if (cmd) {
+        // Success is a new greeting; the session then starts over as the client.
+        expect(await conn.command(cmd), 220, 'XCLIENT');
+        expect(await conn.ehlo(facts.helo ?? this.hostname), 250, 'EHLO after XCLIENT');
+        this.mode = 'xclient';
+      } else if (this.opts.xforward && xforward !== undefined) {
+        this.mode = 'xforward';
+      }
+    } catch (e) {
+      conn.destroy();
+      throw e;
+    }
+    this.conn = conn;
+    this.introduced = who;
+    this.logger.debug({ backend: `${this.address.host}:${this.address.port}`, mode: this.mode }, 'backend connection open');
+  }
+
+  /** Start a transaction: XFORWARD (when that is the mode) then the client's MAIL line as sent. */
+  async mail(line: Buffer, facts: ClientFacts): Promise<Reply> {
+    const conn = this.connection();
+    const cmd = this.mode === 'xforward' ? xforwardCommand(conn.extensions.get('XFORWARD') ?? '', facts) : undefined;
+    if (!cmd) return conn.command(line);
+    if (conn.extensions.has('PIPELINING')) {
+      const [x, m] = await conn.pipeline([cmd, line]);
+      expect(x, 250, 'XFORWARD');
+      return m;
+    }
+    expect(await conn.command(cmd), 250, 'XFORWARD');
+    return conn.command(line);
+  }
+
+  /** Any other command line, relayed as sent. */
+  command(line: Buffer | string): Promise<Reply> {
+    return this.connection().command(line);
+  }
+
+  /**
+   * The message to the backend: one `BDAT n LAST` when it offers CHUNKING,
+   * else DATA, the message and the final dot. The backend's final reply (or
+   * its refusal of DATA).
+   */
+  async data(message: Buffer): Promise<Reply> {
+    const conn = this.connection();
+    if (this.opts.chunking && conn.extensions.has('CHUNKING')) return conn.sendChunk(message, this.opts.data_timeout_s * 1000);
+    const r = await conn.command('DATA');
+    if (r.code !== 354) return r;
+    return conn.sendMessage(message, this.opts.data_timeout_s * 1000);
+  }
+
+  /** End the backend's transaction after the client's was refused or reset. Failure closes the link. */
+  async rset(): Promise<void> {
+    if (!this.open) return;
+    try {
+      const r = await this.connection().command('RSET');
+      if (r.code !== 250) this.close();
+    } catch {
+      this.close();
+    }
+  }
+
+  /** NOOP now and then while the client is slow to send its message. */
+  startKeepalive(): void {
+    if (this.opts.keepalive_s <= 0) return;
+    this.stopKeepalive();
+    this.keepaliveTimer = setInterval(() => {
+      if (!this.open) return;
+      this.connection()
+        .command('NOOP')
+        .catch(() => undefined);
+    }, this.opts.keepalive_s * 1000);
+    this.keepaliveTimer.unref();
+  }
+
+  stopKeepalive(): void {
+    if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
+    this.keepaliveTimer = undefined;
+  }
+
+  close(): void {
+    this.stopKeepalive();
+    this.conn?.destroy();
+    this.conn = undefined;
+  }
+
+  /** QUIT politely, then close. */
+  async quit(): Promise<void> {
+    this.stopKeepalive();
+    const c = this.conn;
+    this.conn = undefined;
+    if (c) await c.quit();
+  }
+
+  private connection(): BackendConnection {
+    if (!this.conn || this.conn.closed) {
+      throw new BackendError('closed', this.conn?.closeReason ?? 'backend connection is not open');
+    }
+    return this.conn;
+  }
+}
+
+function expect(r: Reply, code: number, what: string): void {
+  if (r.code !== code) throw new BackendError('protocol', `backend refused ${what}: ${replyText(r)}`);
+}

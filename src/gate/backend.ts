@@ -1,0 +1,278 @@
+// The gate's SMTP client towards the backend MTA: one command, one reply,
+// each with a deadline. Any timeout, close or garbled reply is a BackendError
+// and leaves the connection closed — the session turns that into a 4xx for the
+// client, never a 250 and never a 5xx of ours.
+//
+// Our own small client rather than nodemailer's SMTPConnection: the gate needs
+// the backend's exact reply (code and every text line) to each command so it
+// can relay it, raw MAIL/RCPT lines forwarded with their parameters, XCLIENT
+// (whose success reply is a new 220 greeting), and a pass-through AUTH
+// dialogue; SMTPConnection hides these behind its send-a-whole-message API.
+
+import net from 'node:net';
+import type { Reply } from './reply.js';
+
+export type BackendErrorKind = 'connect' | 'timeout' | 'closed' | 'protocol';
+
+export class BackendError extends Error {
+  constructor(
+    public readonly kind: BackendErrorKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'BackendError';
+  }
+}
+
+export function isBackendError(e: unknown): e is BackendError {
+  return e instanceof BackendError;
+}
+
+export interface BackendOptions {
+  host: string;
+  port: number;
+  connectTimeoutMs: number;
+  /** Default deadline for a reply, in ms. */
+  commandTimeoutMs: number;
+}
+
+/** Bounds on what we buffer from the backend (it is trusted, but not unboundedly). */
+const MAX_REPLY_LINE = 4096;
+const MAX_REPLY_LINES = 200;
+const CRLF = Buffer.from('\r\n');
+const DOT_CRLF = Buffer.from('.\r\n');
+
+export class BackendConnection {
+  private readonly socket: net.Socket;
+  private buf = '';
+  private lines: string[] = [];
+  private readonly replies: Reply[] = [];
+  private waiter: { resolve: (r: Reply) => void; reject: (e: BackendError) => void } | undefined;
+  private failure: BackendError | undefined;
+  private chain: Promise<unknown> = Promise.resolve();
+  /** EHLO keywords of the backend, upper-case keyword → rest of the line. */
+  extensions = new Map<string, string>();
+
+  private constructor(
+    socket: net.Socket,
+    private readonly opts: BackendOptions,
+  ) {
+    this.socket = socket;
+    socket.setEncoding('latin1');
+    socket.setNoDelay(true);
+    socket.on('data', (s: string) => this.onData(s));
+    socket.on('close', () => this.fail(new BackendError('closed', 'backend closed the connection')));
+    socket.on('error', (e) => this.fail(new BackendError('closed', `backend connection error: ${e.message}`)));
+  }
+
+  /** Connect and read the greeting; rejects (BackendError) unless it is 2xx. */
+  static open(opts: BackendOptions): Promise<BackendConnection> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: opts.host, port: opts.port });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new BackendError('connect', `backend ${opts.host}:${opts.port}: connect timeout`));
+      }, opts.connectTimeoutMs);
+      socket.once('error', (e) => {
+        clearTimeout(timer);
+        reject(new BackendError('connect', `backend ${opts.host}:${opts.port}: ${e.message}`));
+      });
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        const conn = new BackendConnection(socket, opts);
+        conn
+          .readReply(opts.commandTimeoutMs)
+          .then((greeting) => {
+            if (greeting.code !== 220) {
+              conn.destroy();
+              reject(new BackendError('protocol', `backend greeting: ${greeting.code} ${greeting.lines.join(' ')}`));
+            } else resolve(conn);
+          })
+          .catch(reject);
+      });
+    });
+  }
+
+  get closed(): boolean {
+    return this.failure !== undefined;
+  }
+
+  get closeReason(): string | undefined {
+    return this.failure?.message;
+  }
+
+  /** Send one command line (without CRLF) and read its reply. Commands are serialised. */
+  command(line: string | Buffer, timeoutMs = this.opts.commandTimeoutMs): Promise<Reply> {
+    return this.serialise(async () => {
+      this.replies.length = 0; // nothing unsolicited may pass for this command's reply
+      this.write(typeof line === 'string' ? `${line}\r\n` : Buffer.concat([line, Buffer.from('\r\n')]));
+      return this.readReply(timeoutMs);
+    });
+  }
+
+  /**
+   * Several commands in one write, then their replies in order (RFC 2920; only
+   * when the backend offers PIPELINING). Each write is a system call and a
+   * wake-up of the backend: fewer of them is most of the relay's speed.
+   */
+  pipeline(lines: Array<string | Buffer>, timeoutMs = this.opts.commandTimeoutMs): Promise<Reply[]> {
+    return this.serialise(async () => {
+      this.replies.length = 0;
+      this.write(Buffer.concat(lines.map((l) => Buffer.concat([typeof l === 'string' ? Buffer.from(l, 'latin1') : l, CRLF]))));
+      const out: Reply[] = [];
+      for (let i = 0; i < lines.length; i++) out.push(await this.readReply(timeoutMs));
+      return out;
+    });
+  }
+
+  /** EHLO, recording the backend's extensions; falls back to HELO when EHLO is refused. */
+  async ehlo(name: string): Promise<Reply> {
+    let r = await this.command(`EHLO ${name}`);
+    this.extensions = new Map();
+    if (r.code === 250) {
+      for (const l of r.lines.slice(1)) {
+        const m = /^([A-Za-z0-9][A-Za-z0-9-]*)(?:[ =](.*))?$/.exec(l.trim());
+        if (m) this.extensions.set(m[1].toUpperCase(), (m[2] ?? '').trim());
+      }
+      return r;
+    }
+    r = await this.command(`HELO ${name}`);
+    return r;
+  }
+
+  /** After a 354: send the message (CRLF lines), dot-stuffed, and the final dot; read the reply. */
+  sendMessage(message: Buffer, timeoutMs: number): Promise<Reply> {
+    return this.serialise(async () => {
+      this.write(Buffer.concat([...dotStuffed(message), DOT_CRLF]));
+      return this.readReply(timeoutMs);
+    });
+  }
+
+  /** RFC 3030: the whole message as one `BDAT n LAST` chunk (no dot-stuffing, no 354 round trip); its reply. */
+  sendChunk(message: Buffer, timeoutMs: number): Promise<Reply> {
+    return this.serialise(async () => {
+      this.replies.length = 0;
+      this.write(Buffer.concat([Buffer.from(`BDAT ${message.length} LAST\r\n`), message]));
+      return this.readReply(timeoutMs);
+    });
+  }
+
+  /** Polite close: QUIT, then close whatever the answer. */
+  async quit(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.command('QUIT', 2000);
+    } catch {
+      // closing anyway
+    }
+    this.destroy();
+  }
+
+  destroy(): void {
+    this.fail(new BackendError('closed', 'backend connection closed by the gate'));
+    this.socket.destroy();
+  }
+
+  private serialise<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.chain.then(fn, fn);
+    this.chain = run.catch(() => undefined);
+    return run;
+  }
+
+  private write(data: string | Buffer): void {
+    if (this.failure) throw this.failure;
+    this.socket.write(data);
+  }
+
+  private readReply(timeoutMs: number): Promise<Reply> {
+    const ready = this.replies.shift();
+    if (ready) return Promise.resolve(ready);
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = undefined;
+        const e = new BackendError('timeout', `backend did not answer within ${Math.round(timeoutMs / 1000)}s`);
+        // The dialogue is out of step now: the connection cannot be reused.
+        this.fail(e);
+        this.socket.destroy();
+        reject(e);
+      }, timeoutMs);
+      this.waiter = {
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+    });
+  }
+
+  private onData(s: string): void {
+    this.buf += s;
+    let nl: number;
+    while ((nl = this.buf.indexOf('\n')) >= 0) {
+      const line = this.buf.slice(0, nl).replace(/\r$/, '');
+      this.buf = this.buf.slice(nl + 1);
+      this.onLine(line);
+      if (this.failure) return;
+    }
+    if (this.buf.length > MAX_REPLY_LINE) this.protocolError('reply line too long');
+  }
+
+  private onLine(line: string): void {
+    const m = /^(\d{3})([ -]|$)(.*)$/.exec(line);
+    if (!m || (this.lines.length > 0 && !line.startsWith(this.lines[0].slice(0, 3)))) {
+      this.protocolError(`unexpected reply line "${line.slice(0, 80)}"`);
+      return;
+    }
+    this.lines.push(line);
+    if (this.lines.length > MAX_REPLY_LINES) {
+      this.protocolError('reply has too many lines');
+      return;
+    }
+    if (m[2] === '-') return;
+    const reply: Reply = { code: Number(m[1]), lines: this.lines.map((l) => l.slice(4)) };
+    this.lines = [];
+    const w = this.waiter;
+    this.waiter = undefined;
+    if (w) w.resolve(reply);
+    else this.replies.push(reply);
+  }
+
+  private protocolError(what: string): void {
+    this.fail(new BackendError('protocol', `backend protocol error: ${what}`));
+    this.socket.destroy();
+  }
+
+  private fail(e: BackendError): void {
+    if (this.failure) return;
+    this.failure = e;
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.reject(e);
+  }
+}
+
+/** The message as SMTP carries it: a line starting with "." gets another; ends with CRLF. */
+export function dotStuffed(message: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let start = 0;
+  let i = 0;
+  while (i < message.length) {
+    if (message[i] === 0x2e && (i === 0 || message[i - 1] === 0x0a)) {
+      out.push(message.subarray(start, i), Buffer.from('.'));
+      start = i;
+    }
+    const nl = message.indexOf(0x0a, i);
+    if (nl < 0) break;
+    i = nl + 1;
+  }
+  out.push(message.subarray(start));
+  if (message.length > 0 && !(message[message.length - 2] === 0x0d && message[message.length - 1] === 0x0a)) {
+    out.push(Buffer.from('\r\n'));
+  }
+  return out.filter((b) => b.length > 0);
+}

@@ -1,0 +1,218 @@
+// The SMTP gate's listeners: the client port (each connection admitted by the
+// connection limits, then run as a GateSession) and the optional trap port.
+
+import net from 'node:net';
+import os from 'node:os';
+import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { systemClock, type Clock, type Envelope, type Verdict } from '../core/types.js';
+import type { Resolver } from '../dns/types.js';
+import { normaliseIp } from '../dns/reverse.js';
+import { IpList } from '../checks/lists.js';
+import { gateConfig, type GateConfig, type GateConfigInput } from './config.js';
+import { DoorCache } from './door.js';
+import { formatHostPort, parseHostPort } from './host-port.js';
+import { ConnectionLimits } from './limits.js';
+import type { GatePolicy } from './policy-port.js';
+import { formatReply, reply } from './reply.js';
+import { GateSession, type GateContext } from './session.js';
+import { TarpitSlots } from './tarpit.js';
+import { startTrap, type Trap } from './trap.js';
+import { readProxyHeader } from './proxy-protocol.js';
+
+export interface StartGateOptions {
+  /** The whole config (its `gate` and `my_networks` are read) or just the gate section. */
+  config: WholeConfig | GateConfigInput;
+  policy: GatePolicy;
+  logger: Logger;
+  /** `host:port` to listen on; overrides gate.listen. */
+  listen?: string;
+  /** `host:port` of the MTA behind the gate; overrides gate.backend. */
+  backend?: string;
+  /** Every decision the gate acts on (policy verdicts, door tests, backend faults). */
+  onEvent?: (verdict: Verdict, env: Envelope) => void;
+  /** A client connected to the trap listener. */
+  onTrap?: (ip: string) => void;
+  /** For the client name given to the backend (XCLIENT NAME) and the envelope's clientPtr. */
+  resolver?: Resolver;
+  clock?: Clock;
+}
+
+export interface RunningGate {
+  /** `host:port` the gate listens on (the real port when 0 was asked for). */
+  address: string;
+  port: number;
+  trapAddress?: string;
+  /** Sessions open now. */
+  readonly connections: number;
+  close(): Promise<void>;
+}
+
+/** The parts of the main config the gate reads. */
+export interface WholeConfig {
+  gate?: GateConfigInput;
+  my_networks?: readonly string[];
+}
+
+function isWholeConfig(c: StartGateOptions['config']): c is WholeConfig {
+  return typeof c === 'object' && c !== null && ('gate' in c || 'my_networks' in c);
+}
+
+export async function startGate(opts: StartGateOptions): Promise<RunningGate> {
+  const whole: WholeConfig = isWholeConfig(opts.config) ? opts.config : { gate: opts.config };
+  const cfg = gateConfig(whole.gate ?? {});
+  const listenSpec = opts.listen ?? cfg.listen;
+  const backendSpec = opts.backend ?? cfg.backend;
+  if (!listenSpec) throw new Error('gate: no listen address (gate.listen or --gate-listen)');
+  if (!backendSpec) throw new Error('gate: no backend address (gate.backend or --gate-backend)');
+  const listen = hostPort('listen', listenSpec);
+  const backend = hostPort('backend', backendSpec);
+  const clock = opts.clock ?? systemClock;
+  const logger = opts.logger.child({ room: 'gate' });
+
+  const ctx: GateContext = {
+    cfg,
+    hostname: cfg.hostname ?? os.hostname(),
+    policy: opts.policy,
+    logger,
+    backend,
+    limits: new ConnectionLimits(
+      {
+        connections: cfg.limits.connections,
+        perIp: cfg.limits.connections_per_ip,
+        perIpPerMinute: cfg.limits.connections_per_ip_per_minute,
+        overloadFraction: cfg.overload.fraction,
+        exempt: IpList.from([...(cfg.limits.exempt ?? whole.my_networks ?? []), ...cfg.xforward_hosts]),
+      },
+      clock,
+    ),
+    door: new DoorCache(cfg.door_cache_ttl_s * 1000, clock),
+    tarpit: new TarpitSlots(cfg.tarpit.max_clients),
+    tlsContext: cfg.tls ? tlsContext(cfg.tls) : undefined,
+    xforwardHosts: IpList.from(cfg.xforward_hosts),
+    resolver: opts.resolver,
+    onEvent: opts.onEvent,
+  };
+  const trusted = IpList.from(cfg.proxy_protocol.trusted);
+  const sessions = new Set<GateSession>();
+  const sockets = new Set<net.Socket>();
+
+  const server = net.createServer((socket) => {
+    socket.on('error', () => undefined);
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    void admit(socket);
+  });
+
+  async function admit(socket: net.Socket): Promise<void> {
+    const peerIp = normaliseIp(socket.remoteAddress ?? '0.0.0.0');
+    let ip = peerIp;
+    let port = socket.remotePort ?? 0;
+    let localIp = normaliseIp(socket.localAddress ?? '0.0.0.0');
+    let localPort = socket.localPort ?? 0;
+    let head: Buffer | undefined;
+    if (trusted.has(peerIp)) {
+      // A load balancer in front: the real client is in the PROXY header.
+      try {
+        const { info, rest } = await readProxyHeader(socket, { timeoutMs: 10_000 });
+        if (info.kind === 'proxy') {
+          ip = info.sourceAddress;
+          port = info.sourcePort;
+          localIp = info.destAddress;
+          localPort = info.destPort;
+        }
+        head = rest;
+      } catch (e) {
+        logger.warn({ peer: peerIp, err: (e as Error).message }, 'bad PROXY protocol header: connection closed');
+        socket.destroy();
+        return;
+      }
+    }
+    const admission = ctx.limits.admit(ip);
+    if (!admission.ok) {
+      logger.info({ client: ip, limit: admission.reason, detail: admission.detail }, 'connection refused by limit');
+      opts.onEvent?.(
+        {
+          action: 'defer',
+          code: 421,
+          status: '4.7.0',
+          text: admission.detail,
+          headers: [],
+          rule: `gate:limit-${admission.reason}`,
+          stage: 'connect',
+          evidence: [{ check: 'gate_limits', result: 'fail', detail: admission.detail, ms: 0 }],
+        },
+        { clientIp: ip, rcpts: [] },
+      );
+      socket.end(formatReply(reply(421, `4.7.0 ${ctx.hostname} Error: too many connections; try again later`)));
+      setTimeout(() => socket.destroy(), 2000).unref();
+      return;
+    }
+    if (head && head.length > 0) socket.unshift(head);
+    const session = new GateSession(socket, { ip, port, localIp, localPort }, ctx);
+    sessions.add(session);
+    try {
+      await session.run();
+    } finally {
+      sessions.delete(session);
+      ctx.limits.release(ip);
+    }
+  }
+
+  server.maxConnections = cfg.limits.connections + 100; // headroom so over-limit clients still hear 421
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(listen.port, listen.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const bound = server.address() as net.AddressInfo;
+
+  let trap: Trap | undefined;
+  if (cfg.trap_listen) {
+    trap = await startTrap({
+      listen: parseHostPort(cfg.trap_listen),
+      text: cfg.trap_text,
+      hostname: ctx.hostname,
+      logger,
+      onTrap: opts.onTrap,
+      onEvent: opts.onEvent,
+    });
+  }
+  logger.info({ listen: formatHostPort(bound.address, bound.port), backend: backendSpec, trap: trap?.address }, 'gate listening');
+
+  return {
+    address: formatHostPort(bound.address, bound.port),
+    port: bound.port,
+    trapAddress: trap?.address,
+    get connections() {
+      return sessions.size;
+    },
+    async close() {
+      const closing = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const s of sessions) s.shutdown();
+      // Give the 421s a moment to leave, then cut whatever is still open.
+      for (let i = 0; i < 10 && sockets.size > 0; i++) await new Promise((r) => setTimeout(r, 50));
+      for (const s of sockets) s.destroy();
+      await Promise.all([closing, trap?.close()]);
+    },
+  };
+}
+
+function hostPort(what: string, spec: string) {
+  try {
+    return parseHostPort(spec);
+  } catch (e) {
+    throw new Error(`gate: ${what} address ${(e as Error).message}`);
+  }
+}
+
+function tlsContext(t: NonNullable<GateConfig['tls']>): tls.SecureContext {
+  try {
+    return tls.createSecureContext({ cert: readFileSync(t.cert_file), key: readFileSync(t.key_file) });
+  } catch (e) {
+    throw new Error(`gate: tls: ${(e as Error).message}`);
+  }
+}

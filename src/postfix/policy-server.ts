@@ -1,0 +1,339 @@
+// The Postfix policy server: TCP and unix sockets speaking the policy
+// delegation protocol, one policy transaction per message (Postfix's
+// `instance` attribute), one structured log line per decision.
+
+import net from 'node:net';
+import { chmod, lstat, unlink } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { systemClock, type Clock, type Envelope, type Stage, type Verdict } from '../core/types.js';
+import { envelopeOf, withRecipient } from './envelope.js';
+import { RequestParser, formatReply, type ParseEvent, type PolicyAttributes } from './protocol.js';
+import { actionFor, faultAction, headerToPrepend, invalidRequestAction, type ReplyOptions } from './reply.js';
+
+/** What the server needs of the policy engine (src/policy's Policy fits). */
+export interface PolicyDecider {
+  transaction(opts: { seesMessage: boolean }): PolicyTransaction;
+}
+export interface PolicyTransaction {
+  evaluate(stage: Stage, env: Envelope): Promise<Verdict>;
+}
+
+export interface PolicyServerOptions extends ReplyOptions {
+  policy: PolicyDecider;
+  logger: Logger;
+  clock?: Clock;
+  /** Largest request accepted (postfix.max_request_bytes). Default 16384. */
+  maxRequestBytes?: number;
+  /** Close a connection idle this long (postfix.idle_timeout_s). Default 300. */
+  idleTimeoutS?: number;
+  /** Open transactions remembered across connections. Default 10000. */
+  maxTransactions?: number;
+  /** Forget a transaction not used for this long. Default 1 hour. */
+  transactionTtlMs?: number;
+  /** A decision taking longer than this is answered as a fault. Default 30000 (Postfix waits 100 s). */
+  decisionTimeoutMs?: number;
+  /** Requests queued on one connection before it is cut off (Postfix sends one at a time). Default 100. */
+  maxQueuedRequests?: number;
+}
+
+/** One message's state: the policy transaction, its recipients, and the headers already prepended. */
+interface OpenTransaction {
+  tx: PolicyTransaction;
+  rcpts: string[];
+  prepended: Set<string>;
+  lastUsed: number;
+}
+
+export interface PolicyServerStats {
+  connections: number;
+  requests: number;
+  invalid: number;
+  faults: number;
+  openTransactions: number;
+}
+
+export class PolicyServer {
+  private readonly servers: net.Server[] = [];
+  private readonly connections = new Set<Connection>();
+  /** LRU by insertion order: the first entry is the least recently used. */
+  private readonly transactions = new Map<string, OpenTransaction>();
+  private readonly clock: Clock;
+  private closing = false;
+  readonly stats: PolicyServerStats = { connections: 0, requests: 0, invalid: 0, faults: 0, openTransactions: 0 };
+
+  constructor(readonly opts: PolicyServerOptions) {
+    this.clock = opts.clock ?? systemClock;
+  }
+
+  /** Listen on TCP; resolves with the bound address (port 0 picks a free one). */
+  async listenTcp(host: string, port: number): Promise<net.AddressInfo> {
+    const server = this.makeServer();
+    await listen(server, { host, port });
+    return server.address() as net.AddressInfo;
+  }
+
+  /** Listen on a unix socket, replacing a stale socket file but never a live one. */
+  async listenUnix(path: string, mode = 0o666): Promise<void> {
+    await removeStaleSocket(path);
+    const server = this.makeServer();
+    await listen(server, { path });
+    await chmod(path, mode);
+  }
+
+  /**
+   * Stop accepting, let each connection finish the request it is working on,
+   * then close it; connections still busy after `graceMs` are cut.
+   */
+  async close(graceMs = 5000): Promise<void> {
+    this.closing = true;
+    const closed = this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())));
+    for (const c of this.connections) c.closeWhenIdle();
+    const timer = setTimeout(() => {
+      for (const c of this.connections) c.destroy();
+    }, graceMs);
+    timer.unref();
+    await Promise.all([...closed, ...[...this.connections].map((c) => c.closed)]);
+    clearTimeout(timer);
+    this.transactions.clear();
+  }
+
+  private makeServer(): net.Server {
+    const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+      if (this.closing) return void socket.destroy();
+      this.stats.connections++;
+      const conn = new Connection(this, socket);
+      this.connections.add(conn);
+      void conn.closed.then(() => this.connections.delete(conn));
+    });
+    server.on('error', (err) => this.opts.logger.error({ err }, 'policy server error'));
+    this.servers.push(server);
+    return server;
+  }
+
+  /** Answer one parsed request: the `action=` text. Never throws. */
+  async answer(attrs: PolicyAttributes, conn: Connection): Promise<string> {
+    const t0 = performance.now();
+    this.stats.requests++;
+    const mapped = envelopeOf(attrs);
+    if (!mapped.ok) {
+      if (mapped.kind === 'invalid') {
+        this.stats.invalid++;
+        this.opts.logger.warn({ problem: 'invalid-request', reason: mapped.reason, peer: conn.peer }, 'policy request refused');
+        return invalidRequestAction(this.opts);
+      }
+      this.opts.logger.info({ reason: mapped.reason, stage: attrs.protocol_state, client: attrs.client_address, action: 'DUNNO' }, 'policy request skipped');
+      return 'DUNNO';
+    }
+    const { stage, envelope } = mapped;
+    const open = this.transactionFor(transactionKey(attrs), conn);
+    envelope.rcpts = open.rcpts = withRecipient(open.rcpts, attrs.recipient);
+    let verdict: Verdict;
+    try {
+      verdict = await withTimeout(open.tx.evaluate(stage, envelope), this.opts.decisionTimeoutMs ?? 30000);
+    } catch (err) {
+      this.stats.faults++;
+      const action = faultAction(this.opts);
+      this.opts.logger.error({ err, ...summary(attrs, stage), action, ms: elapsed(t0) }, 'policy fault');
+      return action;
+    }
+    const action = actionFor(verdict, this.opts, headerToPrepend(verdict, this.opts, open.prepended));
+    const log = this.opts.logger;
+    if (log.isLevelEnabled('info')) {
+      // One line per decision: every check's result word; the details where they explain a refusal.
+      const evidence: Record<string, string> = {};
+      for (const e of verdict.evidence) evidence[e.check] = e.result;
+      const refused = verdict.action === 'reject' || verdict.action === 'defer' || verdict.action === 'tarpit';
+      log.info(
+        {
+          ...summary(attrs, stage),
+          action,
+          verdict: verdict.action,
+          rule: verdict.rule,
+          evidence,
+          details: refused ? verdict.evidence.map((e) => `${e.check}: ${e.detail}`) : undefined,
+          wouldHave: verdict.wouldHave?.length ? verdict.wouldHave : undefined,
+          score: verdict.score,
+          ms: elapsed(t0),
+        },
+        'decision',
+      );
+    }
+    return action;
+  }
+
+  private transactionFor(key: string | undefined, conn: Connection): OpenTransaction {
+    const now = this.clock.now();
+    const ttl = this.opts.transactionTtlMs ?? 3_600_000;
+    if (key === undefined) return this.newTransaction(now);
+    // Postfix: a new instance on a connection means the previous message is done.
+    if (conn.lastKey !== undefined && conn.lastKey !== key) this.transactions.delete(conn.lastKey);
+    conn.lastKey = key;
+    let open = this.transactions.get(key);
+    if (open && now - open.lastUsed > ttl) open = undefined;
+    if (open) this.transactions.delete(key);
+    else open = this.newTransaction(now);
+    open.lastUsed = now;
+    this.transactions.set(key, open);
+    const max = this.opts.maxTransactions ?? 10000;
+    for (const [k, t] of this.transactions) {
+      if (this.transactions.size <= max && now - t.lastUsed <= ttl) break;
+      this.transactions.delete(k);
+    }
+    this.stats.openTransactions = this.transactions.size;
+    return open;
+  }
+
+  private newTransaction(now: number): OpenTransaction {
+    return { tx: this.opts.policy.transaction({ seesMessage: false }), rcpts: [], prepended: new Set(), lastUsed: now };
+  }
+
+  /** The answer to a request the parser could not accept. */
+  invalid(event: Extract<ParseEvent, { kind: 'invalid' | 'abort' }>, conn: Connection): string {
+    this.stats.invalid++;
+    const action = invalidRequestAction(this.opts);
+    this.opts.logger.warn(
+      { problem: event.problem, detail: event.detail, peer: conn.peer, action: event.kind === 'abort' ? 'close' : action },
+      event.kind === 'abort' ? 'policy connection closed: request never ended' : 'policy request refused',
+    );
+    return action;
+  }
+}
+
+/** One client connection: requests are answered one at a time, in order. */
+class Connection {
+  private readonly parser: RequestParser;
+  private readonly queue: ParseEvent[] = [];
+  private busy = false;
+  private closeRequested = false;
+  lastKey: string | undefined;
+  readonly peer: string;
+  readonly closed: Promise<void>;
+
+  constructor(
+    private readonly server: PolicyServer,
+    private readonly socket: net.Socket,
+  ) {
+    const o = server.opts;
+    this.peer = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'unix';
+    this.parser = new RequestParser({ maxRequestBytes: o.maxRequestBytes ?? 16384 });
+    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
+    socket.setNoDelay(true);
+    socket.setTimeout((o.idleTimeoutS ?? 300) * 1000, () => {
+      o.logger.debug({ peer: this.peer }, 'policy connection idle, closing');
+      socket.destroy();
+    });
+    socket.on('data', (chunk) => this.onData(chunk));
+    socket.on('error', (err) => o.logger.debug({ err, peer: this.peer }, 'policy connection error'));
+    socket.on('end', () => this.closeWhenIdle());
+  }
+
+  private onData(chunk: Buffer): void {
+    let events: ParseEvent[];
+    try {
+      events = this.parser.push(chunk);
+    } catch (err) {
+      this.server.opts.logger.error({ err, peer: this.peer }, 'policy parser failure, closing connection');
+      return this.destroy();
+    }
+    this.queue.push(...events);
+    if (this.queue.length > (this.server.opts.maxQueuedRequests ?? 100)) {
+      this.server.opts.logger.warn({ peer: this.peer, queued: this.queue.length }, 'policy client sends without reading answers, closing');
+      return this.destroy();
+    }
+    if (!this.busy) void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    this.busy = true;
+    while (this.queue.length > 0 && !this.socket.destroyed) {
+      const event = this.queue.shift()!;
+      if (event.kind === 'abort') {
+        this.server.invalid(event, this);
+        this.queue.length = 0;
+        this.socket.end();
+        break;
+      }
+      let action: string;
+      try {
+        action = event.kind === 'request' ? await this.server.answer(event.attrs, this) : this.server.invalid(event, this);
+      } catch (err) {
+        // answer() does not throw; this is the last line of defence against a bug.
+        this.server.opts.logger.error({ err, peer: this.peer }, 'policy server bug');
+        action = faultAction(this.server.opts);
+      }
+      if (!this.socket.destroyed && this.socket.writable) this.socket.write(formatReply(action));
+    }
+    this.busy = false;
+    if (this.closeRequested) this.socket.end();
+  }
+
+  closeWhenIdle(): void {
+    this.closeRequested = true;
+    if (!this.busy && this.queue.length === 0) this.socket.end();
+  }
+
+  destroy(): void {
+    this.queue.length = 0;
+    this.socket.destroy();
+  }
+}
+
+function transactionKey(attrs: PolicyAttributes): string | undefined {
+  return attrs.instance ? `${attrs.instance}|${attrs.client_address ?? ''}` : undefined;
+}
+
+function summary(attrs: PolicyAttributes, stage: Stage): Record<string, unknown> {
+  return {
+    instance: attrs.instance || undefined,
+    queueId: attrs.queue_id || undefined,
+    client: attrs.client_address,
+    clientName: attrs.reverse_client_name || attrs.client_name || undefined,
+    helo: attrs.helo_name || undefined,
+    sender: attrs.sender,
+    rcpt: attrs.recipient || undefined,
+    sasl: attrs.sasl_username || undefined,
+    stage,
+  };
+}
+
+function elapsed(t0: number): number {
+  return Math.round((performance.now() - t0) * 100) / 100;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`decision took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+function listen(server: net.Server, opts: net.ListenOptions): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.listen(opts, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+async function removeStaleSocket(path: string): Promise<void> {
+  let isSocket = false;
+  try {
+    isSocket = (await lstat(path)).isSocket();
+  } catch {
+    return; // nothing there
+  }
+  if (!isSocket) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = net.connect({ path }, () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.on('error', () => resolve(false));
+  });
+  if (live) throw new Error(`${path}: another process is listening on this socket`);
+  await unlink(path);
+}

@@ -1,0 +1,86 @@
+// Run the frontline CLI from source as a child process (node --import tsx),
+// the way the tests and benchmark use it.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const CLI_MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Run `frontline <args>` to completion, optionally feeding stdin. */
+export function runCli(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI_MAIN, ...args], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, FRONTLINE_DNS: '', FRONTLINE_POLICY_LISTEN: '', ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+export interface ServingCli {
+  child: ChildProcess;
+  /** The policy server's TCP port, read from the ready line. */
+  port: number;
+  stdout: () => string;
+  stderr: () => string;
+  /** SIGTERM and wait; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** Start `frontline serve <args>` and wait for its ready line (use --policy-listen 127.0.0.1:0). */
+export function startServe(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; nodeArgs?: string[] } = {}): Promise<ServingCli> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', CLI_MAIN, 'serve', ...args], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, FRONTLINE_DNS: '', FRONTLINE_POLICY_LISTEN: '', ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`frontline serve not ready in time:\n${stderr}\n${stdout}`));
+    }, opts.timeoutMs ?? 30000);
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+      const m = /frontline ready: policy server on \S+:(\d+)/.exec(stderr);
+      if (m) {
+        clearTimeout(timer);
+        resolve({
+          child,
+          port: Number(m[1]),
+          stdout: () => stdout,
+          stderr: () => stderr,
+          stop: async () => {
+            if (child.exitCode === null) child.kill('SIGTERM');
+            return exited;
+          },
+        });
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`frontline serve exited (${code}) before it was ready:\n${stderr}\n${stdout}`));
+    });
+  });
+}

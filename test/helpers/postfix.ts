@@ -1,0 +1,176 @@
+// A private Postfix instance for end-to-end tests: its own config, queue and
+// data directories in a temp dir, smtpd on a loopback port, no DNS of its
+// own, mail relayed to a sink. Needs root (the master process) and the
+// Debian postfix package; mail_owner postfix, setgid_group postdrop.
+
+import { execFile } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export interface PostfixOptions {
+  postfixBin: string;
+  /** smtpd listens on 127.0.0.1:smtpPort. */
+  smtpPort: number;
+  /** Domains relayed to the sink; the policy applies to mail for them. */
+  relayDomains: string[];
+  /** Where accepted mail goes: smtp to 127.0.0.1:sinkPort. */
+  sinkPort: number;
+  /** Extra main.cf lines (`name = value`), e.g. the restriction lists. */
+  mainCf: Record<string, string>;
+}
+
+export interface PostfixInstance {
+  dir: string;
+  maillog(): string;
+  stop(): Promise<void>;
+}
+
+/** Unix users/groups Postfix needs; undefined when missing (not installed as a package). */
+export function postfixAccounts(): { uid: number; gid: number } | undefined {
+  try {
+    const passwd = readFileSync('/etc/passwd', 'utf8');
+    const m = /^postfix:[^:]*:(\d+):(\d+):/m.exec(passwd);
+    const group = readFileSync('/etc/group', 'utf8');
+    if (!m || !/^postdrop:/m.test(group)) return undefined;
+    return { uid: Number(m[1]), gid: Number(m[2]) };
+  } catch {
+    return undefined;
+  }
+}
+
+const MASTER_CF = `# service type  private unpriv  chroot  wakeup  maxproc command
+{SMTP}      inet  n       -       n       -       -       smtpd
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+local     unix  -       n       n       -       -       local
+virtual   unix  -       n       n       -       -       virtual
+lmtp      unix  -       -       n       -       -       lmtp
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+`;
+
+export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstance> {
+  const accounts = postfixAccounts();
+  if (!accounts) throw new Error('the postfix user or postdrop group is missing');
+  const dir = mkdtempSync(join(tmpdir(), 'frontline-postfix-'));
+  // Postfix daemons run as the postfix user and must traverse the path.
+  chmodSync(dir, 0o755);
+  const conf = join(dir, 'conf');
+  const data = join(dir, 'data');
+  for (const d of [conf, join(dir, 'queue'), data]) mkdirSync(d);
+  chownSync(data, accounts.uid, accounts.gid);
+  const maillog = join(dir, 'maillog');
+  const main: Record<string, string> = {
+    compatibility_level: '3.6',
+    config_directory: conf,
+    queue_directory: join(dir, 'queue'),
+    data_directory: data,
+    mail_owner: 'postfix',
+    setgid_group: 'postdrop',
+    myhostname: 'mx.dest.test',
+    mydomain: 'dest.test',
+    myorigin: '$mydomain',
+    mydestination: '',
+    inet_interfaces: '127.0.0.1',
+    inet_protocols: 'ipv4',
+    // Not 127.0.0.1: the policy must apply to the test's (XCLIENT) clients.
+    mynetworks: '10.255.255.0/24',
+    maillog_file: maillog,
+    maillog_file_prefixes: dir,
+    // No DNS of Postfix's own: client names come from XCLIENT, the relay is an IP.
+    smtpd_peername_lookup: 'no',
+    smtp_dns_support_level: 'disabled',
+    smtp_host_lookup: 'native',
+    smtpd_authorized_xclient_hosts: '127.0.0.0/8',
+    relay_domains: opts.relayDomains.join(', '),
+    relay_transport: `smtp:[127.0.0.1]:${opts.sinkPort}`,
+    alias_maps: '',
+    alias_database: '',
+    biff: 'no',
+    smtpd_client_restrictions: '',
+    smtpd_helo_restrictions: '',
+    smtpd_sender_restrictions: '',
+    queue_run_delay: '1s',
+    minimal_backoff_time: '1s',
+    ...opts.mainCf,
+  };
+  writeFileSync(join(conf, 'main.cf'), Object.entries(main).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n');
+  writeFileSync(join(conf, 'master.cf'), MASTER_CF.replace('{SMTP}', `127.0.0.1:${opts.smtpPort}`));
+
+  const readLog = () => (existsSync(maillog) ? readFileSync(maillog, 'utf8') : '');
+  const postfix = (cmd: string) => run(opts.postfixBin, ['-c', conf, cmd], { timeout: 30000 });
+  try {
+    await postfix('start');
+    await waitForBanner(opts.smtpPort, 15000);
+  } catch (e) {
+    await postfix('abort').catch(() => undefined);
+    const log = readLog();
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`postfix did not start: ${(e as Error).message}\n${log}`);
+  }
+  return {
+    dir,
+    maillog: readLog,
+    async stop() {
+      await postfix('stop').catch(() => postfix('abort').catch(() => undefined));
+      // `postfix stop` returns at once; wait for the master to let go of its pid file.
+      const pidFile = join(dir, 'queue', 'pid', 'master.pid');
+      for (let i = 0; i < 50 && masterAlive(pidFile); i++) await new Promise((r) => setTimeout(r, 100));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function masterAlive(pidFile: string): boolean {
+  try {
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Resolves once something on 127.0.0.1:port greets with 220. */
+async function waitForBanner(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port });
+      s.setEncoding('utf8');
+      s.setTimeout(2000, () => {
+        s.destroy();
+        resolve(false);
+      });
+      s.once('data', (d: string) => {
+        s.end('QUIT\r\n');
+        resolve(d.startsWith('220'));
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`no SMTP banner on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
