@@ -1,0 +1,288 @@
+// What both backends share: input checking and canonical forms, the
+// never-ban rule, the in-memory index and the change listeners, the purge
+// timer. A backend supplies storage; this class decides what goes in.
+
+import { randomUUID } from 'node:crypto';
+import { systemClock, type Clock } from '../core/types.js';
+import { resolveBanPolicy, type BanPlan } from './bans.js';
+import { canonicalEntry, checkListName, inferKind } from './entries.js';
+import { InvalidEntryError, isStoreUnavailable } from './errors.js';
+import { canonicalCidr, canonicalIp } from './ip.js';
+import { MemoryIndex } from './memory-index.js';
+import { NeverBan } from './never-ban.js';
+import {
+  silentLogger,
+  type Ban,
+  type BanInput,
+  type BanPolicy,
+  type BanResult,
+  type ChangeListener,
+  type DecisionEvent,
+  type EventQuery,
+  type GreyEntry,
+  type ListAddOptions,
+  type ListBansOptions,
+  type ListEntry,
+  type ListInfo,
+  type ListKind,
+  type PruneOptions,
+  type PurgeResult,
+  type RateRequest,
+  type RateResult,
+  type Store,
+  type StoreChange,
+  type StoreDeps,
+  type StoreHealth,
+  type StoreLogger,
+  type StoreLookup,
+} from './types.js';
+
+const MAX_TEXT = 500;
+
+function text(field: string, v: unknown, required: boolean): string {
+  if (typeof v !== 'string' || (required && v.trim() === '')) throw new InvalidEntryError(`${field} must be a non-empty string`);
+  return v.length > MAX_TEXT ? v.slice(0, MAX_TEXT) : v;
+}
+
+/** Validate a token-bucket request (shared so both backends refuse the same nonsense). */
+export function checkRateRequest(req: RateRequest): Required<RateRequest> {
+  const cost = req.cost ?? 1;
+  if (!(req.capacity > 0) || !(req.refillPerSecond > 0) || !(cost >= 0)) {
+    throw new InvalidEntryError(`rate limit needs capacity > 0, refillPerSecond > 0, cost ≥ 0 (got ${JSON.stringify(req)})`);
+  }
+  if (cost > req.capacity) throw new InvalidEntryError(`rate limit cost ${cost} exceeds capacity ${req.capacity}: it could never pass`);
+  return { capacity: req.capacity, refillPerSecond: req.refillPerSecond, cost };
+}
+
+export function checkGreyEntry(entry: GreyEntry): GreyEntry {
+  return { ...entry, clientIp: canonicalIp(entry.clientIp) };
+}
+
+export abstract class BaseStore implements Store {
+  abstract readonly backend: 'sqlite' | 'redis';
+  protected readonly clock: Clock;
+  protected readonly logger: StoreLogger;
+  protected readonly policy: BanPolicy;
+  protected readonly random: () => number;
+  protected readonly index: MemoryIndex;
+  protected readonly neverBan: NeverBan;
+  /** Tells this store's own changes apart when they come back from the shared feed. */
+  protected readonly origin = randomUUID();
+  private readonly listeners = new Set<ChangeListener>();
+  /** Changes seen while a reload reads its snapshot; re-applied on top of it. */
+  private reloadBuffer?: StoreChange[];
+  private purgeTimer?: NodeJS.Timeout;
+
+  constructor(deps: StoreDeps) {
+    this.clock = deps.clock ?? systemClock;
+    this.logger = deps.logger ?? silentLogger;
+    this.policy = resolveBanPolicy(deps.banPolicy);
+    this.random = deps.random ?? Math.random;
+    this.index = new MemoryIndex(this.clock);
+    this.neverBan = new NeverBan(deps.neverBan, deps.neverBanLists, this.index);
+  }
+
+  get lookup(): StoreLookup {
+    return this.index;
+  }
+
+  protected startPurgeTimer(seconds: number | undefined): void {
+    const s = seconds ?? 300;
+    if (s <= 0) return;
+    this.purgeTimer = setInterval(() => {
+      this.purge().catch((e: unknown) => this.logger.warn({ err: String(e) }, 'store purge failed'));
+    }, s * 1000);
+    this.purgeTimer.unref();
+  }
+
+  protected stopPurgeTimer(): void {
+    if (this.purgeTimer) clearInterval(this.purgeTimer);
+  }
+
+  // ---- what a backend provides
+
+  /** Atomically: read the active ban and offence record of `cidr`, plan, write if changed, record the change. */
+  protected abstract writeBan(cidr: string, input: BanInput, now: number): Promise<BanPlan>;
+  protected abstract writeUnban(cidr: string, now: number): Promise<boolean>;
+  /** The stored record of exactly `cidr`, expired or not. */
+  protected abstract readBan(cidr: string): Promise<Ban | undefined>;
+  protected abstract readBans(opts: Required<Pick<ListBansOptions, 'limit' | 'offset'>> & ListBansOptions, now: number): Promise<Ban[]>;
+  /** Add or replace an entry; InvalidEntryError when the list exists with another kind. */
+  protected abstract writeListAdd(entry: ListEntry): Promise<void>;
+  protected abstract writeListDel(list: string, entry: string): Promise<boolean>;
+  protected abstract readListKind(list: string): Promise<ListKind | undefined>;
+  protected abstract readList(list: string, now: number): Promise<ListEntry[]>;
+  protected abstract readListNames(now: number): Promise<ListInfo[]>;
+  protected abstract purgeBackend(now: number): Promise<PurgeResult>;
+
+  abstract greyGet(key: string): Promise<GreyEntry | undefined>;
+  abstract greyPut(key: string, entry: GreyEntry): Promise<void>;
+  abstract greyDelete(key: string): Promise<boolean>;
+  abstract greyList(opts?: { limit?: number }): Promise<Array<{ key: string; entry: GreyEntry }>>;
+  abstract greyDeleteByClient(ipOrCidr: string): Promise<number>;
+  abstract greyClientPasses(client: string): Promise<number>;
+  abstract greyClientPass(client: string, expiresAt: number): Promise<number>;
+  abstract rateTake(key: string, req: RateRequest): Promise<RateResult>;
+  abstract logEvent(event: DecisionEvent): Promise<void>;
+  abstract queryEvents(q: EventQuery): Promise<DecisionEvent[]>;
+  abstract pruneEvents(opts: PruneOptions): Promise<number>;
+  abstract health(): Promise<StoreHealth>;
+  abstract close(): Promise<void>;
+
+  // ---- bans
+
+  async ban(input: BanInput): Promise<BanResult> {
+    const cidr = canonicalCidr(input.cidr);
+    const clean: BanInput = {
+      cidr,
+      reason: text('reason', input.reason, false),
+      category: text('category', input.category, true),
+      source: text('source', input.source, true),
+      durationSeconds: input.durationSeconds,
+    };
+    const why = this.neverBan.why(cidr);
+    if (why) {
+      this.logger.warn({ cidr, category: clean.category, source: clean.source, reason: clean.reason, why }, 'ban refused: never-ban');
+      return { refused: true, cidr, why };
+    }
+    const plan = await this.writeBan(cidr, clean, this.clock.now());
+    if (plan.changed) this.changed({ kind: 'ban', ban: plan.ban });
+    return { refused: false, ban: plan.ban, created: plan.created };
+  }
+
+  async unban(cidr: string): Promise<boolean> {
+    const c = canonicalCidr(cidr);
+    const done = await this.writeUnban(c, this.clock.now());
+    if (done) this.changed({ kind: 'unban', cidr: c });
+    return done;
+  }
+
+  async getBan(ip: string): Promise<Ban | undefined> {
+    for (let tries = 0; tries < 4; tries++) {
+      const hit = this.index.bannedBy(ip);
+      if (!hit) return undefined;
+      let ban: Ban | undefined;
+      try {
+        ban = await this.readBan(hit.cidr);
+      } catch (e) {
+        if (!isStoreUnavailable(e)) throw e;
+        // The index says banned: that stands even when the details cannot be read.
+        return {
+          cidr: hit.cidr,
+          reason: '(details unavailable: store down)',
+          category: 'unknown',
+          source: 'memory-index',
+          firstSeen: 0,
+          createdAt: 0,
+          expiresAt: hit.expiresAt,
+          offences: 0,
+        };
+      }
+      if (ban && ban.expiresAt > this.clock.now()) return ban;
+      // The index ran ahead of a change it has not heard about yet: believe the store, and look again.
+      if (ban) this.index.setBan(ban.cidr, ban.expiresAt);
+      else this.index.deleteBan(hit.cidr);
+    }
+    return undefined;
+  }
+
+  async showBan(cidr: string): Promise<Ban | undefined> {
+    const ban = await this.readBan(canonicalCidr(cidr));
+    return ban && ban.expiresAt > this.clock.now() ? ban : undefined;
+  }
+
+  async listBans(opts: ListBansOptions = {}): Promise<Ban[]> {
+    const limit = Math.min(Math.max(0, Math.floor(opts.limit ?? 100)), 100_000);
+    const offset = Math.max(0, Math.floor(opts.offset ?? 0));
+    return this.readBans({ ...opts, limit, offset }, this.clock.now());
+  }
+
+  // ---- lists
+
+  private async kindOf(list: string): Promise<ListKind | undefined> {
+    return this.index.listKind(list) ?? (await this.readListKind(list));
+  }
+
+  async listAdd(list: string, entry: string, opts: ListAddOptions): Promise<ListEntry> {
+    checkListName(list);
+    const kind = opts.kind ?? (await this.kindOf(list)) ?? inferKind(entry);
+    const e: ListEntry = {
+      list,
+      kind,
+      entry: canonicalEntry(kind, entry),
+      source: text('source', opts.source, true),
+      addedAt: this.clock.now(),
+    };
+    if (opts.expiresAt !== undefined) {
+      if (!Number.isFinite(opts.expiresAt)) throw new InvalidEntryError(`expiresAt must be a time in ms (got ${opts.expiresAt})`);
+      e.expiresAt = opts.expiresAt;
+    }
+    await this.writeListAdd(e);
+    this.changed({ kind: 'list-add', entry: e });
+    return e;
+  }
+
+  async listDel(list: string, entry: string): Promise<boolean> {
+    checkListName(list);
+    const kind = await this.kindOf(list);
+    if (!kind) return false;
+    const canon = canonicalEntry(kind, entry);
+    const done = await this.writeListDel(list, canon);
+    if (done) this.changed({ kind: 'list-del', list, entry: canon });
+    return done;
+  }
+
+  async listShow(list: string): Promise<ListEntry[]> {
+    checkListName(list);
+    return this.readList(list, this.clock.now());
+  }
+
+  async listNames(): Promise<ListInfo[]> {
+    return this.readListNames(this.clock.now());
+  }
+
+  async listHas(list: string, value: string | number): Promise<boolean> {
+    return this.index.listHas(list, value);
+  }
+
+  // ---- change feed
+
+  onChange(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Start an index reload: changes from now on are remembered for finishReload(). */
+  protected beginReload(): MemoryIndex {
+    this.reloadBuffer = [];
+    return new MemoryIndex(this.clock);
+  }
+
+  /** Swap in the reloaded index, replaying the changes seen while it was read (they are idempotent). */
+  protected finishReload(fresh: MemoryIndex | undefined): void {
+    const buffered = this.reloadBuffer ?? [];
+    this.reloadBuffer = undefined;
+    if (!fresh) return;
+    this.index.replaceWith(fresh);
+    for (const c of buffered) this.index.apply(c);
+  }
+
+  /** A change made here or heard from elsewhere: into the index, then to the listeners. */
+  protected changed(change: StoreChange): void {
+    this.index.apply(change);
+    this.reloadBuffer?.push(change);
+    for (const l of this.listeners) {
+      try {
+        l(change);
+      } catch (e) {
+        this.logger.error({ err: String(e), change: change.kind }, 'store change listener threw');
+      }
+    }
+  }
+
+  async purge(): Promise<PurgeResult> {
+    const r = await this.purgeBackend(this.clock.now());
+    this.index.purge();
+    return r;
+  }
+}

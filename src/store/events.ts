@@ -1,0 +1,85 @@
+// The decision log's record shape, shared by both backends: what is kept of
+// a decision (compact evidence, bounded text) and how a query matches.
+
+import type { Evidence } from '../core/types.js';
+import { InvalidEntryError } from './errors.js';
+import { parseNetwork, formatNetwork } from './ip.js';
+import type { DecisionEvent, EventEvidence, EventQuery } from './types.js';
+
+const DETAIL_MAX = 300;
+const FIELD_MAX = 500;
+const RCPTS_MAX = 100;
+
+/** Evidence as the log keeps it: no structured data, detail cut to 300 characters. */
+export function compactEvidence(evidence: Array<Evidence | EventEvidence>): EventEvidence[] {
+  return evidence.map((e) => {
+    const out: EventEvidence = { check: e.check, result: e.result };
+    if (e.detail) out.detail = e.detail.length > DETAIL_MAX ? `${e.detail.slice(0, DETAIL_MAX - 1)}…` : e.detail;
+    if (typeof e.ms === 'number') out.ms = e.ms;
+    return out;
+  });
+}
+
+function cut(v: string | undefined): string | undefined {
+  return v === undefined ? undefined : v.length > FIELD_MAX ? v.slice(0, FIELD_MAX) : v;
+}
+
+/** A copy fit for storage; throws InvalidEntryError when a required field is missing. */
+export function cleanEvent(e: DecisionEvent): DecisionEvent {
+  if (!Number.isFinite(e.ts)) throw new InvalidEntryError('event ts must be a time in ms');
+  for (const k of ['clientIp', 'stage', 'action', 'rule'] as const) {
+    if (typeof e[k] !== 'string') throw new InvalidEntryError(`event ${k} must be a string`);
+  }
+  const out: DecisionEvent = {
+    ts: Math.round(e.ts),
+    clientIp: canonicalOrRaw(cut(e.clientIp) as string),
+    rcpts: (e.rcpts ?? []).slice(0, RCPTS_MAX).map((r) => cut(r) as string),
+    stage: e.stage,
+    action: e.action,
+    rule: cut(e.rule) as string,
+    evidence: compactEvidence(e.evidence ?? []),
+  };
+  if (e.sessionId !== undefined) out.sessionId = cut(e.sessionId);
+  if (e.helo !== undefined) out.helo = cut(e.helo);
+  if (e.from !== undefined) out.from = cut(e.from);
+  if (e.code !== undefined) out.code = e.code;
+  if (e.text !== undefined) out.text = cut(e.text);
+  return out;
+}
+
+/** The canonical text of an IP (so queries match however it was written), or the text as given. */
+function canonicalOrRaw(ip: string): string {
+  const n = parseNetwork(ip);
+  return n && !ip.includes('/') ? formatNetwork(n).replace(/\/\d+$/, '') : ip;
+}
+
+export function domainPart(address: string | undefined): string | undefined {
+  if (!address) return undefined;
+  const at = address.lastIndexOf('@');
+  return at < 0 ? undefined : address.slice(at + 1).replace(/\.$/, '').toLowerCase() || undefined;
+}
+
+export function rcptDomains(rcpts: string[]): string[] {
+  return [...new Set(rcpts.map(domainPart).filter((d): d is string => d !== undefined))];
+}
+
+export const DEFAULT_EVENT_LIMIT = 100;
+export const MAX_EVENT_LIMIT = 10_000;
+
+export function eventLimit(q: EventQuery): number {
+  return Math.min(Math.max(1, Math.floor(q.limit ?? DEFAULT_EVENT_LIMIT)), MAX_EVENT_LIMIT);
+}
+
+/** Does the event match the query (for backends that filter in code)? */
+export function eventMatches(e: DecisionEvent, q: EventQuery): boolean {
+  if (q.ip !== undefined && e.clientIp !== q.ip) return false;
+  if (q.rule !== undefined && e.rule !== q.rule) return false;
+  if (q.action !== undefined && e.action !== q.action) return false;
+  if (q.since !== undefined && e.ts < q.since) return false;
+  if (q.until !== undefined && e.ts > q.until) return false;
+  if (q.domain !== undefined) {
+    const d = q.domain.toLowerCase();
+    if (domainPart(e.from) !== d && !rcptDomains(e.rcpts).includes(d)) return false;
+  }
+  return true;
+}

@@ -1,0 +1,216 @@
+// Lua scripts of the Redis backend. Each runs atomically in Redis, so
+// several frontline hosts can ban, list, count and take tokens at the same
+// time without losing updates. Times come from the caller's clock (ARGV),
+// not Redis's, so tests with a fake clock behave like production.
+
+/**
+ * ban — mirrors planBan() in ../bans.ts.
+ * KEYS: bans hash, bans expiry zset, offences hash, offences forget zset
+ * ARGV: cidr, now, forgetMs, reason, category, source, origin, channel,
+ *       fixedMs ('' = none), durationMs for offence 1..K (the last applies beyond)
+ * Returns JSON {ban, created, changed}.
+ */
+export const BAN_LUA = `
+local cidr = ARGV[1]
+local now = tonumber(ARGV[2])
+local forget = tonumber(ARGV[3])
+local fixed = tonumber(ARGV[9])
+local off = nil
+local offRaw = redis.call('HGET', KEYS[3], cidr)
+if offRaw then off = cjson.decode(offRaw) end
+local function save(b, o)
+  local enc = cjson.encode(b)
+  redis.call('HSET', KEYS[1], cidr, enc)
+  redis.call('ZADD', KEYS[2], b.expiresAt, cidr)
+  redis.call('HSET', KEYS[3], cidr, cjson.encode(o))
+  redis.call('ZADD', KEYS[4], o.quietSince + forget, cidr)
+  redis.call('PUBLISH', ARGV[8], '{"origin":' .. cjson.encode(ARGV[7]) .. ',"change":{"kind":"ban","ban":' .. enc .. '}}')
+end
+local cur = redis.call('HGET', KEYS[1], cidr)
+if cur then
+  local b = cjson.decode(cur)
+  if b.expiresAt > now then
+    local extended = fixed ~= nil and now + fixed > b.expiresAt
+    if extended then
+      if not off then off = {offences = b.offences, firstSeen = b.firstSeen, quietSince = b.expiresAt} end
+      b.expiresAt = now + fixed
+      if b.expiresAt > off.quietSince then off.quietSince = b.expiresAt end
+      save(b, off)
+    end
+    return cjson.encode({ban = b, created = false, changed = extended})
+  end
+end
+local n = 1
+local first = now
+if off and now - off.quietSince < forget then
+  n = off.offences + 1
+  first = off.firstSeen
+end
+local ms = fixed
+if ms == nil then
+  local k = #ARGV - 9
+  local i = n
+  if i > k then i = k end
+  ms = tonumber(ARGV[9 + i])
+end
+local b = {cidr = cidr, reason = ARGV[4], category = ARGV[5], source = ARGV[6],
+  firstSeen = first, createdAt = now, expiresAt = now + ms, offences = n}
+save(b, {offences = n, firstSeen = first, quietSince = b.expiresAt})
+return cjson.encode({ban = b, created = true, changed = true})
+`;
+
+/**
+ * unban — the quiet period of the offence record starts now.
+ * KEYS: bans, bans expiry, offences, offences forget
+ * ARGV: cidr, now, forgetMs, origin, channel
+ * Returns 1 when an unexpired ban was lifted.
+ */
+export const UNBAN_LUA = `
+local cidr = ARGV[1]
+local now = tonumber(ARGV[2])
+local cur = redis.call('HGET', KEYS[1], cidr)
+if not cur then return 0 end
+redis.call('HDEL', KEYS[1], cidr)
+redis.call('ZREM', KEYS[2], cidr)
+local b = cjson.decode(cur)
+if b.expiresAt <= now then return 0 end
+local offRaw = redis.call('HGET', KEYS[3], cidr)
+if offRaw then
+  local o = cjson.decode(offRaw)
+  if o.quietSince > now then o.quietSince = now end
+  redis.call('HSET', KEYS[3], cidr, cjson.encode(o))
+  redis.call('ZADD', KEYS[4], o.quietSince + tonumber(ARGV[3]), cidr)
+end
+redis.call('PUBLISH', ARGV[5], '{"origin":' .. cjson.encode(ARGV[4]) .. ',"change":{"kind":"unban","cidr":' .. cjson.encode(cidr) .. '}}')
+return 1
+`;
+
+/**
+ * list-add — the list's kind is fixed by its first entry.
+ * KEYS: lists hash (name → kind), the list's hash (entry → JSON), list expiry zset
+ * ARGV: name, kind, entry, entry JSON, expiresAt ('' = never), origin, channel, change JSON
+ * Returns "OK", or the existing kind when it differs.
+ */
+export const LIST_ADD_LUA = `
+local k = redis.call('HGET', KEYS[1], ARGV[1])
+if k and k ~= ARGV[2] then return k end
+if not k then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+local member = ARGV[1] .. '\\n' .. ARGV[3]
+if ARGV[5] ~= '' then
+  redis.call('ZADD', KEYS[3], tonumber(ARGV[5]), member)
+else
+  redis.call('ZREM', KEYS[3], member)
+end
+redis.call('PUBLISH', ARGV[7], '{"origin":' .. cjson.encode(ARGV[6]) .. ',"change":' .. ARGV[8] .. '}')
+return 'OK'
+`;
+
+/**
+ * list-del. KEYS: the list's hash, list expiry zset. ARGV: name, entry, origin, channel.
+ */
+export const LIST_DEL_LUA = `
+local n = redis.call('HDEL', KEYS[1], ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[1] .. '\\n' .. ARGV[2])
+if n > 0 then
+  redis.call('PUBLISH', ARGV[4], '{"origin":' .. cjson.encode(ARGV[3]) .. ',"change":{"kind":"list-del","list":' ..
+    cjson.encode(ARGV[1]) .. ',"entry":' .. cjson.encode(ARGV[2]) .. '}}')
+end
+return n
+`;
+
+/**
+ * Token bucket. KEYS: bucket hash. ARGV: now, capacity, refillPerSecond, cost.
+ * Returns {allowed 0/1, tokens left as text}. Idle buckets expire once full.
+ */
+export const RATE_LUA = `
+local now = tonumber(ARGV[1])
+local cap = tonumber(ARGV[2])
+local rate = tonumber(ARGV[3])
+local cost = tonumber(ARGV[4])
+local b = redis.call('HMGET', KEYS[1], 't', 'ts')
+local tokens = cap
+local ts = now
+if b[1] then
+  tokens = tonumber(b[1])
+  local last = tonumber(b[2])
+  if now > last then
+    tokens = math.min(cap, tokens + (now - last) / 1000 * rate)
+  else
+    ts = last
+  end
+end
+local allowed = 0
+if tokens >= cost then
+  tokens = tokens - cost
+  allowed = 1
+end
+redis.call('HSET', KEYS[1], 't', string.format('%.17g', tokens), 'ts', string.format('%.17g', ts))
+redis.call('PEXPIRE', KEYS[1], math.ceil((cap - tokens) / rate * 1000) + 1000)
+return {allowed, string.format('%.17g', tokens)}
+`;
+
+/**
+ * Auto-allow counter of a greylisting origin.
+ * KEYS: counter key. ARGV: now, expiresAt. Returns the new count.
+ */
+export const GREY_CLIENT_PASS_LUA = `
+local now = tonumber(ARGV[1])
+local exp = tonumber(ARGV[2])
+local passes = 0
+local raw = redis.call('GET', KEYS[1])
+if raw then
+  local o = cjson.decode(raw)
+  if o.expiresAt > now then passes = o.passes end
+end
+passes = passes + 1
+redis.call('SET', KEYS[1], cjson.encode({passes = passes, expiresAt = exp}), 'PX', math.max(1000, exp - now + 60000))
+return passes
+`;
+
+/**
+ * Append a decision to the capped stream, its ID from the event time (so
+ * time ranges are ID ranges); when that would go backwards (clock skew
+ * between hosts), reuse the stream's last millisecond.
+ * KEYS: stream. ARGV: ts, maxlen, JSON.
+ */
+export const EVENT_ADD_LUA = `
+local ok, id = pcall(redis.call, 'XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], ARGV[1] .. '-*', 'e', ARGV[3])
+if ok then return id end
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+local last = '0-0'
+for i = 1, #info, 2 do
+  if info[i] == 'last-generated-id' then last = info[i + 1] end
+end
+local ms = string.match(last, '^(%d+)-')
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], ms .. '-*', 'e', ARGV[3])
+`;
+
+/**
+ * Drop up to ARGV[2] members of a zset scored ≤ ARGV[1] (now), with their hash fields.
+ * KEYS: zset, hash. Returns how many.
+ */
+export const PURGE_ZSET_LUA = `
+local m = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, x in ipairs(m) do
+  redis.call('HDEL', KEYS[2], x)
+  redis.call('ZREM', KEYS[1], x)
+end
+return #m
+`;
+
+/**
+ * Drop expired list entries. KEYS: list expiry zset. ARGV: now, limit, key
+ * prefix (list hashes are <prefix>list:<name>). Returns how many.
+ */
+export const PURGE_LISTS_LUA = `
+local m = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, x in ipairs(m) do
+  local nl = string.find(x, '\\n', 1, true)
+  if nl then
+    redis.call('HDEL', ARGV[3] .. 'list:' .. string.sub(x, 1, nl - 1), string.sub(x, nl + 1))
+  end
+  redis.call('ZREM', KEYS[1], x)
+end
+return #m
+`;

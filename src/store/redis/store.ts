@@ -1,0 +1,605 @@
+// The shared backend: several frontline hosts on one Redis see the same
+// bans, lists, greylist entries, rate budgets and decision log.
+//
+// Keys (prefix configurable, default "fl:"; see docs/store.md):
+//   <p>bans               hash   cidr → Ban JSON
+//   <p>bans:exp           zset   cidr scored by expiresAt (listing, purge, index load)
+//   <p>offences           hash   cidr → {offences, firstSeen, quietSince}
+//   <p>offences:forget    zset   cidr scored by quietSince + forgetAfter (purge)
+//   <p>lists              hash   list name → kind
+//   <p>list:<name>        hash   entry → {source, addedAt, expiresAt?}
+//   <p>lists:exp          zset   "<name>\n<entry>" scored by expiresAt
+//   <p>grey:<key>         string GreyEntry JSON, PEXPIRE = its expiry
+//   <p>greyc:<origin>     string {passes, expiresAt}, PEXPIRE
+//   <p>rate:<key>         hash   {t: tokens, ts}, PEXPIRE = when full again
+//   <p>events             stream field e = event JSON, IDs <ts>-<seq>, MAXLEN ~
+//   <p>changes            pub/sub channel of {origin, change}
+//
+// Faults: no offline queue, one retry, a short command timeout — while
+// Redis is away every call rejects at once with StoreUnavailableError, and
+// the client reconnects by itself. Bans and lists keep answering from the
+// in-memory index; after a reconnect the index is reloaded, since pub/sub
+// messages sent meanwhile are lost.
+
+import { Redis } from 'ioredis';
+import { durationTable, type BanPlan } from '../bans.js';
+import { BaseStore, checkGreyEntry, checkRateRequest } from '../base-store.js';
+import { checkListKind } from '../entries.js';
+import { InvalidEntryError, StoreUnavailableError } from '../errors.js';
+import { cleanEvent, eventLimit, eventMatches } from '../events.js';
+import { canonicalIp, networkContains, parseNetwork } from '../ip.js';
+import type { MemoryIndex } from '../memory-index.js';
+import type {
+  Ban,
+  BanInput,
+  DecisionEvent,
+  EventQuery,
+  GreyEntry,
+  ListBansOptions,
+  ListEntry,
+  ListInfo,
+  ListKind,
+  PruneOptions,
+  PurgeResult,
+  RateRequest,
+  RateResult,
+  RedisStoreConfig,
+  StoreChange,
+  StoreDeps,
+  StoreHealth,
+} from '../types.js';
+import {
+  BAN_LUA,
+  EVENT_ADD_LUA,
+  GREY_CLIENT_PASS_LUA,
+  LIST_ADD_LUA,
+  LIST_DEL_LUA,
+  PURGE_LISTS_LUA,
+  PURGE_ZSET_LUA,
+  RATE_LUA,
+  UNBAN_LUA,
+} from './scripts.js';
+
+type Arg = string | number;
+
+/** The Lua scripts, as ioredis commands (defineCommand: EVALSHA, falling back to EVAL after a restart). */
+interface Scripts {
+  flBan(...args: Arg[]): Promise<string>;
+  flUnban(...args: Arg[]): Promise<number>;
+  flListAdd(...args: Arg[]): Promise<string>;
+  flListDel(...args: Arg[]): Promise<number>;
+  flRate(...args: Arg[]): Promise<[number, string]>;
+  flGreyClientPass(...args: Arg[]): Promise<number>;
+  flEventAdd(...args: Arg[]): Promise<string>;
+  flPurgeZset(...args: Arg[]): Promise<number>;
+  flPurgeLists(...args: Arg[]): Promise<number>;
+}
+
+type Client = Redis & Scripts;
+
+/** Redis replies that mean "not now" rather than "you are wrong". */
+const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN|NOSCRIPT)/;
+
+function translate(e: unknown): unknown {
+  if (e instanceof StoreUnavailableError || e instanceof InvalidEntryError) return e;
+  const err = e as Error;
+  if (err?.name === 'ReplyError' && !TRANSIENT_REPLY.test(err.message)) return e;
+  return new StoreUnavailableError(`redis: ${err?.message ?? String(e)}`, { cause: e });
+}
+
+/** A Ban from its JSON (Lua's cjson writes keys in any order; this fixes the shape). */
+function banOf(raw: string | null | undefined): Ban | undefined {
+  const b = parseJson<Ban>(raw);
+  return b && shapeBan(b);
+}
+
+function shapeBan(b: Ban): Ban {
+  return {
+    cidr: b.cidr,
+    reason: b.reason,
+    category: b.category,
+    source: b.source,
+    firstSeen: b.firstSeen,
+    createdAt: b.createdAt,
+    expiresAt: b.expiresAt,
+    offences: b.offences,
+  };
+}
+
+function parseJson<T>(raw: string | null | undefined): T | undefined {
+  if (raw === null || raw === undefined) return undefined;
+  return JSON.parse(raw) as T;
+}
+
+export class RedisStore extends BaseStore {
+  readonly backend = 'redis' as const;
+  private readonly p: string;
+  private readonly channel: string;
+  private readonly k: {
+    bans: string;
+    bansExp: string;
+    offences: string;
+    offencesForget: string;
+    lists: string;
+    listsExp: string;
+    events: string;
+  };
+  private client!: Client;
+  private sub!: Redis;
+  private closed = false;
+  private lastErrorLog = 0;
+  private subReadyOnce = false;
+  private reloadTimer?: NodeJS.Timeout;
+
+  private constructor(
+    private readonly cfg: RedisStoreConfig,
+    deps: StoreDeps,
+  ) {
+    super(deps);
+    this.p = cfg.prefix ?? 'fl:';
+    this.channel = `${this.p}changes`;
+    this.k = {
+      bans: `${this.p}bans`,
+      bansExp: `${this.p}bans:exp`,
+      offences: `${this.p}offences`,
+      offencesForget: `${this.p}offences:forget`,
+      lists: `${this.p}lists`,
+      listsExp: `${this.p}lists:exp`,
+      events: `${this.p}events`,
+    };
+  }
+
+  static async open(cfg: RedisStoreConfig, deps: StoreDeps = {}): Promise<RedisStore> {
+    const store = new RedisStore(cfg, deps);
+    await store.connect();
+    store.startPurgeTimer(deps.purgeIntervalSeconds);
+    return store;
+  }
+
+  private makeClient(name: string): Redis {
+    const c = new Redis(this.cfg.url, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      commandTimeout: this.cfg.commandTimeoutMs ?? 1000,
+      connectTimeout: this.cfg.connectTimeoutMs ?? 3000,
+      // Keep trying, quickly at first, never slower than every 2 s.
+      retryStrategy: (times) => Math.min(100 * times, 2000),
+      connectionName: `frontline-${name}`,
+    });
+    c.on('error', (e: Error) => this.logError(e, name));
+    return c;
+  }
+
+  /** ioredis reports every failed reconnect; one line per 10 s is enough. */
+  private logError(e: Error, conn: string): void {
+    const now = Date.now();
+    if (now - this.lastErrorLog < 10_000) return;
+    this.lastErrorLog = now;
+    this.logger.warn({ err: e.message, conn, url: this.cfg.url.replace(/\/\/[^@]*@/, '//***@') }, 'redis connection problem');
+  }
+
+  private async connect(): Promise<void> {
+    const client = this.makeClient('cmd') as Client;
+    client.defineCommand('flBan', { numberOfKeys: 4, lua: BAN_LUA });
+    client.defineCommand('flUnban', { numberOfKeys: 4, lua: UNBAN_LUA });
+    client.defineCommand('flListAdd', { numberOfKeys: 3, lua: LIST_ADD_LUA });
+    client.defineCommand('flListDel', { numberOfKeys: 2, lua: LIST_DEL_LUA });
+    client.defineCommand('flRate', { numberOfKeys: 1, lua: RATE_LUA });
+    client.defineCommand('flGreyClientPass', { numberOfKeys: 1, lua: GREY_CLIENT_PASS_LUA });
+    client.defineCommand('flEventAdd', { numberOfKeys: 1, lua: EVENT_ADD_LUA });
+    client.defineCommand('flPurgeZset', { numberOfKeys: 2, lua: PURGE_ZSET_LUA });
+    client.defineCommand('flPurgeLists', { numberOfKeys: 1, lua: PURGE_LISTS_LUA });
+    const sub = this.makeClient('sub');
+    this.client = client;
+    this.sub = sub;
+    const timeout = this.cfg.connectTimeoutMs ?? 3000;
+    try {
+      await withTimeout(Promise.all([client.connect(), sub.connect()]), timeout, `redis: no connection to ${this.cfg.url} within ${timeout} ms`);
+      sub.on('message', (channel: string, message: string) => this.onMessage(channel, message));
+      await sub.subscribe(this.channel);
+      await this.reload();
+      await client.set(`${this.p}schema`, '1');
+    } catch (e) {
+      client.disconnect();
+      sub.disconnect();
+      throw translate(e);
+    }
+    // Messages published while the subscriber was away are lost: reload the index when both connections are back.
+    sub.on('ready', () => this.scheduleReload());
+    client.on('ready', () => this.scheduleReload());
+    this.subReadyOnce = true;
+  }
+
+  /** Reload the index after a reconnect, retrying until Redis answers (or the store closes). */
+  private scheduleReload(): void {
+    if (!this.subReadyOnce || this.closed || this.reloadTimer) return;
+    const attempt = () => {
+      this.reloadTimer = undefined;
+      if (this.closed) return;
+      this.reload().then(
+        () => this.logger.info({ bans: this.index.stats().bans }, 'redis back: index reloaded'),
+        () => {
+          this.reloadTimer = setTimeout(attempt, 250);
+          this.reloadTimer.unref();
+        },
+      );
+    };
+    this.reloadTimer = setTimeout(attempt, 0);
+    this.reloadTimer.unref();
+  }
+
+  private onMessage(channel: string, message: string): void {
+    if (channel !== this.channel) return;
+    let msg: { origin: string; change: StoreChange };
+    try {
+      msg = JSON.parse(message) as { origin: string; change: StoreChange };
+    } catch {
+      this.logger.warn({ channel }, 'ignoring malformed change message');
+      return;
+    }
+    if (msg.origin !== this.origin) this.changed(msg.change);
+  }
+
+  /** Run a Redis call; every failure that is not a bug becomes StoreUnavailableError. */
+  private async call<T>(fn: (c: Client) => Promise<T>): Promise<T> {
+    if (this.closed) throw new StoreUnavailableError('redis: store is closed');
+    try {
+      return await fn(this.client);
+    } catch (e) {
+      throw translate(e);
+    }
+  }
+
+  /** Rebuild the in-memory index from Redis. */
+  private async reload(): Promise<void> {
+    const fresh = this.beginReload();
+    try {
+      await this.readIndex(fresh);
+    } catch (e) {
+      this.finishReload(undefined);
+      throw e;
+    }
+    this.finishReload(fresh);
+  }
+
+  private async readIndex(fresh: MemoryIndex): Promise<void> {
+    const now = this.clock.now();
+    const page = 20_000;
+    for (let offset = 0; ; offset += page) {
+      const rows = await this.call((c) => c.zrangebyscore(this.k.bansExp, `(${now}`, '+inf', 'WITHSCORES', 'LIMIT', offset, page));
+      for (let i = 0; i < rows.length; i += 2) fresh.setBan(rows[i], Number(rows[i + 1]));
+      if (rows.length < page * 2) break;
+    }
+    const lists = await this.call((c) => c.hgetall(this.k.lists));
+    for (const [name, kind] of Object.entries(lists)) {
+      fresh.defineList(name, checkListKind(kind));
+      let cursor = '0';
+      do {
+        const [next, flat] = await this.call((c) => c.hscan(`${this.p}list:${name}`, cursor, 'COUNT', 5000));
+        cursor = next;
+        for (let i = 0; i < flat.length; i += 2) {
+          const meta = JSON.parse(flat[i + 1]) as { expiresAt?: number };
+          if (meta.expiresAt === undefined || meta.expiresAt > now) fresh.listAdd(name, kind as ListKind, flat[i], meta.expiresAt);
+        }
+      } while (cursor !== '0');
+    }
+  }
+
+  // ---- bans
+
+  protected async writeBan(cidr: string, input: BanInput, now: number): Promise<BanPlan> {
+    let fixed = '';
+    if (input.durationSeconds !== undefined) {
+      const ms = Math.round(input.durationSeconds * 1000);
+      if (!(ms > 0)) throw new InvalidEntryError(`ban duration must be > 0 seconds (got ${input.durationSeconds})`);
+      fixed = String(ms);
+    }
+    const durations = fixed ? [] : durationTable(this.policy, this.random).map((s) => s * 1000);
+    const raw = await this.call((c) =>
+      c.flBan(
+        this.k.bans,
+        this.k.bansExp,
+        this.k.offences,
+        this.k.offencesForget,
+        cidr,
+        now,
+        this.policy.forgetAfterSeconds * 1000,
+        input.reason,
+        input.category,
+        input.source,
+        this.origin,
+        this.channel,
+        fixed,
+        ...durations,
+      ),
+    );
+    const r = JSON.parse(raw) as { ban: Ban; created: boolean; changed: boolean };
+    r.ban = shapeBan(r.ban);
+    return { ban: r.ban, created: r.created, changed: r.changed, offence: { offences: r.ban.offences, firstSeen: r.ban.firstSeen, quietSince: r.ban.expiresAt } };
+  }
+
+  protected async writeUnban(cidr: string, now: number): Promise<boolean> {
+    const n = await this.call((c) =>
+      c.flUnban(this.k.bans, this.k.bansExp, this.k.offences, this.k.offencesForget, cidr, now, this.policy.forgetAfterSeconds * 1000, this.origin, this.channel),
+    );
+    return n === 1;
+  }
+
+  protected async readBan(cidr: string): Promise<Ban | undefined> {
+    return banOf(await this.call((c) => c.hget(this.k.bans, cidr)));
+  }
+
+  protected async readBans(opts: ListBansOptions & { limit: number; offset: number }, now: number): Promise<Ban[]> {
+    if (opts.limit === 0) return [];
+    if (opts.category === undefined) {
+      const cidrs = await this.call((c) => c.zrevrangebyscore(this.k.bansExp, '+inf', `(${now}`, 'LIMIT', opts.offset, opts.limit));
+      return this.bansFor(cidrs, now);
+    }
+    const out: Ban[] = [];
+    let skipped = 0;
+    const page = 1000;
+    for (let at = 0; out.length < opts.limit; at += page) {
+      const cidrs = await this.call((c) => c.zrevrangebyscore(this.k.bansExp, '+inf', `(${now}`, 'LIMIT', at, page));
+      for (const b of await this.bansFor(cidrs, now)) {
+        if (b.category !== opts.category) continue;
+        if (skipped < opts.offset) skipped++;
+        else if (out.length < opts.limit) out.push(b);
+      }
+      if (cidrs.length < page) break;
+    }
+    return out;
+  }
+
+  private async bansFor(cidrs: string[], now: number): Promise<Ban[]> {
+    if (cidrs.length === 0) return [];
+    const raws = await this.call((c) => c.hmget(this.k.bans, ...cidrs));
+    return raws.map((r) => banOf(r)).filter((b): b is Ban => b !== undefined && b.expiresAt > now);
+  }
+
+  // ---- lists
+
+  protected async writeListAdd(e: ListEntry): Promise<void> {
+    const meta: { source: string; addedAt: number; expiresAt?: number } = { source: e.source, addedAt: e.addedAt };
+    if (e.expiresAt !== undefined) meta.expiresAt = e.expiresAt;
+    const change: StoreChange = { kind: 'list-add', entry: e };
+    const r = await this.call((c) =>
+      c.flListAdd(
+        this.k.lists,
+        `${this.p}list:${e.list}`,
+        this.k.listsExp,
+        e.list,
+        e.kind,
+        e.entry,
+        JSON.stringify(meta),
+        e.expiresAt ?? '',
+        this.origin,
+        this.channel,
+        JSON.stringify(change),
+      ),
+    );
+    if (r !== 'OK') throw new InvalidEntryError(`list "${e.list}" holds ${r} entries, not ${e.kind}`);
+  }
+
+  protected async writeListDel(list: string, entry: string): Promise<boolean> {
+    const n = await this.call((c) => c.flListDel(`${this.p}list:${list}`, this.k.listsExp, list, entry, this.origin, this.channel));
+    return n > 0;
+  }
+
+  protected async readListKind(list: string): Promise<ListKind | undefined> {
+    const k = await this.call((c) => c.hget(this.k.lists, list));
+    return k === null ? undefined : checkListKind(k);
+  }
+
+  protected async readList(list: string, now: number): Promise<ListEntry[]> {
+    const kind = await this.readListKind(list);
+    if (!kind) return [];
+    const all = await this.call((c) => c.hgetall(`${this.p}list:${list}`));
+    const out: ListEntry[] = [];
+    for (const [entry, raw] of Object.entries(all)) {
+      const meta = JSON.parse(raw) as { source: string; addedAt: number; expiresAt?: number };
+      if (meta.expiresAt !== undefined && meta.expiresAt <= now) continue;
+      const e: ListEntry = { list, kind, entry, source: meta.source, addedAt: meta.addedAt };
+      if (meta.expiresAt !== undefined) e.expiresAt = meta.expiresAt;
+      out.push(e);
+    }
+    return out.sort((a, b) => (a.entry < b.entry ? -1 : a.entry > b.entry ? 1 : 0));
+  }
+
+  protected async readListNames(now: number): Promise<ListInfo[]> {
+    const lists = await this.call((c) => c.hgetall(this.k.lists));
+    const out: ListInfo[] = [];
+    for (const name of Object.keys(lists).sort()) {
+      const entries = (await this.readList(name, now)).length;
+      out.push({ name, kind: checkListKind(lists[name]), entries });
+    }
+    return out;
+  }
+
+  // ---- greylisting
+
+  private greyKeyName(key: string): string {
+    return `${this.p}grey:${key}`;
+  }
+
+  /** Redis TTL for something the clock says expires at `expiresAt` (a margin: the clock decides, the TTL only collects garbage). */
+  private ttlMs(expiresAt: number): number {
+    return Math.max(1000, Math.ceil(expiresAt - this.clock.now()) + 60_000);
+  }
+
+  async greyGet(key: string): Promise<GreyEntry | undefined> {
+    const e = parseJson<GreyEntry>(await this.call((c) => c.get(this.greyKeyName(key))));
+    return e && e.expiresAt > this.clock.now() ? e : undefined;
+  }
+
+  async greyPut(key: string, entry: GreyEntry): Promise<void> {
+    const e = checkGreyEntry(entry);
+    await this.call((c) => c.set(this.greyKeyName(key), JSON.stringify(e), 'PX', this.ttlMs(e.expiresAt)));
+  }
+
+  async greyDelete(key: string): Promise<boolean> {
+    return (await this.call((c) => c.del(this.greyKeyName(key)))) > 0;
+  }
+
+  /** Every greylist key in Redis with its entry (SCAN: fine for admin commands, not for the hot path). */
+  private async greyScan(visit: (key: string, entry: GreyEntry) => void): Promise<void> {
+    const pattern = `${this.p.replace(/[*?[\]\\]/g, '\\$&')}grey:*`;
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.call((c) => c.scan(cursor, 'MATCH', pattern, 'COUNT', 1000));
+      cursor = next;
+      if (keys.length === 0) continue;
+      const raws = await this.call((c) => c.mget(...keys));
+      keys.forEach((k, i) => {
+        const e = parseJson<GreyEntry>(raws[i]);
+        if (e) visit(k.slice(this.p.length + 'grey:'.length), e);
+      });
+    } while (cursor !== '0');
+  }
+
+  async greyList(opts: { limit?: number } = {}): Promise<Array<{ key: string; entry: GreyEntry }>> {
+    const limit = Math.min(Math.max(1, Math.floor(opts.limit ?? 1000)), 1_000_000);
+    const now = this.clock.now();
+    const out: Array<{ key: string; entry: GreyEntry }> = [];
+    await this.greyScan((key, entry) => {
+      if (entry.expiresAt > now) out.push({ key, entry });
+    });
+    out.sort((a, b) => b.entry.lastSeen - a.entry.lastSeen || (a.key < b.key ? -1 : 1));
+    return out.slice(0, limit);
+  }
+
+  async greyDeleteByClient(ipOrCidr: string): Promise<number> {
+    const net = parseNetwork(ipOrCidr);
+    if (!net) throw new InvalidEntryError(`not an IP address or CIDR: ${JSON.stringify(ipOrCidr)}`);
+    const doomed: string[] = [];
+    await this.greyScan((key, entry) => {
+      const ip = parseNetwork(entry.clientIp);
+      if (ip && networkContains(net, ip)) doomed.push(this.greyKeyName(key));
+    });
+    let n = 0;
+    for (let i = 0; i < doomed.length; i += 500) {
+      const chunk = doomed.slice(i, i + 500);
+      n += await this.call((c) => c.del(...chunk));
+    }
+    return n;
+  }
+
+  async greyClientPasses(client: string): Promise<number> {
+    const o = parseJson<{ passes: number; expiresAt: number }>(await this.call((c) => c.get(`${this.p}greyc:${client}`)));
+    return o && o.expiresAt > this.clock.now() ? o.passes : 0;
+  }
+
+  async greyClientPass(client: string, expiresAt: number): Promise<number> {
+    return this.call((c) => c.flGreyClientPass(`${this.p}greyc:${client}`, this.clock.now(), expiresAt));
+  }
+
+  // ---- rate limits
+
+  async rateTake(key: string, req: RateRequest): Promise<RateResult> {
+    const { capacity, refillPerSecond, cost } = checkRateRequest(req);
+    const [allowed, left] = await this.call((c) => c.flRate(`${this.p}rate:${key}`, this.clock.now(), capacity, refillPerSecond, cost));
+    const remaining = Number(left);
+    return { allowed: allowed === 1, remaining, retryAfterSeconds: allowed === 1 ? 0 : (cost - remaining) / refillPerSecond };
+  }
+
+  // ---- decision log
+
+  async logEvent(event: DecisionEvent): Promise<void> {
+    const e = cleanEvent(event);
+    delete e.id;
+    await this.call((c) => c.flEventAdd(this.k.events, e.ts, this.cfg.eventsMaxLen ?? 1_000_000, JSON.stringify(e)));
+  }
+
+  /** Newest first, scanning back through the stream (at most 200,000 entries per query). */
+  async queryEvents(q: EventQuery): Promise<DecisionEvent[]> {
+    const limit = eventLimit(q);
+    const query: EventQuery = { ...q, ip: q.ip === undefined ? undefined : canonicalIp(q.ip) };
+    const out: DecisionEvent[] = [];
+    let end = q.until !== undefined ? `${Math.floor(q.until)}` : '+';
+    const start = q.since !== undefined ? `${Math.ceil(q.since)}` : '-';
+    const page = 1000;
+    for (let scanned = 0; out.length < limit && scanned < 200_000; scanned += page) {
+      const rows = await this.call((c) => c.xrevrange(this.k.events, end, start, 'COUNT', page));
+      for (const [id, fields] of rows) {
+        const e = JSON.parse(fields[1]) as DecisionEvent;
+        e.id = id;
+        if (eventMatches(e, query)) out.push(e);
+        if (out.length >= limit) break;
+      }
+      if (rows.length < page) break;
+      end = `(${rows[rows.length - 1][0]}`;
+    }
+    return out;
+  }
+
+  async pruneEvents(opts: PruneOptions): Promise<number> {
+    let n = 0;
+    if (opts.maxAgeSeconds !== undefined) {
+      const minId = Math.max(0, Math.floor(this.clock.now() - opts.maxAgeSeconds * 1000));
+      n += await this.call((c) => c.xtrim(this.k.events, 'MINID', minId));
+    }
+    if (opts.maxRows !== undefined) {
+      const keep = Math.max(0, Math.floor(opts.maxRows));
+      n += await this.call((c) => c.xtrim(this.k.events, 'MAXLEN', keep));
+    }
+    return n;
+  }
+
+  // ---- housekeeping
+
+  protected async purgeBackend(now: number): Promise<PurgeResult> {
+    const drain = async (run: () => Promise<number>): Promise<number> => {
+      let total = 0;
+      for (;;) {
+        const n = await run();
+        total += n;
+        if (n < 1000) return total;
+      }
+    };
+    return {
+      bans: await drain(() => this.call((c) => c.flPurgeZset(this.k.bansExp, this.k.bans, now, 1000))),
+      offences: await drain(() => this.call((c) => c.flPurgeZset(this.k.offencesForget, this.k.offences, now, 1000))),
+      listEntries: await drain(() => this.call((c) => c.flPurgeLists(this.k.listsExp, now, 1000, this.p))),
+      // Greylist entries and rate buckets carry Redis TTLs: Redis drops them itself.
+      greylist: 0,
+      rateBuckets: 0,
+      changes: 0,
+    };
+  }
+
+  async health(): Promise<StoreHealth> {
+    const t0 = performance.now();
+    try {
+      await this.call((c) => c.ping());
+      return { ok: true, backend: 'redis', detail: `${this.cfg.url.replace(/\/\/[^@]*@/, '//***@')} prefix ${this.p}`, latencyMs: performance.now() - t0 };
+    } catch (e) {
+      return { ok: false, backend: 'redis', detail: (e as Error).message };
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.stopPurgeTimer();
+    if (this.reloadTimer) clearTimeout(this.reloadTimer);
+    this.sub.removeAllListeners('ready');
+    this.client.removeAllListeners('ready');
+    await Promise.allSettled([this.client.quit(), this.sub.quit()]);
+    this.client.disconnect();
+    this.sub.disconnect();
+  }
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new StoreUnavailableError(message)), ms);
+      }),
+    ]);
+  } finally {
+    if (timer) clearTimeout(timer);
+  }
+}

@@ -1,0 +1,131 @@
+// SQLite schema and its migrations. `schema_version` holds the number of the
+// last migration applied; each migration runs in its own transaction, so a
+// crash mid-upgrade leaves the previous version intact. Never edit a shipped
+// migration: append a new one.
+
+import type Database from 'better-sqlite3';
+import { StoreUnavailableError } from '../errors.js';
+
+export const MIGRATIONS: readonly string[] = [
+  // 1: the first schema.
+  `
+  CREATE TABLE bans (
+    cidr TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    category TEXT NOT NULL,
+    source TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    offences INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX bans_by_expiry ON bans (expires_at);
+
+  CREATE TABLE offences (
+    cidr TEXT PRIMARY KEY,
+    offences INTEGER NOT NULL,
+    first_seen INTEGER NOT NULL,
+    quiet_since INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX offences_by_quiet ON offences (quiet_since);
+
+  CREATE TABLE lists (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE list_entries (
+    list TEXT NOT NULL,
+    entry TEXT NOT NULL,
+    source TEXT NOT NULL,
+    added_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    PRIMARY KEY (list, entry)
+  ) WITHOUT ROWID;
+  CREATE INDEX list_entries_by_expiry ON list_entries (expires_at) WHERE expires_at IS NOT NULL;
+
+  CREATE TABLE greylist (
+    key TEXT PRIMARY KEY,
+    client_ip TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    passed_at INTEGER,
+    attempts INTEGER NOT NULL,
+    passes INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX greylist_by_client ON greylist (client_ip);
+  CREATE INDEX greylist_by_expiry ON greylist (expires_at);
+
+  CREATE TABLE grey_clients (
+    client TEXT PRIMARY KEY,
+    passes INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE rate_buckets (
+    key TEXT PRIMARY KEY,
+    tokens REAL NOT NULL,
+    updated_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX rate_buckets_by_expiry ON rate_buckets (expires_at);
+
+  CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    session_id TEXT,
+    client_ip TEXT NOT NULL,
+    helo TEXT,
+    mail_from TEXT,
+    from_domain TEXT,
+    rcpts TEXT NOT NULL,
+    rcpt_domains TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    action TEXT NOT NULL,
+    code INTEGER,
+    rule TEXT NOT NULL,
+    text TEXT,
+    evidence TEXT NOT NULL
+  );
+  CREATE INDEX events_by_ts ON events (ts);
+  CREATE INDEX events_by_ip ON events (client_ip, ts);
+  CREATE INDEX events_by_rule ON events (rule, ts);
+  CREATE INDEX events_by_from_domain ON events (from_domain, ts);
+
+  -- Every ban/list change, so other processes on the same file (the CLI, a
+  -- second daemon) can follow them. AUTOINCREMENT: sequence numbers never go
+  -- back, even after old rows are pruned.
+  CREATE TABLE changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts INTEGER NOT NULL,
+    origin TEXT NOT NULL,
+    change TEXT NOT NULL
+  );
+  CREATE INDEX changes_by_ts ON changes (ts);
+  `,
+];
+
+export function schemaVersion(db: Database.Database): number {
+  db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at INTEGER NOT NULL)');
+  const row = db.prepare('SELECT max(version) AS v FROM schema_version').get() as { v: number | null };
+  return row.v ?? 0;
+}
+
+/** Bring the database to the latest schema; refuses a database written by a newer frontline. */
+export function migrate(db: Database.Database, now: number): number {
+  const current = schemaVersion(db);
+  if (current > MIGRATIONS.length) {
+    throw new StoreUnavailableError(`database schema version ${current} is newer than this frontline knows (${MIGRATIONS.length}); upgrade frontline`);
+  }
+  for (let v = current + 1; v <= MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      // Re-check inside the write transaction: another process may have migrated meanwhile.
+      if (schemaVersion(db) >= v) return;
+      db.exec(MIGRATIONS[v - 1]);
+      db.prepare('INSERT INTO schema_version (version, applied_at) VALUES (?, ?)').run(v, now);
+    }).immediate();
+  }
+  return MIGRATIONS.length;
+}

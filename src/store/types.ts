@@ -1,0 +1,327 @@
+// The Store: everything frontline remembers — bans, named lists, greylist
+// entries, rate-limit buckets, the decision log — behind one interface with
+// two backends (SQLite embedded, Redis shared between hosts). See
+// docs/store.md.
+//
+// Times are milliseconds since the epoch, taken from the injected Clock;
+// durations in configuration are seconds.
+
+import type { Clock } from '../core/types.js';
+
+/** Why an address was banned; free text allowed beyond the usual ones. */
+export type BanCategory = 'spamtrap' | 'dnsbl' | 'brute-force' | 'probe' | 'policy' | 'manual' | (string & {});
+
+export interface BanInput {
+  /** IP or CIDR; stored in canonical form ("192.0.2.0/24", "192.0.2.7/32"). */
+  cidr: string;
+  reason: string;
+  category: BanCategory;
+  /** Who banned: a rule name, `cli:<user>`, `log:<file>`, a host name… */
+  source: string;
+  /** Fixed duration (manual bans); otherwise the reoffender policy decides. */
+  durationSeconds?: number;
+}
+
+export interface Ban {
+  cidr: string;
+  reason: string;
+  category: BanCategory;
+  source: string;
+  /** First offence of the current offence history (survives expiry until forgotten). */
+  firstSeen: number;
+  /** When this ban started. */
+  createdAt: number;
+  expiresAt: number;
+  /** Offence number of this ban (1 = first); decides its length. */
+  offences: number;
+}
+
+export type BanResult =
+  | {
+      refused: false;
+      ban: Ban;
+      /** False when an unexpired ban already existed (it is kept; a fixed duration may extend it). */
+      created: boolean;
+    }
+  | { refused: true; cidr: string; why: string };
+
+/** Reoffenders: duration = min(base × factor^(offences−1), max) × (1 ± jitter). */
+export interface BanPolicy {
+  baseSeconds: number;
+  factor: number;
+  maxSeconds: number;
+  /** Fraction (0.1 = ±10 %), so bans made together do not all expire together. */
+  jitter: number;
+  /** The offence count starts again after this long without a ban. */
+  forgetAfterSeconds: number;
+}
+
+export const DEFAULT_BAN_POLICY: BanPolicy = {
+  baseSeconds: 3600,
+  factor: 2,
+  maxSeconds: 30 * 86400,
+  jitter: 0.1,
+  forgetAfterSeconds: 90 * 86400,
+};
+
+export interface ListBansOptions {
+  limit?: number;
+  offset?: number;
+  category?: string;
+}
+
+/**
+ * - ip: IPs and CIDRs (longest-prefix match);
+ * - domain: a name matches itself and its subdomains;
+ * - asn: "AS64496" (look the client up in an AsnTable first);
+ * - address: whole e-mail addresses, e.g. spamtraps (case-insensitive).
+ */
+export type ListKind = 'ip' | 'domain' | 'asn' | 'address';
+export const LIST_KINDS: readonly ListKind[] = ['ip', 'domain', 'asn', 'address'];
+
+export interface ListEntry {
+  list: string;
+  kind: ListKind;
+  /** Canonical form (CIDR text, lower-case domain, "AS123", lower-case address). */
+  entry: string;
+  source: string;
+  addedAt: number;
+  expiresAt?: number;
+}
+
+export interface ListAddOptions {
+  source: string;
+  expiresAt?: number;
+  /** Kind of a new list; inferred from the entry when absent. Must match an existing list's kind. */
+  kind?: ListKind;
+}
+
+export interface ListInfo {
+  name: string;
+  kind: ListKind;
+  entries: number;
+}
+
+export interface GreyEntry {
+  firstSeen: number;
+  lastSeen: number;
+  /** When the triplet first passed (retried after the delay); absent while still deferred. */
+  passedAt?: number;
+  /** Attempts seen (deferred and passed). */
+  attempts: number;
+  /** Deliveries that passed. */
+  passes: number;
+  /** Last client IP seen for this triplet. */
+  clientIp: string;
+  /** The store forgets the entry after this. */
+  expiresAt: number;
+}
+
+export interface RateRequest {
+  /** Bucket size: the burst allowed. */
+  capacity: number;
+  /** Tokens added back per second (sustained rate). */
+  refillPerSecond: number;
+  /** Tokens this event costs (default 1). */
+  cost?: number;
+}
+
+export interface RateResult {
+  allowed: boolean;
+  /** Tokens left after this event (fractional). */
+  remaining: number;
+  /** When refused: seconds until `cost` tokens are back; 0 when allowed. */
+  retryAfterSeconds: number;
+}
+
+/** Evidence as stored in the decision log: enough to explain, small enough to keep millions. */
+export interface EventEvidence {
+  check: string;
+  result: string;
+  detail?: string;
+  ms?: number;
+}
+
+/** One decision, as stored in the log. */
+export interface DecisionEvent {
+  /** Assigned by the store; ignored on logEvent. */
+  id?: string;
+  ts: number;
+  sessionId?: string;
+  clientIp: string;
+  helo?: string;
+  /** MAIL FROM ('' = null sender). */
+  from?: string;
+  rcpts: string[];
+  stage: string;
+  action: string;
+  code?: number;
+  rule: string;
+  /** Reply text, when there was one. */
+  text?: string;
+  evidence: EventEvidence[];
+}
+
+export interface EventQuery {
+  /** Exact client IP. */
+  ip?: string;
+  /** Matches the sender's domain or any recipient's domain (exactly, lower-case). */
+  domain?: string;
+  since?: number;
+  until?: number;
+  rule?: string;
+  action?: string;
+  /** Newest first; default 100, at most 10,000. */
+  limit?: number;
+}
+
+export interface PruneOptions {
+  /** Delete events older than this. */
+  maxAgeSeconds?: number;
+  /** Keep at most this many (the newest). */
+  maxRows?: number;
+}
+
+export type StoreChange =
+  | { kind: 'ban'; ban: Ban }
+  | { kind: 'unban'; cidr: string }
+  | { kind: 'list-add'; entry: ListEntry }
+  | { kind: 'list-del'; list: string; entry: string };
+
+export type ChangeListener = (change: StoreChange) => void;
+
+export interface StoreHealth {
+  ok: boolean;
+  backend: 'sqlite' | 'redis';
+  detail: string;
+  latencyMs?: number;
+}
+
+export interface PurgeResult {
+  bans: number;
+  offences: number;
+  listEntries: number;
+  greylist: number;
+  rateBuckets: number;
+  changes: number;
+}
+
+/** Synchronous in-memory answers (the tries and sets kept in step with the store): no I/O, no await. */
+export interface StoreLookup {
+  /** Is `ip` inside an unexpired ban? (The fastest question: no text is built.) */
+  isBanned(ip: string): boolean;
+  /** The longest unexpired ban containing `ip`. */
+  bannedBy(ip: string): { cidr: string; expiresAt: number } | undefined;
+  listHas(list: string, value: string | number): boolean;
+  /** The entry that matched (e.g. the CIDR or parent domain), or undefined. */
+  listMatch(list: string, value: string | number): string | undefined;
+  listKind(list: string): ListKind | undefined;
+}
+
+export interface Store {
+  readonly backend: 'sqlite' | 'redis';
+  /** In-memory lookups, for hot paths that want no promise at all. */
+  readonly lookup: StoreLookup;
+
+  // Bans
+  /** Ban an IP/CIDR. Refused (and logged) when it overlaps the never-ban set. Throws InvalidEntryError on a bad CIDR. */
+  ban(input: BanInput): Promise<BanResult>;
+  /** Lift a ban now (exact CIDR); the offence count is kept (the quiet period starts now). */
+  unban(cidr: string): Promise<boolean>;
+  /** Longest unexpired ban containing `ip`. A miss is answered from memory; a hit reads the details. */
+  getBan(ip: string): Promise<Ban | undefined>;
+  /** The unexpired ban on exactly this CIDR. */
+  showBan(cidr: string): Promise<Ban | undefined>;
+  /** Unexpired bans, latest expiry first. */
+  listBans(opts?: ListBansOptions): Promise<Ban[]>;
+
+  // Lists
+  listAdd(list: string, entry: string, opts: ListAddOptions): Promise<ListEntry>;
+  listDel(list: string, entry: string): Promise<boolean>;
+  /** Unexpired entries of a list, sorted by entry. */
+  listShow(list: string): Promise<ListEntry[]>;
+  listNames(): Promise<ListInfo[]>;
+  /** Same as lookup.listHas (from memory). */
+  listHas(list: string, value: string | number): Promise<boolean>;
+
+  // Greylisting
+  greyGet(key: string): Promise<GreyEntry | undefined>;
+  greyPut(key: string, entry: GreyEntry): Promise<void>;
+  greyDelete(key: string): Promise<boolean>;
+  greyList(opts?: { limit?: number }): Promise<Array<{ key: string; entry: GreyEntry }>>;
+  /** Drop every entry last seen from this IP or inside this CIDR (greytrapping); returns how many. */
+  greyDeleteByClient(ipOrCidr: string): Promise<number>;
+  /** Passed deliveries counted for a client (subnet or SPF domain) — for auto-allow. */
+  greyClientPasses(client: string): Promise<number>;
+  /** Count one more passed delivery; the counter lives until `expiresAt`. Returns the new count. */
+  greyClientPass(client: string, expiresAt: number): Promise<number>;
+
+  // Rate limits
+  /** Token bucket: take `cost` tokens from `key` if there are enough. Atomic, shared by all hosts on Redis. */
+  rateTake(key: string, req: RateRequest): Promise<RateResult>;
+
+  // Decision log
+  logEvent(event: DecisionEvent): Promise<void>;
+  queryEvents(q: EventQuery): Promise<DecisionEvent[]>;
+  /** Apply retention; returns the number of events deleted. */
+  pruneEvents(opts: PruneOptions): Promise<number>;
+
+  // Change feed
+  /** Bans and list changes, from this process and (Redis, or SQLite via its change table) from others. Returns an unsubscribe function. */
+  onChange(listener: ChangeListener): () => void;
+
+  /** Delete expired bans, list entries, greylist entries, idle rate buckets and forgotten offence counts. */
+  purge(): Promise<PurgeResult>;
+  health(): Promise<StoreHealth>;
+  close(): Promise<void>;
+}
+
+/** pino-compatible logger subset. */
+export interface StoreLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export const silentLogger: StoreLogger = { info() {}, warn() {}, error() {} };
+
+export interface StoreDeps {
+  clock?: Clock;
+  logger?: StoreLogger;
+  banPolicy?: Partial<BanPolicy>;
+  /** CIDRs never banned (loopback is always added): my networks, admin networks. */
+  neverBan?: string[];
+  /** Names of ip lists whose entries are never banned either (e.g. the whitelist). */
+  neverBanLists?: string[];
+  /** Random source for ban jitter (tests pin it). */
+  random?: () => number;
+  /** Run purge() this often (seconds); 0 = never (default 300). */
+  purgeIntervalSeconds?: number;
+}
+
+export interface SqliteStoreConfig {
+  backend: 'sqlite';
+  /** File path, or ':memory:' (tests). */
+  path: string;
+  /** NORMAL (default) survives process death (SIGKILL); FULL also survives power loss, at an fsync per commit. */
+  synchronous?: 'NORMAL' | 'FULL';
+  busyTimeoutMs?: number;
+  /** How often to read the change table written by other processes (ms; 0 = never). Default 500. */
+  pollMs?: number;
+}
+
+export interface RedisStoreConfig {
+  backend: 'redis';
+  /** redis://[:password@]host:port[/db] */
+  url: string;
+  /** Key prefix, default "fl:" — lets several installations share one Redis. */
+  prefix?: string;
+  /** A command not answered within this fails with StoreUnavailableError (default 1000 ms). */
+  commandTimeoutMs?: number;
+  /** openStore waits this long for the first connection (default 3000 ms). */
+  connectTimeoutMs?: number;
+  /** Cap on the decision-log stream (approximate, XADD MAXLEN ~). Default 1,000,000. */
+  eventsMaxLen?: number;
+}
+
+export type StoreConfig = SqliteStoreConfig | RedisStoreConfig;

@@ -1,0 +1,557 @@
+// The Store conformance suite: the same behaviour asserted on every backend.
+// A backend test file calls storeConformance() with a factory that gives
+// each test a fresh, empty namespace (a new SQLite file, a new Redis key
+// prefix) in which any number of stores can be opened on the same state.
+
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Store, StoreChange, StoreDeps, StoreLogger } from '../../src/store/types.js';
+import { InvalidEntryError } from '../../src/store/errors.js';
+import { ManualClock } from './fake-clock.js';
+
+export interface Namespace {
+  /** Open a store on this namespace's state (call again for a second "host"). */
+  open(deps: StoreDeps): Promise<Store>;
+}
+
+export interface Backend {
+  /** A new, empty namespace. */
+  fresh(): Promise<Namespace>;
+  /** Released after the suite. */
+  close(): Promise<void>;
+}
+
+export interface ConformanceOptions {
+  /** Reason to skip the whole suite (e.g. redis-server missing). */
+  skip?: string;
+}
+
+const HOUR = 3600;
+const DAY = 86400;
+
+interface Logged {
+  level: string;
+  obj: object;
+  msg: string;
+}
+
+function recordingLogger(): StoreLogger & { lines: Logged[] } {
+  const lines: Logged[] = [];
+  return {
+    lines,
+    info: (obj, msg) => lines.push({ level: 'info', obj, msg }),
+    warn: (obj, msg) => lines.push({ level: 'warn', obj, msg }),
+    error: (obj, msg) => lines.push({ level: 'error', obj, msg }),
+  };
+}
+
+/** Wait until `cond` holds (polling every 10 ms), or fail after `ms`. */
+export async function eventually(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await cond()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.fail(`not within ${ms} ms: ${what}`);
+}
+
+export function storeConformance(name: string, setup: () => Promise<Backend>, opts: ConformanceOptions = {}): void {
+  describe(`Store conformance: ${name}`, { skip: opts.skip }, () => {
+    let backend: Backend;
+    const opened: Store[] = [];
+
+    before(async () => {
+      backend = await setup();
+    });
+    after(async () => {
+      for (const s of opened) await s.close();
+      await backend?.close();
+    });
+
+    /** A fresh namespace and a store on it with a manual clock and jitter pinned to 0 (random = 0.5). */
+    async function fresh(deps: StoreDeps = {}) {
+      const clock = (deps.clock as ManualClock | undefined) ?? new ManualClock();
+      const logger = recordingLogger();
+      const ns = await backend.fresh();
+      const open = async (more: StoreDeps = {}) => {
+        const s = await ns.open({ clock, logger, random: () => 0.5, purgeIntervalSeconds: 0, ...deps, ...more });
+        opened.push(s);
+        return s;
+      };
+      const store = await open();
+      return { store, clock, logger, open };
+    }
+
+    describe('bans', () => {
+      test('ban, then getBan finds it; canonical CIDR; first offence lasts baseSeconds', async () => {
+        const { store, clock } = await fresh();
+        const r = await store.ban({ cidr: '192.0.2.7', reason: 'spamtrap hit', category: 'spamtrap', source: 'rule:trap' });
+        assert.equal(r.refused, false);
+        assert.ok(!r.refused && r.created);
+        const ban = await store.getBan('192.0.2.7');
+        assert.deepEqual(ban, {
+          cidr: '192.0.2.7/32',
+          reason: 'spamtrap hit',
+          category: 'spamtrap',
+          source: 'rule:trap',
+          firstSeen: clock.now(),
+          createdAt: clock.now(),
+          expiresAt: clock.now() + HOUR * 1000,
+          offences: 1,
+        });
+        assert.equal(await store.getBan('192.0.2.8'), undefined);
+        assert.equal(await store.getBan('not-an-ip'), undefined);
+        assert.deepEqual(store.lookup.bannedBy('192.0.2.7'), { cidr: '192.0.2.7/32', expiresAt: clock.now() + HOUR * 1000 });
+        assert.deepEqual(await store.showBan('192.0.2.7/32'), ban);
+      });
+
+      test('getBan returns the longest unexpired prefix containing the IP (IPv4 and IPv6)', async () => {
+        const { store } = await fresh();
+        await store.ban({ cidr: '198.51.100.0/24', reason: 'net', category: 'dnsbl', source: 't', durationSeconds: 10 * HOUR });
+        await store.ban({ cidr: '198.51.100.9', reason: 'host', category: 'probe', source: 't' });
+        await store.ban({ cidr: '2001:db8:1::/48', reason: 'v6', category: 'manual', source: 't' });
+        assert.equal((await store.getBan('198.51.100.9'))?.cidr, '198.51.100.9/32');
+        assert.equal((await store.getBan('198.51.100.10'))?.cidr, '198.51.100.0/24');
+        assert.equal(await store.getBan('198.51.101.1'), undefined);
+        assert.equal((await store.getBan('2001:db8:1:2::3'))?.cidr, '2001:db8:1::/48');
+        assert.equal((await store.getBan('::ffff:198.51.100.9'))?.cidr, '198.51.100.9/32');
+        assert.equal(await store.getBan('2001:db8:2::1'), undefined);
+      });
+
+      test('bans expire by themselves: the shorter prefix takes over, listings drop them, purge deletes them', async () => {
+        const { store, clock } = await fresh();
+        await store.ban({ cidr: '203.0.113.0/24', reason: 'net', category: 'policy', source: 't', durationSeconds: 5 * HOUR });
+        await store.ban({ cidr: '203.0.113.5', reason: 'host', category: 'policy', source: 't' });
+        clock.advance(HOUR - 1);
+        assert.equal((await store.getBan('203.0.113.5'))?.cidr, '203.0.113.5/32');
+        clock.advance(1);
+        assert.equal((await store.getBan('203.0.113.5'))?.cidr, '203.0.113.0/24', 'expired /32 no longer matches');
+        assert.equal(await store.showBan('203.0.113.5'), undefined);
+        assert.deepEqual(
+          (await store.listBans()).map((b) => b.cidr),
+          ['203.0.113.0/24'],
+        );
+        const purged = await store.purge();
+        assert.equal(purged.bans, 1);
+        clock.advance(5 * HOUR);
+        assert.equal(await store.getBan('203.0.113.5'), undefined);
+        assert.deepEqual(await store.listBans(), []);
+      });
+
+      test('reoffenders: each new ban lasts longer (geometric), capped at maxSeconds', async () => {
+        const { store, clock } = await fresh({ banPolicy: { baseSeconds: HOUR, factor: 2, maxSeconds: 5 * HOUR } });
+        const lengths: number[] = [];
+        const offences: number[] = [];
+        for (let i = 0; i < 5; i++) {
+          const r = await store.ban({ cidr: '192.0.2.50', reason: 'again', category: 'brute-force', source: 't' });
+          assert.ok(!r.refused && r.created);
+          lengths.push((r.ban.expiresAt - r.ban.createdAt) / 1000);
+          offences.push(r.ban.offences);
+          clock.ms = r.ban.expiresAt + 60_000;
+        }
+        assert.deepEqual(offences, [1, 2, 3, 4, 5]);
+        assert.deepEqual(lengths, [HOUR, 2 * HOUR, 4 * HOUR, 5 * HOUR, 5 * HOUR]);
+      });
+
+      test('the offence count is forgotten after the quiet period; firstSeen restarts with it', async () => {
+        const { store, clock } = await fresh({ banPolicy: { forgetAfterSeconds: 10 * DAY } });
+        const first = await store.ban({ cidr: '192.0.2.60', reason: 'a', category: 'probe', source: 't' });
+        assert.ok(!first.refused);
+        const t0 = clock.now();
+        clock.ms = first.ban.expiresAt + 10 * DAY * 1000 - 1000;
+        const second = await store.ban({ cidr: '192.0.2.60', reason: 'b', category: 'probe', source: 't' });
+        assert.ok(!second.refused);
+        assert.equal(second.ban.offences, 2);
+        assert.equal(second.ban.firstSeen, t0);
+        clock.ms = second.ban.expiresAt + 10 * DAY * 1000;
+        const third = await store.ban({ cidr: '192.0.2.60', reason: 'c', category: 'probe', source: 't' });
+        assert.ok(!third.refused);
+        assert.equal(third.ban.offences, 1);
+        assert.equal(third.ban.firstSeen, clock.now());
+        assert.equal(third.ban.expiresAt - third.ban.createdAt, HOUR * 1000);
+      });
+
+      test('jitter: ± the configured fraction', async () => {
+        const low = await fresh({ random: () => 0 });
+        const r1 = await low.store.ban({ cidr: '192.0.2.70', reason: 'j', category: 'probe', source: 't' });
+        assert.ok(!r1.refused);
+        assert.equal(r1.ban.expiresAt - r1.ban.createdAt, 3240_000);
+        const high = await fresh({ random: () => 1 });
+        const r2 = await high.store.ban({ cidr: '192.0.2.70', reason: 'j', category: 'probe', source: 't' });
+        assert.ok(!r2.refused);
+        assert.equal(r2.ban.expiresAt - r2.ban.createdAt, 3960_000);
+      });
+
+      test('banning an already banned address is not a new offence; a fixed duration can extend it', async () => {
+        const { store, clock } = await fresh();
+        const a = await store.ban({ cidr: '192.0.2.80', reason: 'first', category: 'spamtrap', source: 't' });
+        clock.advance(60);
+        const b = await store.ban({ cidr: '192.0.2.80', reason: 'second', category: 'spamtrap', source: 't' });
+        assert.ok(!a.refused && !b.refused);
+        assert.equal(b.created, false);
+        assert.deepEqual(b.ban, a.ban);
+        const c = await store.ban({ cidr: '192.0.2.80/32', reason: 'admin', category: 'manual', source: 'cli', durationSeconds: 7 * DAY });
+        assert.ok(!c.refused);
+        assert.equal(c.created, false);
+        assert.equal(c.ban.expiresAt, clock.now() + 7 * DAY * 1000);
+        assert.equal(c.ban.offences, 1);
+        assert.equal((await store.getBan('192.0.2.80'))?.expiresAt, c.ban.expiresAt);
+      });
+
+      test('never-ban: loopback always, configured networks, entries of never-ban lists; refusals are logged', async () => {
+        const { store, logger } = await fresh({ neverBan: ['10.0.0.0/8', '2001:db8:ffff::/48'], neverBanLists: ['whitelist'] });
+        await store.listAdd('whitelist', '203.0.113.0/26', { source: 'config' });
+        for (const cidr of ['127.0.0.1', '::1', '0.0.0.0/0', '10.1.2.3', '10.0.0.0/7', '2001:db8:ffff:1::1', '2001:db8::/32', '203.0.113.5', '203.0.113.0/24']) {
+          const r = await store.ban({ cidr, reason: 'x', category: 'manual', source: 't' });
+          assert.equal(r.refused, true, cidr);
+          assert.ok(r.refused && r.why.length > 0);
+        }
+        const ok = await store.ban({ cidr: '203.0.113.64/26', reason: 'x', category: 'manual', source: 't' });
+        assert.equal(ok.refused, false);
+        assert.equal(await store.getBan('10.1.2.3'), undefined);
+        const refusals = logger.lines.filter((l) => l.level === 'warn' && /never-ban/.test(l.msg));
+        assert.equal(refusals.length, 9);
+        assert.equal((refusals[0].obj as { cidr: string }).cidr, '127.0.0.1/32');
+      });
+
+      test('unban lifts the ban at once and keeps the offence count', async () => {
+        const { store, clock } = await fresh();
+        await store.ban({ cidr: '192.0.2.90', reason: 'x', category: 'probe', source: 't' });
+        assert.equal(await store.unban('192.0.2.90/32'), true);
+        assert.equal(await store.unban('192.0.2.90'), false);
+        assert.equal(await store.getBan('192.0.2.90'), undefined);
+        assert.equal(store.lookup.bannedBy('192.0.2.90'), undefined);
+        clock.advance(60);
+        const again = await store.ban({ cidr: '192.0.2.90', reason: 'y', category: 'probe', source: 't' });
+        assert.ok(!again.refused && again.created);
+        assert.equal(again.ban.offences, 2);
+      });
+
+      test('listBans: latest expiry first, limit/offset, category filter', async () => {
+        const { store } = await fresh();
+        for (let i = 1; i <= 6; i++) {
+          await store.ban({ cidr: `192.0.2.${i}`, reason: `r${i}`, category: i % 2 ? 'spamtrap' : 'dnsbl', source: 't', durationSeconds: i * HOUR });
+        }
+        assert.deepEqual(
+          (await store.listBans()).map((b) => b.cidr),
+          ['192.0.2.6/32', '192.0.2.5/32', '192.0.2.4/32', '192.0.2.3/32', '192.0.2.2/32', '192.0.2.1/32'],
+        );
+        assert.deepEqual(
+          (await store.listBans({ limit: 2, offset: 1 })).map((b) => b.cidr),
+          ['192.0.2.5/32', '192.0.2.4/32'],
+        );
+        assert.deepEqual(
+          (await store.listBans({ category: 'spamtrap', limit: 2, offset: 1 })).map((b) => b.cidr),
+          ['192.0.2.3/32', '192.0.2.1/32'],
+        );
+      });
+
+      test('bad input is refused with InvalidEntryError', async () => {
+        const { store } = await fresh();
+        await assert.rejects(store.ban({ cidr: '192.0.2.300', reason: 'x', category: 'manual', source: 't' }), InvalidEntryError);
+        await assert.rejects(store.ban({ cidr: '192.0.2.0/33', reason: 'x', category: 'manual', source: 't' }), InvalidEntryError);
+        await assert.rejects(store.ban({ cidr: '192.0.2.1', reason: 'x', category: '', source: 't' }), InvalidEntryError);
+        await assert.rejects(store.ban({ cidr: '192.0.2.1', reason: 'x', category: 'manual', source: 't', durationSeconds: -5 }), InvalidEntryError);
+        await assert.rejects(store.unban('nonsense'), InvalidEntryError);
+      });
+    });
+
+    describe('lists', () => {
+      test('kinds are inferred from the first entry and lookups match per kind', async () => {
+        const { store } = await fresh();
+        assert.equal((await store.listAdd('nets', '198.51.100.0/24', { source: 'file:a' })).kind, 'ip');
+        await store.listAdd('nets', '2001:db8::/32', { source: 'file:a' });
+        assert.equal((await store.listAdd('domains', 'Example.COM.', { source: 'cli' })).entry, 'example.com');
+        assert.equal((await store.listAdd('asns', 'as64496', { source: 'cli' })).entry, 'AS64496');
+        assert.equal((await store.listAdd('traps', '<Trap@Example.org>', { source: 'cli' })).entry, 'trap@example.org');
+        assert.equal(await store.listHas('nets', '198.51.100.77'), true);
+        assert.equal(await store.listHas('nets', '2001:db8:5::1'), true);
+        assert.equal(await store.listHas('nets', '198.51.101.1'), false);
+        assert.equal(await store.listHas('domains', 'mail.example.com'), true);
+        assert.equal(await store.listHas('domains', 'EXAMPLE.com'), true);
+        assert.equal(await store.listHas('domains', 'notexample.com'), false);
+        assert.equal(store.lookup.listMatch('domains', 'a.b.example.com'), 'example.com');
+        assert.equal(await store.listHas('asns', 64496), true);
+        assert.equal(await store.listHas('asns', 'AS64496'), true);
+        assert.equal(await store.listHas('asns', 64497), false);
+        assert.equal(await store.listHas('traps', 'TRAP@example.org'), true);
+        assert.equal(await store.listHas('traps', 'other@example.org'), false);
+        assert.equal(await store.listHas('nosuchlist', '198.51.100.77'), false);
+        assert.equal(store.lookup.listKind('asns'), 'asn');
+      });
+
+      test('an entry of the wrong kind, a bad entry or a bad list name is refused', async () => {
+        const { store } = await fresh();
+        await store.listAdd('nets', '198.51.100.0/24', { source: 't' });
+        await assert.rejects(store.listAdd('nets', 'example.com', { source: 't' }), InvalidEntryError);
+        await assert.rejects(store.listAdd('doms', 'example.com', { source: 't', kind: 'domain' }).then(() => store.listAdd('doms', '192.0.2.1', { source: 't', kind: 'ip' })), InvalidEntryError);
+        await assert.rejects(store.listAdd('nets', '198.51.100.0/40', { source: 't' }), InvalidEntryError);
+        await assert.rejects(store.listAdd('bad name!', '198.51.100.0/24', { source: 't' }), InvalidEntryError);
+        await assert.rejects(store.listAdd('d2', 'exa mple.com', { source: 't', kind: 'domain' }), InvalidEntryError);
+        assert.deepEqual((await store.listShow('nets')).map((e) => e.entry), ['198.51.100.0/24']);
+      });
+
+      test('listDel, listShow (sorted, with source), listNames (with counts)', async () => {
+        const { store, clock } = await fresh();
+        await store.listAdd('white', '203.0.113.9', { source: 'config' });
+        await store.listAdd('white', '192.0.2.0/24', { source: 'cli:root' });
+        await store.listAdd('black', 'spam.example', { source: 'import' });
+        assert.deepEqual(await store.listShow('white'), [
+          { list: 'white', kind: 'ip', entry: '192.0.2.0/24', source: 'cli:root', addedAt: clock.now() },
+          { list: 'white', kind: 'ip', entry: '203.0.113.9/32', source: 'config', addedAt: clock.now() },
+        ]);
+        assert.deepEqual(await store.listNames(), [
+          { name: 'black', kind: 'domain', entries: 1 },
+          { name: 'white', kind: 'ip', entries: 2 },
+        ]);
+        assert.equal(await store.listDel('white', '203.0.113.9/32'), true);
+        assert.equal(await store.listDel('white', '203.0.113.9'), false);
+        assert.equal(await store.listDel('nolist', '203.0.113.9'), false);
+        assert.equal(await store.listHas('white', '203.0.113.9'), false);
+        assert.equal(await store.listHas('white', '192.0.2.1'), true);
+      });
+
+      test('entries with an expiry stop matching when it passes, and purge removes them', async () => {
+        const { store, clock } = await fresh();
+        await store.listAdd('learned', '192.0.2.0/24', { source: 'learn', expiresAt: clock.now() + HOUR * 1000 });
+        await store.listAdd('learned', '192.0.2.7', { source: 'learn' });
+        await store.listAdd('doms', 'short.example', { source: 'learn', expiresAt: clock.now() + 1000 });
+        assert.equal(await store.listHas('learned', '192.0.2.8'), true);
+        clock.advance(HOUR);
+        assert.equal(await store.listHas('learned', '192.0.2.8'), false);
+        assert.equal(await store.listHas('learned', '192.0.2.7'), true);
+        assert.equal(await store.listHas('doms', 'short.example'), false);
+        assert.deepEqual((await store.listShow('learned')).map((e) => e.entry), ['192.0.2.7/32']);
+        const purged = await store.purge();
+        assert.equal(purged.listEntries, 2);
+      });
+    });
+
+    describe('greylist entries', () => {
+      const entry = (clock: ManualClock, ip = '192.0.2.1', ttl = 2 * DAY) => ({
+        firstSeen: clock.now(),
+        lastSeen: clock.now(),
+        attempts: 1,
+        passes: 0,
+        clientIp: ip,
+        expiresAt: clock.now() + ttl * 1000,
+      });
+
+      test('put, get, delete; expired entries are gone', async () => {
+        const { store, clock } = await fresh();
+        const e = entry(clock);
+        await store.greyPut('net:192.0.2.0/24|a@b.example|c@d.example', e);
+        assert.deepEqual(await store.greyGet('net:192.0.2.0/24|a@b.example|c@d.example'), e);
+        const passed = { ...e, passedAt: clock.now() + 1, passes: 1, attempts: 2 };
+        await store.greyPut('net:192.0.2.0/24|a@b.example|c@d.example', passed);
+        assert.deepEqual(await store.greyGet('net:192.0.2.0/24|a@b.example|c@d.example'), passed);
+        assert.equal(await store.greyDelete('net:192.0.2.0/24|a@b.example|c@d.example'), true);
+        assert.equal(await store.greyDelete('net:192.0.2.0/24|a@b.example|c@d.example'), false);
+        assert.equal(await store.greyGet('net:192.0.2.0/24|a@b.example|c@d.example'), undefined);
+        await store.greyPut('k2', entry(clock, '192.0.2.1', 10));
+        clock.advance(10);
+        assert.equal(await store.greyGet('k2'), undefined);
+        assert.deepEqual(await store.greyList(), []);
+      });
+
+      test('greyList is newest first; greyDeleteByClient drops an IP or a whole subnet', async () => {
+        const { store, clock } = await fresh();
+        await store.greyPut('a', entry(clock, '192.0.2.1'));
+        clock.advance(1);
+        await store.greyPut('b', entry(clock, '192.0.2.2'));
+        clock.advance(1);
+        await store.greyPut('c', entry(clock, '2001:db8::1'));
+        clock.advance(1);
+        await store.greyPut('d', entry(clock, '198.51.100.1'));
+        assert.deepEqual((await store.greyList()).map((x) => x.key), ['d', 'c', 'b', 'a']);
+        assert.deepEqual((await store.greyList({ limit: 2 })).map((x) => x.key), ['d', 'c']);
+        assert.equal(await store.greyDeleteByClient('192.0.2.2'), 1);
+        assert.equal(await store.greyDeleteByClient('192.0.2.0/24'), 1);
+        assert.equal(await store.greyDeleteByClient('2001:db8::/32'), 1);
+        assert.deepEqual((await store.greyList()).map((x) => x.key), ['d']);
+        await assert.rejects(store.greyDeleteByClient('nonsense'), InvalidEntryError);
+      });
+
+      test('auto-allow counter per client counts up and expires', async () => {
+        const { store, clock } = await fresh();
+        assert.equal(await store.greyClientPasses('net:192.0.2.0/24'), 0);
+        assert.equal(await store.greyClientPass('net:192.0.2.0/24', clock.now() + DAY * 1000), 1);
+        assert.equal(await store.greyClientPass('net:192.0.2.0/24', clock.now() + DAY * 1000), 2);
+        assert.equal(await store.greyClientPasses('net:192.0.2.0/24'), 2);
+        assert.equal(await store.greyClientPasses('spf:example.com'), 0);
+        clock.advance(DAY);
+        assert.equal(await store.greyClientPasses('net:192.0.2.0/24'), 0);
+        assert.equal(await store.greyClientPass('net:192.0.2.0/24', clock.now() + DAY * 1000), 1);
+      });
+    });
+
+    describe('rate limits', () => {
+      test('token bucket: burst up to capacity, then refused with the wait; refills with time', async () => {
+        const { store, clock } = await fresh();
+        const req = { capacity: 3, refillPerSecond: 0.5 };
+        const got = [];
+        for (let i = 0; i < 4; i++) got.push(await store.rateTake('ip:192.0.2.1', req));
+        assert.deepEqual(
+          got.map((r) => r.allowed),
+          [true, true, true, false],
+        );
+        assert.equal(got[2].remaining, 0);
+        assert.equal(got[3].retryAfterSeconds, 2);
+        clock.advance(1);
+        const half = await store.rateTake('ip:192.0.2.1', req);
+        assert.equal(half.allowed, false);
+        assert.ok(Math.abs(half.retryAfterSeconds - 1) < 1e-9);
+        clock.advance(1);
+        assert.equal((await store.rateTake('ip:192.0.2.1', req)).allowed, true);
+        assert.equal((await store.rateTake('ip:192.0.2.2', req)).allowed, true, 'keys are independent');
+        clock.advance(3600);
+        const full = await store.rateTake('ip:192.0.2.1', { ...req, cost: 3 });
+        assert.equal(full.allowed, true, 'refills up to capacity, not beyond');
+        assert.equal(full.remaining, 0);
+      });
+
+      test('concurrent takes never overspend the bucket', async () => {
+        const { store, open } = await fresh();
+        const other = await open();
+        const req = { capacity: 10, refillPerSecond: 0.001 };
+        const results = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? store : other).rateTake('shared', req)));
+        assert.equal(results.filter((r) => r.allowed).length, 10);
+      });
+
+      test('nonsense requests are refused', async () => {
+        const { store } = await fresh();
+        await assert.rejects(store.rateTake('k', { capacity: 0, refillPerSecond: 1 }), InvalidEntryError);
+        await assert.rejects(store.rateTake('k', { capacity: 2, refillPerSecond: 1, cost: 3 }), InvalidEntryError);
+      });
+    });
+
+    describe('decision log', () => {
+      const ev = (ts: number, clientIp: string, rule: string, from: string, rcpts: string[], action = 'reject') => ({
+        ts,
+        sessionId: `s-${ts}`,
+        clientIp,
+        helo: 'mx.example.net',
+        from,
+        rcpts,
+        stage: 'rcpt',
+        action,
+        code: action === 'reject' ? 554 : undefined,
+        rule,
+        text: 'no',
+        evidence: [{ check: 'dnsbl', result: 'listed', detail: 'x'.repeat(1000), ms: 1.5 }],
+      });
+
+      test('queries by ip, domain, rule, action and time, newest first, with a limit', async () => {
+        const { store, clock } = await fresh();
+        const t = clock.now();
+        await Promise.all([
+          store.logEvent(ev(t + 1, '192.0.2.1', 'dnsbl', 'a@sender.example', ['x@rcpt.example'])),
+          store.logEvent(ev(t + 2, '192.0.2.2', 'spf', 'b@other.example', ['y@RCPT.example', 'z@third.example'])),
+          store.logEvent(ev(t + 3, '192.0.2.1', 'spf', '', ['x@rcpt.example'], 'defer')),
+          store.logEvent(ev(t + 4, '2001:db8::1', 'greylist', 'c@sender.example', ['w@four.example'], 'defer')),
+        ]);
+        const ids = (es: Array<{ ts: number }>) => es.map((e) => e.ts - t);
+        assert.deepEqual(ids(await store.queryEvents({})), [4, 3, 2, 1]);
+        assert.deepEqual(ids(await store.queryEvents({ ip: '192.0.2.1' })), [3, 1]);
+        assert.deepEqual(ids(await store.queryEvents({ ip: '2001:DB8:0::1' })), [4]);
+        assert.deepEqual(ids(await store.queryEvents({ domain: 'sender.example' })), [4, 1]);
+        assert.deepEqual(ids(await store.queryEvents({ domain: 'rcpt.example' })), [3, 2, 1]);
+        assert.deepEqual(ids(await store.queryEvents({ domain: 'third.example' })), [2]);
+        assert.deepEqual(ids(await store.queryEvents({ rule: 'spf' })), [3, 2]);
+        assert.deepEqual(ids(await store.queryEvents({ action: 'defer' })), [4, 3]);
+        assert.deepEqual(ids(await store.queryEvents({ since: t + 2, until: t + 3 })), [3, 2]);
+        assert.deepEqual(ids(await store.queryEvents({ limit: 1 })), [4]);
+        const [e] = await store.queryEvents({ rule: 'dnsbl' });
+        assert.equal(e.sessionId, `s-${t + 1}`);
+        assert.equal(e.helo, 'mx.example.net');
+        assert.equal(e.code, 554);
+        assert.deepEqual(e.rcpts, ['x@rcpt.example']);
+        assert.equal(e.evidence[0].check, 'dnsbl');
+        assert.ok((e.evidence[0].detail ?? '').length <= 300, 'evidence detail is compacted');
+        assert.equal(typeof e.id, 'string');
+      });
+
+      test('retention by age and by row count', async () => {
+        const { store, clock } = await fresh();
+        const t = clock.now();
+        for (let i = 0; i < 10; i++) await store.logEvent(ev(t + i * 1000, '192.0.2.1', 'r', 'a@b.example', []));
+        clock.ms = t + 10_000;
+        assert.equal(await store.pruneEvents({ maxAgeSeconds: 7 }), 3);
+        assert.deepEqual(
+          (await store.queryEvents({})).map((e) => (e.ts - t) / 1000),
+          [9, 8, 7, 6, 5, 4, 3],
+        );
+        assert.equal(await store.pruneEvents({ maxRows: 2 }), 5);
+        assert.deepEqual(
+          (await store.queryEvents({})).map((e) => (e.ts - t) / 1000),
+          [9, 8],
+        );
+      });
+    });
+
+    describe('change feed', () => {
+      test('local changes reach listeners; unsubscribe stops them', async () => {
+        const { store } = await fresh();
+        const seen: StoreChange[] = [];
+        const off = store.onChange((c) => seen.push(c));
+        await store.ban({ cidr: '192.0.2.1', reason: 'x', category: 'manual', source: 't' });
+        await store.ban({ cidr: '192.0.2.1', reason: 'x', category: 'manual', source: 't' });
+        await store.unban('192.0.2.1');
+        await store.listAdd('l', 'example.com', { source: 't' });
+        await store.listDel('l', 'example.com');
+        await store.ban({ cidr: '127.0.0.1', reason: 'x', category: 'manual', source: 't' });
+        assert.deepEqual(
+          seen.map((c) => c.kind),
+          ['ban', 'unban', 'list-add', 'list-del'],
+        );
+        off();
+        await store.ban({ cidr: '192.0.2.2', reason: 'x', category: 'manual', source: 't' });
+        assert.equal(seen.length, 4);
+      });
+
+      test('a second store on the same state hears bans and list changes within a second, and its index follows', async () => {
+        const { store, open } = await fresh();
+        const peer = await open();
+        const heard: StoreChange[] = [];
+        peer.onChange((c) => heard.push(c));
+        const t0 = Date.now();
+        await store.ban({ cidr: '198.51.100.7', reason: 'x', category: 'spamtrap', source: 'host-a' });
+        await eventually(() => heard.some((c) => c.kind === 'ban'), 1000, 'peer hears the ban');
+        assert.ok(Date.now() - t0 < 1000);
+        assert.equal(peer.lookup.bannedBy('198.51.100.7')?.cidr, '198.51.100.7/32');
+        assert.equal((await peer.getBan('198.51.100.7'))?.source, 'host-a');
+        await store.listAdd('white', '192.0.2.0/24', { source: 'host-a' });
+        await eventually(() => peer.lookup.listHas('white', '192.0.2.9'), 1000, 'peer index has the list entry');
+        await store.unban('198.51.100.7');
+        await eventually(() => peer.lookup.bannedBy('198.51.100.7') === undefined, 1000, 'peer index drops the ban');
+        assert.equal(heard.filter((c) => c.kind === 'ban').length, 1, 'own echo is not repeated');
+        // The other way round, and a store opened later loads what exists.
+        await peer.ban({ cidr: '198.51.100.8', reason: 'y', category: 'probe', source: 'host-b' });
+        await eventually(() => store.lookup.bannedBy('198.51.100.8') !== undefined, 1000, 'first store hears the peer');
+        const late = await open();
+        assert.equal((await late.getBan('198.51.100.8'))?.source, 'host-b');
+        assert.equal(await late.listHas('white', '192.0.2.200'), true);
+      });
+
+      test('getBan trusts the store over a stale index', async () => {
+        const { store, open } = await fresh();
+        const peer = await open();
+        await store.ban({ cidr: '203.0.113.1', reason: 'x', category: 'manual', source: 't' });
+        await eventually(() => peer.lookup.bannedBy('203.0.113.1') !== undefined, 1000, 'peer index has it');
+        const silent = await open();
+        await peer.unban('203.0.113.1');
+        // `silent` may not have heard yet; getBan must still say "not banned".
+        assert.equal(await silent.getBan('203.0.113.1'), undefined);
+      });
+    });
+
+    test('health reports ok; close is idempotent', async () => {
+      const { store } = await fresh();
+      const h = await store.health();
+      assert.equal(h.ok, true);
+      assert.equal(h.backend, store.backend);
+      await store.close();
+      await store.close();
+    });
+  });
+}

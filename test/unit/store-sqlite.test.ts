@@ -1,0 +1,66 @@
+// The Store conformance suite on SQLite: a fresh database file per test, in a temp dir.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import Database from 'better-sqlite3';
+import { SqliteStore } from '../../src/store/sqlite/store.js';
+import { MIGRATIONS } from '../../src/store/sqlite/schema.js';
+import { openStore } from '../../src/store/index.js';
+import { StoreUnavailableError } from '../../src/store/errors.js';
+import { storeConformance } from '../helpers/store-conformance.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'fl-sqlite-'));
+let n = 0;
+
+storeConformance('sqlite', async () => ({
+  async fresh() {
+    const path = join(dir, `store-${++n}.db`);
+    return { open: (deps) => SqliteStore.open({ backend: 'sqlite', path, pollMs: 20 }, deps) };
+  },
+  async close() {
+    rmSync(dir, { recursive: true, force: true });
+  },
+}));
+
+test('sqlite: WAL, synchronous NORMAL by default (FULL on request), schema version recorded', async () => {
+  const d = mkdtempSync(join(tmpdir(), 'fl-sqlite-'));
+  try {
+    const s = (await openStore({ backend: 'sqlite', path: join(d, 'a.db') }, { purgeIntervalSeconds: 0 })) as SqliteStore;
+    assert.equal(s.database.pragma('journal_mode', { simple: true }), 'wal');
+    assert.equal(s.database.pragma('synchronous', { simple: true }), 1);
+    assert.ok((s.database.pragma('busy_timeout', { simple: true }) as number) > 0);
+    await s.close();
+    const f = (await openStore({ backend: 'sqlite', path: join(d, 'a.db'), synchronous: 'FULL' }, { purgeIntervalSeconds: 0 })) as SqliteStore;
+    assert.equal(f.database.pragma('synchronous', { simple: true }), 2);
+    await f.close();
+    const db = new Database(join(d, 'a.db'));
+    assert.equal((db.prepare('SELECT max(version) AS v FROM schema_version').get() as { v: number }).v, MIGRATIONS.length);
+    // A database from a newer frontline is refused, not damaged.
+    db.prepare('INSERT INTO schema_version (version, applied_at) VALUES (?, 0)').run(MIGRATIONS.length + 1);
+    db.close();
+    await assert.rejects(openStore({ backend: 'sqlite', path: join(d, 'a.db') }), StoreUnavailableError);
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('sqlite: a write waiting on another process\'s lock fails as StoreUnavailableError after busy_timeout', async () => {
+  const d = mkdtempSync(join(tmpdir(), 'fl-sqlite-'));
+  try {
+    const path = join(d, 'b.db');
+    const s = await openStore({ backend: 'sqlite', path, busyTimeoutMs: 50 }, { purgeIntervalSeconds: 0 });
+    const other = new Database(path);
+    other.exec('BEGIN IMMEDIATE');
+    await assert.rejects(s.ban({ cidr: '192.0.2.1', reason: 'x', category: 'manual', source: 't' }), StoreUnavailableError);
+    other.exec('ROLLBACK');
+    other.close();
+    assert.equal((await s.ban({ cidr: '192.0.2.1', reason: 'x', category: 'manual', source: 't' })).refused, false);
+    await s.close();
+    await assert.rejects(s.getBan('192.0.2.1').then(() => s.showBan('192.0.2.1')), StoreUnavailableError);
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});
