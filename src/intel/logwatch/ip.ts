@@ -1,0 +1,71 @@
+// Addresses taken from log lines: strictly validated (no leading zeros, no
+// zone ids, no brackets, no host names), IPv4-mapped IPv6 read as IPv4, and
+// written in one canonical form so one attacker is one key.
+
+import ipaddr from 'ipaddr.js';
+import { parseIp6 } from '../../checks/spf/ip.js';
+import { parseNetwork } from '../../config/address.js';
+
+// A dotted quad without leading zeros is already in canonical form: no need to build an object.
+const QNUM = '(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])';
+const IP4 = new RegExp(`^${QNUM}\\.${QNUM}\\.${QNUM}\\.${QNUM}$`);
+
+/** Canonical text of a valid IPv4/IPv6 address, or undefined. */
+export function strictIp(text: string): string | undefined {
+  if (IP4.test(text)) return text;
+  if (!text.includes(':')) return undefined;
+  const v6 = parseIp6(text);
+  if (!v6) return undefined;
+  return v6.isIPv4MappedAddress() ? v6.toIPv4Address().toString() : v6.toString();
+}
+
+/** The network a ban covers: the address itself, or its IPv6 /prefix (attackers rotate inside a /64). */
+export function banNetwork(ip: string, ipv6Prefix: number): string {
+  if (!ip.includes(':')) return `${ip}/32`;
+  if (ipv6Prefix >= 128) return `${ip}/128`;
+  const bytes = ipaddr.IPv6.parse(ip).toByteArray();
+  for (let bit = ipv6Prefix; bit < 128; bit++) bytes[bit >> 3] &= ~(0x80 >> (bit & 7));
+  return `${ipaddr.fromByteArray(bytes).toString()}/${ipv6Prefix}`;
+}
+
+/** IPv4 text (already validated) as an unsigned 32-bit number. */
+function v4Number(ip: string): number {
+  let n = 0;
+  let part = 0;
+  for (let i = 0; i < ip.length; i++) {
+    const c = ip.charCodeAt(i);
+    if (c === 46) {
+      n = n * 256 + part;
+      part = 0;
+    } else part = part * 10 + (c - 48);
+  }
+  return n * 256 + part;
+}
+
+/** Addresses never tracked nor banned by log watching (loopback, the admin's own networks). */
+export class IgnoreList {
+  private readonly v4: Array<[base: number, size: number]> = [];
+  private readonly v6: Array<[ipaddr.IPv6, number]> = [];
+  constructor(networks: readonly string[]) {
+    for (const n of networks) {
+      const net = parseNetwork(n);
+      if (!net) throw new Error(`not an IP network: ${JSON.stringify(n)}`);
+      const [addr, len] = net;
+      if (addr.kind() === 'ipv4') {
+        const size = 2 ** (32 - len);
+        this.v4.push([Math.floor(v4Number(addr.toString()) / size) * size, size]);
+      } else this.v6.push([addr as ipaddr.IPv6, len]);
+    }
+  }
+  /** `ip` as strictIp() returns it. */
+  has(ip: string): boolean {
+    if (!ip.includes(':')) {
+      if (this.v4.length === 0) return false;
+      const n = v4Number(ip);
+      return this.v4.some(([base, size]) => n >= base && n < base + size);
+    }
+    if (this.v6.length === 0) return false;
+    const addr = ipaddr.IPv6.parse(ip);
+    return this.v6.some(([net, len]) => addr.match(net, len));
+  }
+}
