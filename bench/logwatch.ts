@@ -3,9 +3,11 @@
 // when fail2ban is installed — fail2ban-regex with its sshd filter on a
 // 200,000-line sshd log, for comparison.
 //
-//   node --import tsx bench/logwatch.ts [--lines N]
+//   node --import tsx bench/logwatch.ts [--lines N]    (npm run bench -- logwatch)
+//   BENCH_README=0 …   print only, leave bench/README.md alone (so does --lines)
 
 import { spawnSync } from 'node:child_process';
+import os from 'node:os';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +17,7 @@ import { Pipeline } from '../src/intel/logwatch/pipeline.js';
 import { ScenarioEngine, type Decision } from '../src/intel/logwatch/scenarios.js';
 import { resolveScenarios } from '../src/intel/logwatch/config.js';
 import { LineSplitter } from '../src/intel/logwatch/splitter.js';
+import { updateReadme } from './lib/readme.js';
 
 const argLines = process.argv.indexOf('--lines');
 const TOTAL = argLines > 0 ? Number(process.argv[argLines + 1]) : 1_000_000;
@@ -202,6 +205,19 @@ try {
   }
   const live = rows[0][1] / rows[0][2];
   console.log(`\ntarget ≥ 300,000 lines/s on one core: ${live >= 300_000 ? 'met' : 'NOT met'} (${Math.round(live).toLocaleString('en')} lines/s)`);
+  if (process.env.BENCH_README !== '0' && argLines < 0) {
+    updateReadme(
+      'logwatch',
+      [
+        `Command: \`npm run bench -- logwatch\` (a generated ${TOTAL.toLocaleString('en')}-line mixed log, ${(size / 1e6).toFixed(1)} MB: sshd, nginx, Postfix in turn; read in 1 MiB chunks, default formats and scenarios, one core; load average ${os.loadavg()[0].toFixed(2)}).`,
+        `Measured ${new Date().toISOString().slice(0, 10)} on ${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'CPU'}, Node ${process.version}; target ≥ 300,000 lines/s ${live >= 300_000 ? 'met' : 'NOT met'}.${f2b ? '' : ' fail2ban-regex not installed: no comparison.'}`,
+        '',
+        '| run | lines | seconds | lines/s | notes |',
+        '| --- | ---: | ---: | ---: | --- |',
+        ...rows.map(([label, lines, seconds, notes]) => `| ${label.replace(/[<>]/g, '`')} | ${lines.toLocaleString('en')} | ${seconds.toFixed(2)} | ${Math.round(lines / seconds).toLocaleString('en')} | ${notes} |`),
+      ].join('\n'),
+    );
+  }
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

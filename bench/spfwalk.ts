@@ -3,8 +3,10 @@
 // has ip4/ip6 terms, a, mx (two hosts, A and AAAA), a private include chain
 // with a:host/28 and mx//64, and one of ten includes shared with others.
 //
-//   node --import tsx bench/spfwalk.ts
+//   node --import tsx bench/spfwalk.ts    (npm run bench -- spfwalk)
+//   BENCH_README=0 …   print only, leave bench/README.md alone
 
+import os from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { Zone } from '../src/dns/zone.js';
 import { createResolver } from '../src/dns/index.js';
@@ -12,6 +14,7 @@ import type { Resolver } from '../src/dns/types.js';
 import { walkSpf } from '../src/intel/spfwalk/walk.js';
 import { mergeCidrs } from '../src/intel/spfwalk/merge.js';
 import { startFixtureDns } from '../test/helpers/fixture-dns.js';
+import { updateReadme } from './lib/readme.js';
 
 export interface SpfwalkBenchRow {
   domains: number;
@@ -118,4 +121,15 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const rows = await benchSpfwalk();
   process.stdout.write('SPF walk: 150 domains from the fixture DNS server (loopback, cold cache)\n');
   process.stdout.write(`${formatSpfwalkTable(rows)}\n`);
+  if (process.env.BENCH_README !== '0') {
+    updateReadme(
+      'spfwalk',
+      [
+        'Command: `npm run bench -- spfwalk` (150 domains from the fixture DNS server on loopback through the production resolver, cold cache each run; each domain: ip4/ip6, a, mx with two hosts, a private include chain with a:host/28, mx//64 and exists, one of ten shared includes). "added RTT" delays every answer, standing in for a real resolver.',
+        `Measured ${new Date().toISOString().slice(0, 10)} on ${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'CPU'}, Node ${process.version}.`,
+        '',
+        formatSpfwalkTable(rows),
+      ].join('\n'),
+    );
+  }
 }

@@ -1,9 +1,10 @@
 // What every check receives. A check is a pure function of the envelope and
-// this context: the resolver, clock and (later) store are injected, so tests
+// this context: the resolver, clock and store are injected, so tests
 // need no network and no sleeps.
 
 import type { Clock, Envelope, Evidence } from '../core/types.js';
 import type { Resolver } from '../dns/types.js';
+import type { Store } from '../store/types.js';
 
 export interface CheckContext {
   resolver: Resolver;
@@ -14,6 +15,12 @@ export interface CheckContext {
    * DMARC on SPF and DKIM.
    */
   evidence(check: string): Promise<Evidence>;
+  /**
+   * The state store (bans, lists, greylist, rate limits), for the checks that
+   * remember; absent where no store is open (those checks are then not
+   * registered). Its faults reject with StoreUnavailableError.
+   */
+  store?: Store;
 }
 
 /** Signature shared by the check functions in this folder. */

@@ -11,6 +11,7 @@ import { createLogger } from '../log.js';
 import { actionFor, headerToPrepend } from '../postfix/reply.js';
 import type { Policy } from '../policy/index.js';
 import { buildRuntime, splitList } from './runtime.js';
+import { openConfiguredStore } from './store.js';
 
 export interface CheckOptions {
   ip?: string;
@@ -86,7 +87,10 @@ export async function check(opts: CheckOptions, io: CheckIo): Promise<number> {
   }
   // Results go to stdout; the log (warnings only) goes to stderr.
   const logger = createLogger({ level: config.log.level === 'info' ? 'warn' : config.log.level, stream: 'stderr', buffered: false });
-  const runtime = buildRuntime(config, logger);
+  // An empty in-memory store: the store's rules run, but check neither reads nor changes the server's state
+  // (no greylist entry is made, no rate-limit token taken, nobody banned).
+  const store = await openConfiguredStore(config, { memory: true });
+  const runtime = buildRuntime(config, logger, store);
   try {
     if (opts.stdin) return await checkLines(runtime.policy, config, io);
     const input = inputOf({ ip: opts.ip, helo: opts.helo, from: opts.from, rcpt: opts.rcpt, auth: opts.auth, stage: opts.stage });
@@ -95,6 +99,7 @@ export async function check(opts: CheckOptions, io: CheckIo): Promise<number> {
     return 0;
   } finally {
     runtime.close();
+    await store.close();
   }
 }
 

@@ -8,6 +8,14 @@ import { STAGES } from '../core/types.js';
 import { check, InputError } from './check.js';
 import { configCheck } from './config-check.js';
 import { serve } from './serve.js';
+import { clusterSay, serveClustered } from './cluster.js';
+import { registerBanCommand } from './ban.js';
+import { registerListCommand } from './list.js';
+import { registerGreyCommand } from './grey.js';
+import { registerLogCommand } from './log.js';
+import { registerLogwatchCommand } from './logwatch.js';
+import { registerSpfwalkCommand } from './spfwalk.js';
+import { openBanSink } from './intel-jobs.js';
 
 function version(): string {
   try {
@@ -22,7 +30,7 @@ function version(): string {
 function fail(e: unknown): never {
   if (e instanceof ConfigError) process.stderr.write(`frontline: configuration error:\n${e.problems.map((p) => `  ${p}`).join('\n')}\n`);
   else if (e instanceof InputError) process.stderr.write(`frontline: ${e.message}\n`);
-  else if (e instanceof Error && /^(DNS|listen|EADDRINUSE|gate)/.test(e.message)) process.stderr.write(`frontline: ${e.message}\n`);
+  else if (e instanceof Error && /^(DNS|listen|EADDRINUSE|gate|store)/.test(e.message)) process.stderr.write(`frontline: ${e.message}\n`);
   else process.stderr.write(`frontline: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   process.exit(1);
 }
@@ -43,10 +51,12 @@ program
   .option('--data-dir <dir>', 'state directory (created if missing)')
   .option('--gate-listen <host:port>', 'run the SMTP gate on this address (overrides gate.listen)')
   .option('--gate-backend <host:port>', "the gate's backend MTA (overrides gate.backend)")
+  .option('--workers <n>', 'worker processes sharing the listening sockets: a number or auto (one per CPU); overrides workers')
   .action(async (opts) => {
     let running;
     try {
-      running = await serve(opts);
+      if (await serveClustered(opts)) return;
+      running = await serve(opts, clusterSay());
     } catch (e) {
       fail(e);
     }
@@ -95,5 +105,12 @@ config
       fail(e);
     }
   });
+
+registerBanCommand(program, fail);
+registerListCommand(program, fail);
+registerGreyCommand(program, fail);
+registerLogCommand(program, fail);
+registerLogwatchCommand(program, { openSink: openBanSink });
+registerSpfwalkCommand(program);
 
 program.parseAsync(process.argv).catch(fail);

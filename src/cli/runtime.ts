@@ -4,7 +4,8 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/load.js';
 import { createResolver, type CachedResolver } from '../dns/index.js';
-import { Policy } from '../policy/index.js';
+import { Policy, type PolicyDeps } from '../policy/index.js';
+import type { Store } from '../store/index.js';
 
 export interface Runtime {
   config: Config;
@@ -14,7 +15,11 @@ export interface Runtime {
   close(): void;
 }
 
-export function buildRuntime(config: Config, logger: Logger): Runtime {
+/**
+ * `store`: the open state store the policy's store checks use (serve: the configured one; check: in memory).
+ * `extra`: serve's learned correspondents (src/cli/intel-jobs.ts).
+ */
+export function buildRuntime(config: Config, logger: Logger, store?: Store, extra: Pick<PolicyDeps, 'correspondents'> = {}): Runtime {
   const dns = config.dns;
   const resolver = createResolver({
     servers: dns.servers,
@@ -22,7 +27,7 @@ export function buildRuntime(config: Config, logger: Logger): Runtime {
     retries: dns.retries,
     cache: { minTtl: dns.cache.min_ttl, maxTtl: dns.cache.max_ttl, negativeTtl: dns.cache.negative_ttl, maxEntries: dns.cache.max_entries },
   });
-  const policy = Policy.fromConfig(config, { resolver, logger });
+  const policy = Policy.fromConfig(config, { resolver, logger, store, ...extra });
   return {
     config,
     resolver,

@@ -1,5 +1,6 @@
-// `frontline serve`: load the config, build the policy, run the Postfix policy
-// server until SIGTERM/SIGINT.
+// `frontline serve`: load the config, open the store, build the policy, run
+// the Postfix policy server (and the gate) until SIGTERM/SIGINT. Every
+// decision goes to the store's decision log.
 
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -10,6 +11,9 @@ import { createLogger } from '../log.js';
 import { PolicyServer } from '../postfix/policy-server.js';
 import { buildRuntime, splitList } from './runtime.js';
 import { startGate, type RunningGate } from '../gate/server.js';
+import { DecisionLog, type Store } from '../store/index.js';
+import { openConfiguredStore, pruneEvents } from './store.js';
+import { createIntelJobs } from './intel-jobs.js';
 
 export interface ServeOptions {
   config?: string;
@@ -27,6 +31,7 @@ export interface Serving {
   policyAddress: AddressInfo;
   policySocket?: string;
   gate?: RunningGate;
+  store: Store;
   close(): Promise<void>;
 }
 
@@ -38,8 +43,32 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
   const dataDir = resolve(config.data_dir);
   mkdirSync(dataDir, { recursive: true });
 
-  const runtime = buildRuntime(config, logger);
+  let store: Store;
+  try {
+    store = await openConfiguredStore(config, { logger: logger.child({ room: 'store' }), purge: true });
+  } catch (err) {
+    throw new Error(`store: cannot open the ${config.store.backend} store: ${(err as Error).message}`, { cause: err });
+  }
+  const decisions = new DecisionLog(store, logger.child({ room: 'store' }));
+  // Retention of the decision log, on the purge interval (the store purges expired entries itself).
+  const prune = setInterval(() => {
+    pruneEvents(store, config).catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'decision log prune failed'));
+  }, config.store.purge_interval_s * 1000);
+  prune.unref();
+  const closeStore = async (): Promise<void> => {
+    clearInterval(prune);
+    await decisions.flush();
+    await store.close();
+  };
+
+  // Log watching, SPF-walked whitelist, list imports, learned correspondents (started once the server listens).
+  const intel = createIntelJobs(config, { store, logger });
+  const runtime = buildRuntime(config, logger, store, { correspondents: intel.correspondents });
   const server = new PolicyServer({
+    onDecision: (verdict, envelope, sessionId) => {
+      decisions.record(verdict, envelope, sessionId);
+      intel.onDecision(verdict, envelope);
+    },
     policy: runtime.policy,
     logger,
     acceptReply: config.postfix.accept_reply,
@@ -55,6 +84,7 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
   } catch (err) {
     await server.close(0);
     runtime.close();
+    await closeStore();
     throw err;
   }
   runtime.policy.start();
@@ -64,31 +94,51 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
   const gateBackend = opts.gateBackend ?? config.gate.backend;
   if (gateListen || gateBackend) {
     try {
-      gate = await startGate({ config, policy: runtime.policy, logger, listen: gateListen ?? undefined, backend: gateBackend ?? undefined, resolver: runtime.resolver });
+      gate = await startGate({
+        config,
+        policy: runtime.policy,
+        logger,
+        listen: gateListen ?? undefined,
+        backend: gateBackend ?? undefined,
+        resolver: runtime.resolver,
+        onEvent: (verdict, envelope) => decisions.record(verdict, envelope),
+        // A client of the trap listener is a scanner: banned (category probe).
+        onTrap: (ip) => {
+          store
+            .ban({ cidr: ip, reason: 'connected to the trap listener', category: 'probe', source: 'gate:trap' })
+            .catch((err: unknown) => logger.warn({ err: (err as Error).message, client: ip }, 'trap ban failed'));
+        },
+      });
     } catch (err) {
       await server.close(0);
       runtime.close();
+      await closeStore();
       throw err;
     }
     say(`frontline gate on ${gate.address}, backend ${gateBackend}`);
   }
 
+  await intel.start(runtime.resolver);
   const where = `${policyAddress.family === 'IPv6' ? `[${policyAddress.address}]` : policyAddress.address}:${policyAddress.port}`;
   const sock = config.listen.policy_socket ? ` and unix:${config.listen.policy_socket}` : '';
-  logger.info({ policy: where, socket: config.listen.policy_socket ?? undefined, dataDir, dns: config.dns.servers }, 'frontline ready');
-  say(`frontline ready: policy server on ${where}${sock}, DNS ${config.dns.servers.join(',')}, data ${dataDir}`);
+  const storeName = config.store.backend === 'redis' ? `redis ${config.store.redis.url.replace(/\/\/[^@/]*@/, '//***@')}` : 'sqlite';
+  logger.info({ policy: where, socket: config.listen.policy_socket ?? undefined, dataDir, dns: config.dns.servers, store: storeName }, 'frontline ready');
+  say(`frontline ready: policy server on ${where}${sock}, DNS ${config.dns.servers.join(',')}, data ${dataDir}, store ${storeName}`);
 
   let closing: Promise<void> | undefined;
   return {
     policyAddress,
     policySocket: config.listen.policy_socket ?? undefined,
     gate,
+    store,
     close() {
       closing ??= (async () => {
         logger.info('frontline stopping');
         await gate?.close();
         await server.close();
+        await intel.stop();
         runtime.close();
+        await closeStore().catch((err: unknown) => logger.error({ err }, 'store close failed'));
         await new Promise<void>((r) => logger.flush(() => r()));
       })();
       return closing;

@@ -87,7 +87,7 @@ export async function spfwalk(domains: string[], opts: SpfwalkOptions, io: Spfwa
   }
 }
 
-/** Add `spfwalk` to the program (the lead wires it into main.ts). */
+/** Add `spfwalk` to the program (main.ts). */
 export function registerSpfwalkCommand(program: Command): Command {
   return program
     .command('spfwalk')

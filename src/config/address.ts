@@ -3,6 +3,7 @@
 // address). DNS servers are parsed by dns/servers.ts.
 
 import ipaddr from 'ipaddr.js';
+import { parseIpAddress } from '../core/ip.js';
 
 export interface HostPort {
   host: string;
@@ -51,7 +52,7 @@ export function parseNetwork(s: string): [ipaddr.IPv4 | ipaddr.IPv6, number] | u
 export function networksContain(nets: ReadonlyArray<[ipaddr.IPv4 | ipaddr.IPv6, number]>, ip: string): string | undefined {
   let addr: ipaddr.IPv4 | ipaddr.IPv6;
   try {
-    addr = ipaddr.process(ip);
+    addr = parseIpAddress(ip);
   } catch {
     return undefined;
   }

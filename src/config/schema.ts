@@ -13,6 +13,9 @@ import { DomainList, IpList } from '../checks/lists.js';
 import { ConditionError, parseCondition } from '../policy/condition.js';
 import { templateErrors } from '../policy/template.js';
 import { gateSchema } from '../gate/config.js';
+import { greylistSection, rateLimitsSchema, spamtrapsSchema, storeSection } from './store-schema.js';
+import { logwatchSchema } from '../intel/logwatch/config.js';
+import { intelSchema } from '../intel/config.js';
 
 /** `null` (an empty YAML section) means "all defaults". */
 function section<T extends z.ZodType>(schema: T) {
@@ -159,6 +162,8 @@ export const configSchema = z.strictObject({
     }),
   ),
   data_dir: z.string().min(1).default(() => (process.getuid?.() === 0 ? '/var/lib/frontline' : './data')),
+  /** `frontline serve` processes (src/cli/cluster.ts): a number, or auto = one per CPU. */
+  workers: z.union([posInt, z.literal('auto')], { message: 'expected a whole number >= 1 or "auto"' }).default(1),
   log: section(
     z.strictObject({
       level: logLevel.default('info'),
@@ -212,9 +217,24 @@ export const configSchema = z.strictObject({
     }),
   ),
   gate: section(gateSchema),
+  store: storeSection,
+  greylist: greylistSection,
+  ratelimits: rateLimitsSchema,
+  spamtraps: spamtrapsSchema,
+  /** Log watching (docs/logwatch.md): bans from sshd, Postfix, Dovecot, web server logs. */
+  logwatch: section(logwatchSchema),
+  /** Large-sender whitelist, learned correspondents, imported lists (docs/spfwalk.md, correspondents.md, lists-import.md). */
+  intel: intelSchema,
   policy: section(
     z.strictObject({
       on_fault: z.enum(['defer', 'continue']).default('defer'),
+      /** Evidence shared between transactions (src/policy/evidence-cache.ts); 0 in either key turns it off. */
+      evidence_cache: section(
+        z.strictObject({
+          ttl_s: nonNegInt.default(60),
+          max_entries: nonNegInt.default(50000),
+        }),
+      ),
       /** Absent = the shipped default policy. */
       rules: z
         .array(ruleSchema)

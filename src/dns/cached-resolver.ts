@@ -5,7 +5,7 @@
 import { systemClock, type Clock } from '../core/types.js';
 import { DnsError, type MxRecord, type Resolver } from './types.js';
 import { reverseName } from './reverse.js';
-import { checkName, dataOf, type DnsAnswer, type QType, type Querier } from './answer.js';
+import { checkName, type DnsAnswer, type QType, type Querier, type RDataByType } from './answer.js';
 
 export interface CacheOptions {
   /** Seconds; shorter answer TTLs are raised to this. Default 5. */
@@ -35,7 +35,22 @@ export interface CacheStats {
   evictions: number;
 }
 
-type Entry = { expiresAt: number; answer: DnsAnswer } | { expiresAt: number; error: DnsError };
+/**
+ * An answer (records or a void answer) or a cached fault. The data list and
+ * the void answer's DnsError are made once per entry, not once per hit: a
+ * warm cache answers most questions, and a new Error per cached NXDOMAIN
+ * (with its stack trace) was a measurable share of a policy decision.
+ */
+interface Entry {
+  expiresAt: number;
+  answer?: DnsAnswer;
+  /** The fault (no answer), or the void answer as an error, built on first use. */
+  error?: DnsError;
+  data?: readonly unknown[];
+}
+
+/** Told when each answer the cache serves stops being fresh (epoch ms): lets a caller bound what it derives from it. */
+export type ExpirySink = (expiresAt: number) => void;
 
 /** Something with sockets to release (the network client). */
 interface Closable {
@@ -45,7 +60,7 @@ interface Closable {
 export class CachedResolver implements Resolver, Querier {
   readonly stats: CacheStats = { hits: 0, misses: 0, inflightShared: 0, evictions: 0 };
   private readonly entries = new Map<string, Entry>();
-  private readonly inflight = new Map<string, Promise<DnsAnswer>>();
+  private readonly inflight = new Map<string, Promise<Entry>>();
   private readonly clock: Clock;
   private readonly minTtl: number;
   private readonly maxTtl: number;
@@ -72,49 +87,72 @@ export class CachedResolver implements Resolver, Querier {
     return this.entries.size;
   }
 
-  async a(name: string): Promise<string[]> {
-    return dataOf(await this.query(name, 'A'));
+  a(name: string, seen?: ExpirySink): Promise<string[]> {
+    return this.records(name, 'A', seen);
   }
-  async aaaa(name: string): Promise<string[]> {
-    return dataOf(await this.query(name, 'AAAA'));
+  aaaa(name: string, seen?: ExpirySink): Promise<string[]> {
+    return this.records(name, 'AAAA', seen);
   }
-  async txt(name: string): Promise<string[]> {
-    return dataOf(await this.query(name, 'TXT'));
+  txt(name: string, seen?: ExpirySink): Promise<string[]> {
+    return this.records(name, 'TXT', seen);
   }
-  async mx(name: string): Promise<MxRecord[]> {
+  async mx(name: string, seen?: ExpirySink): Promise<MxRecord[]> {
     // Copies, so a caller cannot change what the next caller gets.
-    return dataOf(await this.query(name, 'MX')).map((m) => ({ ...m }));
+    return (await this.records(name, 'MX', seen)).map((m) => ({ ...m }));
   }
-  async ptr(ip: string): Promise<string[]> {
+  ptr(ip: string, seen?: ExpirySink): Promise<string[]> {
     let name: string;
     try {
       name = reverseName(ip);
     } catch {
-      throw new DnsError('BADNAME', ip, 'PTR');
+      return Promise.reject(new DnsError('BADNAME', ip, 'PTR'));
     }
-    return dataOf(await this.query(name, 'PTR'));
+    return this.records(name, 'PTR', seen);
   }
 
   /** One question through the cache: the stored answer while fresh, else one shared network query. */
-  async query<T extends QType>(name: string, type: T): Promise<DnsAnswer<T>> {
-    const key = `${type} ${checkName(name, type).toLowerCase()}`;
-    const now = this.clock.now();
-    const entry = this.entries.get(key);
-    if (entry) {
-      if (now < entry.expiresAt) {
-        this.stats.hits++;
-        // Most recently used goes to the end of the Map's order.
-        this.entries.delete(key);
-        this.entries.set(key, entry);
-        if ('error' in entry) throw entry.error;
-        return entry.answer as DnsAnswer<T>;
-      }
-      this.entries.delete(key);
+  async query<T extends QType>(name: string, type: T, seen?: ExpirySink): Promise<DnsAnswer<T>> {
+    const key = cacheKey(name, type);
+    const entry = this.fresh(key) ?? (await this.miss(key, name, type));
+    if (!entry.answer) throw entry.error;
+    seen?.(entry.expiresAt);
+    return entry.answer as DnsAnswer<T>;
+  }
+
+  /** The records of one question (what the Resolver methods return), without an extra promise on a hit. */
+  private records<T extends QType>(name: string, type: T, seen?: ExpirySink): Promise<RDataByType[T][]> {
+    let entry: Entry | undefined;
+    try {
+      const key = cacheKey(name, type);
+      entry = this.fresh(key);
+      if (!entry) return this.miss(key, name, type).then((e) => recordsOf<T>(e, seen));
+      return Promise.resolve(recordsOf<T>(entry, seen));
+    } catch (e) {
+      return Promise.reject(e);
     }
+  }
+
+  /** The entry while fresh (now the most recently used), counted as a hit. */
+  private fresh(key: string): Entry | undefined {
+    const entry = this.entries.get(key);
+    if (!entry) return undefined;
+    if (this.clock.now() >= entry.expiresAt) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    this.stats.hits++;
+    // Most recently used goes to the end of the Map's order.
+    this.entries.delete(key);
+    this.entries.set(key, entry);
+    return entry;
+  }
+
+  /** Join the identical question already on the network, or send it. */
+  private miss(key: string, name: string, type: QType): Promise<Entry> {
     const shared = this.inflight.get(key);
     if (shared) {
       this.stats.inflightShared++;
-      return shared as Promise<DnsAnswer<T>>;
+      return shared;
     }
     this.stats.misses++;
     const p = this.fetch(key, name, type);
@@ -131,12 +169,13 @@ export class CachedResolver implements Resolver, Querier {
     this.upstream.close?.();
   }
 
-  private async fetch<T extends QType>(key: string, name: string, type: T): Promise<DnsAnswer<T>> {
+  private async fetch(key: string, name: string, type: QType): Promise<Entry> {
     try {
       const answer = await this.upstream.query(name, type);
       const ttl = answer.status === 'NOERROR' ? (answer.ttl ?? this.minTtl) : (answer.ttl ?? this.negativeTtl);
-      this.store(key, { expiresAt: this.clock.now() + this.clamp(ttl) * 1000, answer });
-      return answer;
+      const entry: Entry = { expiresAt: this.clock.now() + this.clamp(ttl) * 1000, answer };
+      this.store(key, entry);
+      return entry;
     } catch (e) {
       if (e instanceof DnsError && e.code !== 'BADNAME' && this.failTtl > 0) {
         this.store(key, { expiresAt: this.clock.now() + this.failTtl * 1000, error: e });
@@ -159,5 +198,34 @@ export class CachedResolver implements Resolver, Querier {
       this.entries.delete(oldest);
       this.stats.evictions++;
     }
+  }
+}
+
+function cacheKey(name: string, type: QType): string {
+  return `${type} ${checkName(name, type).toLowerCase()}`;
+}
+
+/** What a Resolver method returns for an entry: a copy of its records, or its void answer / fault thrown. */
+function recordsOf<T extends QType>(entry: Entry, seen: ExpirySink | undefined): RDataByType[T][] {
+  const answer = entry.answer;
+  if (!answer) throw entry.error; // a cached fault: nothing fresh to report
+  seen?.(entry.expiresAt);
+  if (answer.status !== 'NOERROR') throw (entry.error ??= voidError(answer));
+  entry.data ??= answer.records.map((r) => r.data);
+  return entry.data.slice() as RDataByType[T][];
+}
+
+/**
+ * The DnsError of a cached void answer, shared by every hit on the entry:
+ * frozen so no caller can change what the next one sees, and without a stack
+ * trace, which would name only whichever caller happened to ask first.
+ */
+function voidError(answer: DnsAnswer): DnsError {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return Object.freeze(new DnsError(answer.status as 'NXDOMAIN' | 'NODATA', answer.qname, answer.qtype));
+  } finally {
+    Error.stackTraceLimit = limit;
   }
 }

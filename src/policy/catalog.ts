@@ -15,7 +15,12 @@ export interface CheckInfo {
   needsMessage: boolean;
 }
 
-export const COST = { local: 0, syntax: 1, dns: 10, message: 100 } as const;
+/**
+ * Store checks (greylist, rate limits) cost 5: below DNS, so they never run
+ * speculatively in parallel with DNS leaves — they write state, and should
+ * only run when the cheaper leaves left the node undecided.
+ */
+export const COST = { local: 0, syntax: 1, store: 5, dns: 10, message: 100 } as const;
 
 const info = (stage: Stage, cost: number, perRcpt = false): CheckInfo => ({
   stage,
@@ -42,6 +47,15 @@ export const CHECKS: Readonly<Record<string, CheckInfo>> = {
   dkim: info('eom', COST.message),
   dkim_domain: info('eom', COST.message),
   dmarc: info('eom', COST.message),
+  // The store's checks (registered only when a store is open).
+  banned: info('connect', COST.local),
+  // Takes one token per message: memoised per transaction, not per recipient.
+  ratelimit_message: info('mail', COST.store),
+  ratelimit: info('rcpt', COST.store, true),
+  spamtrap: info('rcpt', COST.local, true),
+  greylist: info('rcpt', COST.store, true),
+  // Learned correspondents (src/intel/correspondents); asks spf, fcrdns_domain, dkim_domain to vouch.
+  correspondent: info('mail', COST.dns),
 };
 
 /** Stage of a list check by what it matches. */

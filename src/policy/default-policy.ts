@@ -4,12 +4,31 @@
 // mail server. docs/policy.md says why each rule is safe.
 //
 // Rules naming a list or DNSBL/DNSWL zones that are not configured are left
-// out quietly (allowlist, denylist, dnswl, dnsbl by default).
+// out quietly (allowlist, denylist, dnswl, dnsbl by default), and so are the
+// store's opt-in rules: ratelimit (no `ratelimits:`), greylist
+// (`greylist.enabled: false`), and banned/spamtrap where no store is open.
 
 export const DEFAULT_RULES: ReadonlyArray<Record<string, unknown>> = [
+  // First, so limits on SASL users (a hacked account) apply to authenticated clients too.
+  {
+    name: 'ratelimit',
+    if: 'ratelimit=listed',
+    action: 'defer',
+    code: 450,
+    status: '4.7.1',
+    text: 'rate limit {evidence.ratelimit.limit} exceeded ({evidence.ratelimit.key}); try again in {evidence.ratelimit.retryAfterSeconds} seconds',
+  },
   { name: 'authenticated', if: 'auth', action: 'accept' },
   { name: 'my-networks', if: 'my_networks', action: 'accept' },
   { name: 'allowlist', if: 'list:allow=listed', action: 'accept' },
+  {
+    name: 'banned',
+    if: 'banned=listed',
+    action: 'reject',
+    code: 554,
+    status: '5.7.1',
+    text: 'rejected: {ip} is banned ({evidence.banned.category}: {evidence.banned.reason}) until {evidence.banned.expires}',
+  },
   {
     name: 'denylist',
     if: 'list:deny=listed',
@@ -26,6 +45,15 @@ export const DEFAULT_RULES: ReadonlyArray<Record<string, unknown>> = [
     code: 554,
     status: '5.7.1',
     text: 'rejected by policy: {ip} is listed by {evidence.dnsbl.hits.zone}',
+  },
+  // Looks like an unknown user; the client is banned as it is refused.
+  {
+    name: 'spamtrap',
+    if: 'spamtrap=listed',
+    action: 'reject',
+    code: 550,
+    status: '5.1.1',
+    text: '<{rcpt}>: recipient address rejected: user unknown',
   },
   {
     name: 'sender-fqdn',
@@ -59,5 +87,14 @@ export const DEFAULT_RULES: ReadonlyArray<Record<string, unknown>> = [
     status: '5.7.1',
     text: 'rejected by policy: {from_domain} did not authorise {ip} ({client_name}) to send its mail.',
     remedy: "To fix: list {ip} in the SPF record of {from_domain}, or send through {from_domain}'s own MX hosts.",
+  },
+  // Last: what every rule above let through. Opt-in (greylist.enabled).
+  {
+    name: 'greylist',
+    if: 'greylist=fail',
+    action: 'defer',
+    code: 450,
+    status: '4.7.1',
+    text: 'Greylisted, try again in {evidence.greylist.secondsLeft} seconds',
   },
 ];

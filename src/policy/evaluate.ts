@@ -19,6 +19,7 @@ import { COST } from './catalog.js';
 import { NOT_VISIBLE, resultHeaders, type HeaderOptions } from './headers.js';
 import { buildReply, FAULT_REPLY, templateValues } from './verdict.js';
 import { safe } from './template.js';
+import type { EvidenceCache } from './evidence-cache.js';
 
 export type TV = 'true' | 'false' | 'unknown' | 'fault';
 
@@ -46,6 +47,8 @@ export interface EvaluatorOptions {
   clock: Clock;
   /** Told about evaluator faults (bugs), which become 451 4.3.0. */
   onError?: (err: unknown, stage: Stage) => void;
+  /** Evidence shared between transactions (policy.evidence_cache); absent = none. */
+  evidenceCache?: EvidenceCache;
 }
 
 const REFUSING: ReadonlySet<Action> = new Set(['reject', 'defer', 'tarpit']);
@@ -55,6 +58,11 @@ export class EvidenceMemo {
   private pending = new Map<string, Promise<Evidence>>();
   /** Settled evidence by key, in the order it settled. */
   readonly settled = new Map<string, Evidence>();
+  /** When settled evidence stops being fresh, for evidence the shared cache may hold; absent = not shareable. */
+  private readonly expiries = new Map<string, number>();
+  /** Keys of the envelope last asked about, by check name (see key()). */
+  private keyEnv: Envelope | undefined;
+  private readonly keys = new Map<string, string>();
 
   constructor(
     private readonly opts: EvaluatorOptions,
@@ -63,15 +71,62 @@ export class EvidenceMemo {
 
   /** The key of a check for this envelope: what the evidence depends on. */
   key(check: RegisteredCheck, env: Envelope): string {
-    const parts = [check.name, env.clientIp];
-    if (stageIndex(check.stage) >= stageIndex('helo')) parts.push(env.helo ?? '');
-    if (stageIndex(check.stage) >= stageIndex('mail')) parts.push(env.from ?? '\u0001', env.saslUser ?? '');
-    if (check.perRcpt) parts.push(String(env.rcpts.length), env.rcpts[env.rcpts.length - 1] ?? '');
-    return parts.join('\0');
+    // A walk asks for the same keys many times (cost ranking, peeks, the
+    // evidence list); they are kept for the envelope object last asked about,
+    // and forgotten at the start of every walk (the caller may have changed it).
+    if (env !== this.keyEnv) {
+      this.keyEnv = env;
+      this.keys.clear();
+    }
+    let k = this.keys.get(check.name);
+    if (k === undefined) {
+      k = keyOf(check, env);
+      this.keys.set(check.name, k);
+    }
+    return k;
+  }
+
+  /** Forget remembered keys: called when a walk starts. */
+  forgetKeys(): void {
+    this.keyEnv = undefined;
   }
 
   peek(check: RegisteredCheck, env: Envelope): Evidence | undefined {
     return this.settled.get(this.key(check, env));
+  }
+
+  /**
+   * The evidence at once, when no waiting is needed: already settled in this
+   * transaction, made up (a message the frontend cannot see), or fresh in
+   * the shared evidence cache (then settled here). Undefined: ask get().
+   */
+  ready(check: RegisteredCheck, env: Envelope): Evidence | undefined {
+    const key = this.key(check, env);
+    const settled = this.settled.get(key);
+    if (settled || this.pending.has(key)) return settled;
+    if (check.needsMessage && !this.seesMessage) return this.settle(key, notVisible(check.name));
+    const cache = this.opts.evidenceCache;
+    const shared = cache?.keyOf(check.name, env);
+    const hit = shared === undefined ? undefined : cache?.get(shared);
+    if (!hit) return undefined;
+    // What it was built from comes into the transaction too, as computing it would have brought it.
+    let depsReady = true;
+    for (const dep of hit.deps) {
+      const c = this.opts.checks.get(dep);
+      if (!c || !this.ready(c, env)) depsReady = false;
+    }
+    if (depsReady) return this.settle(key, hit.evidence, hit.expiresAt);
+    this.pending.set(
+      key,
+      Promise.all(hit.deps.map((d) => this.get(d, env))).then(() => this.settle(key, hit.evidence, hit.expiresAt)),
+    );
+    return undefined;
+  }
+
+  private settle(key: string, ev: Evidence, expiresAt?: number): Evidence {
+    this.settled.set(key, ev);
+    if (expiresAt !== undefined) this.expiries.set(key, expiresAt);
+    return ev;
   }
 
   get(name: string, env: Envelope): Promise<Evidence> {
@@ -80,9 +135,11 @@ export class EvidenceMemo {
       return Promise.resolve({ check: name, result: 'temperror', detail: `internal error: check ${name} is not configured`, ms: 0, data: { internal: true } });
     }
     const key = this.key(check, env);
+    const settled = this.settled.get(key);
+    if (settled) return Promise.resolve(settled);
     let p = this.pending.get(key);
     if (!p) {
-      p = this.compute(check, env).then((ev) => {
+      p = this.compute(check, env, key).then((ev) => {
         this.settled.set(key, ev);
         return ev;
       });
@@ -91,15 +148,36 @@ export class EvidenceMemo {
     return p;
   }
 
-  private async compute(check: RegisteredCheck, env: Envelope): Promise<Evidence> {
-    if (check.needsMessage && !this.seesMessage) {
-      return { check: check.name, result: 'none', detail: 'message not visible to the policy server', ms: 0, data: { [NOT_VISIBLE]: true } };
+  private async compute(check: RegisteredCheck, env: Envelope, key: string): Promise<Evidence> {
+    if (check.needsMessage && !this.seesMessage) return notVisible(check.name);
+    const cache = this.opts.evidenceCache;
+    const shared = cache?.keyOf(check.name, env);
+    if (cache === undefined || shared === undefined) {
+      return this.run(check, env, { resolver: this.opts.resolver, clock: this.opts.clock, evidence: (name) => this.get(name, env) });
     }
-    const ctx: CheckContext = {
-      resolver: this.opts.resolver,
+    const hit = cache.get(shared);
+    if (hit) {
+      for (const dep of hit.deps) await this.get(dep, env);
+      this.expiries.set(key, hit.expiresAt);
+      return hit.evidence;
+    }
+    const scope = cache.scope();
+    const ev = await this.run(check, env, {
+      resolver: scope.resolver,
       clock: this.opts.clock,
-      evidence: (name) => this.get(name, env),
-    };
+      evidence: async (name) => {
+        const dep = await this.get(name, env);
+        const c = this.opts.checks.get(name);
+        scope.dependsOn(name, c ? this.expiries.get(this.key(c, env)) : undefined);
+        return dep;
+      },
+    });
+    const expiresAt = cache.put(shared, ev, scope);
+    if (expiresAt !== undefined) this.expiries.set(key, expiresAt);
+    return ev;
+  }
+
+  private async run(check: RegisteredCheck, env: Envelope, ctx: CheckContext): Promise<Evidence> {
     const t0 = performance.now();
     try {
       const ev = await check.run(env, ctx);
@@ -121,6 +199,23 @@ export class EvidenceMemo {
     return out;
   }
 }
+
+/** The evidence of a check that needs the message, for a frontend that cannot see it. */
+function notVisible(check: string): Evidence {
+  return { check, result: 'none', detail: 'message not visible to the policy server', ms: 0, data: { [NOT_VISIBLE]: true } };
+}
+
+/** What a check's evidence depends on: the client, then what the stages up to its own added. */
+function keyOf(check: RegisteredCheck, env: Envelope): string {
+  const level = stageIndex(check.stage);
+  let k = `${check.name}\0${env.clientIp}`;
+  if (level >= HELO) k += `\0${env.helo ?? ''}`;
+  if (level >= MAIL) k += `\0${env.from ?? '\u0001'}\0${env.saslUser ?? ''}`;
+  if (check.perRcpt) k += `\0${env.rcpts.length}\0${env.rcpts[env.rcpts.length - 1] ?? ''}`;
+  return k;
+}
+const HELO = stageIndex('helo');
+const MAIL = stageIndex('mail');
 
 /** One walk of the rules at one stage. */
 class Walk {
@@ -168,7 +263,13 @@ class Walk {
     }
   }
 
-  async eval(c: Condition): Promise<TV> {
+  /**
+   * The value of a condition. Synchronous when every piece of evidence it
+   * needs is already at hand (settled in this transaction, or fresh in the
+   * shared evidence cache), which on a warm cache is most of the time: a
+   * promise per node was much of the cost of a decision.
+   */
+  eval(c: Condition): TV | Promise<TV> {
     switch (c.kind) {
       case 'const':
         return c.value ? 'true' : 'false';
@@ -177,18 +278,25 @@ class Walk {
       case 'result':
       case 'field':
         return this.leaf(c);
-      case 'not':
-        return not(await this.eval(c.item));
+      case 'not': {
+        const v = this.eval(c.item);
+        return typeof v === 'string' ? not(v) : v.then(not);
+      }
       default:
         return this.junction(c.kind, c.items);
     }
   }
 
-  private async leaf(c: Extract<Condition, { kind: 'result' | 'field' }>): Promise<TV> {
+  private leaf(c: Extract<Condition, { kind: 'result' | 'field' }>): TV | Promise<TV> {
     const check = this.checks.get(c.check);
     if (!check) throw new Error(`rule names check ${c.check}, which is not configured`);
     if (!this.available(check)) return 'unknown';
-    const ev = await this.memo.get(c.check, this.env);
+    const ev = this.memo.ready(check, this.env);
+    if (ev) return this.judge(c, ev);
+    return this.memo.get(c.check, this.env).then((e) => this.judge(c, e));
+  }
+
+  private judge(c: Extract<Condition, { kind: 'result' | 'field' }>, ev: Evidence): TV {
     if (c.kind === 'result') {
       const hit = c.results.includes(ev.result);
       // A leaf that asks about temperror itself is answered; any other meets a fault.
@@ -215,32 +323,72 @@ class Walk {
     return atLo ? 'true' : 'false';
   }
 
-  private async junction(kind: 'any' | 'all', items: Condition[]): Promise<TV> {
-    const decisive: TV = kind === 'any' ? 'true' : 'false';
+  /**
+   * any/all: cheap children one by one, cheapest first, stopping at the
+   * decisive value; then every DNS (or dearer) child at once, the first
+   * decisive answer winning (the others run on and are memoised).
+   */
+  private junction(kind: 'any' | 'all', items: Condition[]): TV | Promise<TV> {
     const ranked = items.map((item, i) => ({ item, i, cost: this.cost(item) })).sort((a, b) => a.cost - b.cost || a.i - b.i);
+    const decisive: TV = kind === 'any' ? 'true' : 'false';
     const seen: TV[] = [];
-    for (const { item, cost } of ranked) {
-      if (cost >= COST.dns) break;
-      const v = await this.eval(item);
+    let i = 0;
+    for (; i < ranked.length && ranked[i].cost < COST.dns; i++) {
+      const v = this.eval(ranked[i].item);
+      if (typeof v !== 'string') return this.junctionAfter(kind, ranked, i, v, seen);
       if (v === decisive) return v;
       seen.push(v);
     }
-    const expensive = ranked.filter((r) => r.cost >= COST.dns);
-    if (expensive.length > 0) {
-      const v = await new Promise<TV | undefined>((resolve, reject) => {
-        let left = expensive.length;
-        for (const { item } of expensive) {
-          this.eval(item).then((r) => {
-            seen.push(r);
-            if (r === decisive) resolve(r);
-            else if (--left === 0) resolve(undefined);
-          }, reject);
-        }
-      });
-      if (v !== undefined) return v;
-    }
-    return combine(kind, seen);
+    return this.expensive(kind, ranked, i, seen);
   }
+
+  /** The rest of a junction once a cheap child turned out to need waiting for. */
+  private async junctionAfter(kind: 'any' | 'all', ranked: Ranked[], at: number, pending: Promise<TV>, seen: TV[]): Promise<TV> {
+    const decisive: TV = kind === 'any' ? 'true' : 'false';
+    let v = await pending;
+    if (v === decisive) return v;
+    seen.push(v);
+    let i = at + 1;
+    for (; i < ranked.length && ranked[i].cost < COST.dns; i++) {
+      v = await this.eval(ranked[i].item);
+      if (v === decisive) return v;
+      seen.push(v);
+    }
+    return this.expensive(kind, ranked, i, seen);
+  }
+
+  /** The children from `from` on, all started at once; the first decisive value wins. */
+  private expensive(kind: 'any' | 'all', ranked: Ranked[], from: number, seen: TV[]): TV | Promise<TV> {
+    if (from >= ranked.length) return combine(kind, seen);
+    const decisive: TV = kind === 'any' ? 'true' : 'false';
+    const waiting: Array<Promise<TV>> = [];
+    let found = false;
+    // Every child is started before any answer is looked at, as the DNS ones run in parallel.
+    for (let i = from; i < ranked.length; i++) {
+      const v = this.eval(ranked[i].item);
+      if (typeof v !== 'string') waiting.push(v);
+      else if (v === decisive) found = true;
+      else seen.push(v);
+    }
+    if (found) return decisive;
+    if (waiting.length === 0) return combine(kind, seen);
+    return new Promise<TV>((resolve, reject) => {
+      let left = waiting.length;
+      for (const p of waiting) {
+        p.then((r) => {
+          seen.push(r);
+          if (r === decisive) resolve(r);
+          else if (--left === 0) resolve(combine(kind, seen));
+        }, reject);
+      }
+    });
+  }
+}
+
+interface Ranked {
+  item: Condition;
+  i: number;
+  cost: number;
 }
 
 /** Kleene negation: UNKNOWN and FAULT stay what they are. */
@@ -294,6 +442,7 @@ export async function evaluateRules(
   memo: EvidenceMemo,
   opts: EvaluatorOptions,
 ): Promise<Verdict> {
+  memo.forgetKeys();
   const walk = new Walk(memo, opts.checks, stage, env);
   const wouldHave: NonNullable<Verdict['wouldHave']> = [];
   const evidenceOf = (check: string): Evidence | undefined => {
@@ -315,7 +464,8 @@ export async function evaluateRules(
   try {
     for (const rule of rules) {
       walk.faults = [];
-      const v = await walk.eval(rule.cond);
+      const tv = walk.eval(rule.cond);
+      const v = typeof tv === 'string' ? tv : await tv;
       const ruleStage = memo.seesMessage ? rule.stageSeen : rule.stageUnseen;
       const early = stageIndex(stage) < stageIndex(ruleStage);
       const test = rule.mode === 'test';

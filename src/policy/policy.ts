@@ -8,13 +8,23 @@ import { defaultAuthservId, ruleSchema, type Config, type RuleConfig } from '../
 import { checksOf, parseCondition } from './condition.js';
 import { DEFAULT_RULES } from './default-policy.js';
 import { evaluateRules, EvidenceMemo, type CompiledRule, type EvaluatorOptions } from './evaluate.js';
-import { buildRegistry, type Registry } from './registry.js';
+import { addStoreList, buildRegistry, type Registry, type RegistryDeps } from './registry.js';
+import type { Store } from '../store/types.js';
 import { LIST_PREFIX } from './catalog.js';
+import { EvidenceCache } from './evidence-cache.js';
 
 export interface PolicyDeps {
   resolver: Resolver;
   clock?: Clock;
   logger?: pino.Logger;
+  /**
+   * The state store (bans, store lists, greylisting, rate limits). Without
+   * it, rules naming banned, greylist, ratelimit are skipped, and `list:NAME`
+   * means the config's lists only.
+   */
+  store?: Store;
+  /** Learned correspondents: the `correspondent` check (serve; src/cli/intel-jobs.ts). */
+  correspondents?: RegistryDeps['correspondents'];
 }
 
 export interface Transaction {
@@ -43,9 +53,15 @@ export class Policy {
   static fromConfig(cfg: Config, deps: PolicyDeps): Policy {
     const clock = deps.clock ?? systemClock;
     const log = deps.logger;
+    const ec = cfg.policy.evidence_cache;
+    const evidenceCache = EvidenceCache.create(deps.resolver, { ttlS: ec.ttl_s, maxEntries: ec.max_entries, clock });
     const registry = buildRegistry(cfg, {
       clock,
+      store: deps.store,
+      correspondents: deps.correspondents,
       onZoneHealth: (check, state) => {
+        // Listings seen through a zone that went out of use (or came back) must not be reused.
+        evidenceCache?.invalidate(check);
         if (state.usable && state.usableV6) log?.info({ check, zone: state.zone }, `${check} zone ${state.zone} back in use`);
         else log?.warn({ check, zone: state.zone, reason: state.reason ?? state.reasonV6 }, `${check} zone ${state.zone} taken out of use: ${state.reason ?? state.reasonV6}`);
       },
@@ -62,6 +78,7 @@ export class Policy {
       resolver: deps.resolver,
       clock,
       onError: (err, stage) => log?.error({ err, stage }, 'policy evaluation failed; answering 451 4.3.0'),
+      evidenceCache,
     };
     const isDefault = cfg.policy.rules === undefined;
     const ruleConfigs: RuleConfig[] = cfg.policy.rules ?? defaultRules();
@@ -70,6 +87,17 @@ export class Policy {
     for (const r of ruleConfigs) {
       const cond = parseCondition(r.if);
       const names = checksOf(cond);
+      if (deps.store) {
+        // A list the config does not define is the store's list of that name (filled by `frontline list add`).
+        for (const n of names) {
+          if (!n.startsWith(LIST_PREFIX) || registry.checks.has(n)) continue;
+          const list = n.slice(LIST_PREFIX.length);
+          addStoreList(registry, list, deps.store);
+          if (!isDefault && deps.store.lookup.listKind(list) === undefined) {
+            registry.warnings.push(`rule ${r.name}: list ${list} is not in the config and the store's list ${list} is empty (add entries with \`frontline list add ${list} ENTRY\`)`);
+          }
+        }
+      }
       const missing = names.find((n) => !registry.checks.has(n));
       if (missing !== undefined) {
         const reason =
@@ -117,6 +145,11 @@ export class Policy {
       }
     }
     return policy;
+  }
+
+  /** Evidence shared between transactions, when policy.evidence_cache is on. */
+  get evidenceCache(): EvidenceCache | undefined {
+    return this.opts.evidenceCache;
   }
 
   transaction(opts: { seesMessage: boolean }): Transaction {

@@ -18,6 +18,12 @@ import { checkDnsbl, DnsblHealth, parseZoneSpec, type ZoneHealthState } from '..
 import { checkList, DomainList, IpList, parseListText } from '../checks/lists.js';
 import { checkDkim, checkDkimDomain } from '../checks/dkim.js';
 import { checkDmarc } from '../checks/dmarc.js';
+import { checkBanned } from '../checks/banned.js';
+import { checkGreylist } from '../checks/greylist.js';
+import { checkRateLimit, checkRateLimitMessage, type RateLimit } from '../checks/ratelimit.js';
+import { checkSpamtrap } from '../checks/spamtrap.js';
+import { checkStoreList } from '../checks/store-list.js';
+import type { Store } from '../store/types.js';
 import { CHECKS, COST, LIST_PREFIX, listInfo, type CheckInfo, type ListMatch } from './catalog.js';
 
 export interface RegisteredCheck extends CheckInfo {
@@ -45,6 +51,10 @@ export interface RegistryDeps {
   clock: Clock;
   /** Told when a DNSBL/DNSWL zone goes out of use or back (health probes). */
   onZoneHealth?: (check: string, state: ZoneHealthState) => void;
+  /** The state store: bans, store lists, greylisting, rate limits, spamtrap bans. Without it those checks are unavailable. */
+  store?: Store;
+  /** Learned correspondents (serve builds them from intel.correspondents); without them `correspondent` is unavailable. */
+  correspondents?: { check(env: Envelope, ctx: CheckContext): Promise<Evidence> };
 }
 
 export function buildRegistry(cfg: Config, deps: RegistryDeps): Registry {
@@ -99,6 +109,7 @@ export function buildRegistry(cfg: Config, deps: RegistryDeps): Registry {
     add(name, (env, ctx) => checkDnsbl(env, ctx, { zones, health, timeoutMs: c.timeout_ms, name, threshold: c.threshold }));
   }
 
+  const store = deps.store;
   for (const [name, list] of Object.entries(cfg.lists)) {
     const check = `${LIST_PREFIX}${name}`;
     const { ips, domains, problems } = loadList(name, list);
@@ -107,10 +118,81 @@ export function buildRegistry(cfg: Config, deps: RegistryDeps): Registry {
     const info = listInfo(field);
     // Domain entries against the client need its forward-confirmed names: DNS.
     if (field === 'client' && domains.size > 0) info.cost = COST.dns;
-    add(check, (env, ctx) => checkList(env, ctx, { name: check, ips, domains, field }), info);
+    add(
+      check,
+      async (env, ctx) => {
+        const ev = await checkList(env, ctx, { name: check, ips, domains, field });
+        // The store's list of the same name (`frontline list add NAME …`) counts too.
+        if (ev.result !== 'unlisted' || !store?.lookup.listKind(name)) return ev;
+        const more = await checkStoreList(env, { ...ctx, store }, { name: check, list: name, field });
+        return more.result === 'listed' ? more : ev;
+      },
+      info,
+    );
   }
 
+  addStoreChecks(cfg, store, add, unavailable);
+
+  const correspondents = deps.correspondents;
+  if (correspondents) add('correspondent', (env, ctx) => correspondents.check(env, ctx));
+  else unavailable.set('correspondent', 'no correspondents are learned here (frontline serve with intel.correspondents.enabled)');
+
   return { checks, unavailable, probes, warnings };
+}
+
+/** The checks that need the state store: banned, greylist, ratelimit(_message), spamtrap. */
+function addStoreChecks(
+  cfg: Config,
+  store: Store | undefined,
+  add: (name: string, run: RegisteredCheck['run'], info?: CheckInfo) => void,
+  unavailable: Map<string, string>,
+): void {
+  const onUnavailable = cfg.store.on_unavailable;
+  const traps = new Set(cfg.spamtraps);
+  // Spamtraps work without a store (the recipient is refused), but nobody is banned then.
+  if (store || traps.size > 0) add('spamtrap', (env, ctx) => checkSpamtrap(env, { ...ctx, store }, { traps }));
+  else unavailable.set('spamtrap', 'no spamtraps configured (spamtraps) and no store');
+  if (!store) {
+    for (const name of ['banned', 'greylist', 'ratelimit', 'ratelimit_message']) unavailable.set(name, 'no state store open');
+    return;
+  }
+  add('banned', (env, ctx) => checkBanned(env, { ...ctx, store }));
+
+  const g = cfg.greylist;
+  if (g.enabled) {
+    const config = {
+      delaySeconds: g.delay_s,
+      retryWindowSeconds: g.retry_window_s,
+      passedTtlSeconds: g.pass_ttl_s,
+      autoAllowAfter: g.auto_allow_after,
+      ipv4Prefix: g.subnet.v4,
+      ipv6Prefix: g.subnet.v6,
+      keyOnSpfDomain: g.key_on_spf,
+    };
+    add('greylist', (env, ctx) => checkGreylist(env, { ...ctx, store }, { config, onlyUntrusted: g.only_untrusted, onUnavailable }));
+  } else unavailable.set('greylist', 'greylisting is off (greylist.enabled: false)');
+
+  if (cfg.ratelimits.length > 0) {
+    const limits: RateLimit[] = cfg.ratelimits.map((l) => ({ name: l.name, key: l.key, capacity: l.capacity, perSeconds: l.per_s, action: l.action }));
+    const opts = { limits, onUnavailable };
+    add('ratelimit_message', (env, ctx) => checkRateLimitMessage(env, { ...ctx, store }, opts));
+    add('ratelimit', (env, ctx) => checkRateLimit(env, { ...ctx, store }, opts));
+  } else {
+    for (const name of ['ratelimit', 'ratelimit_message']) unavailable.set(name, 'no rate limits configured (ratelimits)');
+  }
+}
+
+/**
+ * A `list:NAME` that the config does not define, backed by the store's list
+ * of that name (which `frontline list add` fills, and which may be empty at
+ * startup). Its stage is mail: it matches the client or the sender,
+ * depending on the kind of the entries.
+ */
+export function addStoreList(registry: Registry, name: string, store: Store): void {
+  const check = `${LIST_PREFIX}${name}`;
+  const info: CheckInfo = { ...listInfo('sender') };
+  registry.checks.set(check, { name: check, ...info, run: (env, ctx) => checkStoreList(env, { ...ctx, store }, { name: check, list: name }) });
+  registry.unavailable.delete(check);
 }
 
 /** Entries from config and files; an unreadable file is a ConfigError (a list silently empty is a policy silently off). */

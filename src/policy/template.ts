@@ -70,10 +70,13 @@ function formatValue(v: unknown): string {
   return String(v);
 }
 
+const PRINTABLE = /^[\x20-\x7e]*$/;
 const ASCII: Record<string, string> = { '≥': '>=', '≤': '<=', '…': '...', '–': '-', '—': '-' };
 
 /** One line of printable ASCII, bounded: client-chosen text cannot break the reply. */
 export function safe(s: string, max = MAX_VALUE): string {
+  // Nearly every value is already one short line of printable ASCII.
+  if (s.length <= max && PRINTABLE.test(s)) return s;
   const oneLine = s
     .replace(/[\x00-\x1f\x7f]+/g, ' ')
     .replace(/[≥≤…–—]/g, (c) => ASCII[c])

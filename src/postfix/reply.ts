@@ -22,8 +22,12 @@ const DEFAULT_REJECT = { code: 554, status: '5.7.1', text: 'Rejected by policy' 
 const DEFAULT_DEFER = { code: 450, status: '4.7.1', text: 'Try again later' };
 const FAULT = { code: 451, status: '4.3.0', text: 'Temporary policy service failure, try again later' };
 
+const NEEDS_CLEANING = /[\x00-\x1f\x7f]| {2}/;
+
 /** Control characters (CR, LF, NUL…) become spaces; runs of space shrink; long text is cut. */
 export function sanitizeText(text: string, max = MAX_TEXT): string {
+  // The common case, already clean: no control characters, no runs of spaces, nothing to trim.
+  if (text.length <= max && !NEEDS_CLEANING.test(text) && text.trim().length === text.length) return text;
   const clean = text.replace(/[\x00-\x1f\x7f]+/g, ' ').replace(/ {2,}/g, ' ').trim();
   return clean.length <= max ? clean : `${clean.slice(0, max - 3)}...`;
 }

@@ -14,6 +14,7 @@ export { greylist, greyKey, greyOrigin, normaliseSender, normaliseRecipient, DEF
 export type { GreylistConfig, GreylistInput, GreylistResult, GreyStore } from './greylist.js';
 export { banSeconds, resolveBanPolicy } from './bans.js';
 export { compactEvidence } from './events.js';
+export { DecisionLog, decisionEvent } from './decision-log.js';
 export { parseListText, loadListFile } from './list-file.js';
 export { canonicalCidr, canonicalIp } from './ip.js';
 

@@ -8,7 +8,8 @@ import { isDnsError, type Resolver } from '../../dns/types.js';
 import { SpfAbort, SpfSyntaxError } from './errors.js';
 import { type ClientIp, type IpAddr, inNetwork, isClient, parseAnswer, parseClientIp, parseIp4, parseIp6 } from './ip.js';
 import { type MacroString, type MacroValues, expand, expandDomain, parseExplanation, usesPtr } from './macro.js';
-import { QUALIFIER_RESULT, type SpfMechanism, type SpfRecord, isSpfRecord, parseSpfRecord } from './parser.js';
+import { QUALIFIER_RESULT, type NetworkMechanism, type SpfMechanism, type SpfRecord, isSpfRecord, parseSpfRecord } from './parser.js';
+import { Lru } from '../../core/lru.js';
 
 export type SpfResultCode = 'pass' | 'fail' | 'softfail' | 'neutral' | 'none' | 'temperror' | 'permerror';
 
@@ -74,9 +75,53 @@ interface Outcome {
 
 type Fetched = { record: SpfRecord } | { none: string };
 
+/**
+ * Parsed records by their text, and parsed client addresses: the same records
+ * and clients come back transaction after transaction. Records and addresses
+ * are never changed once parsed, so sharing them is safe.
+ */
+const RECORD_MEMO_ENTRIES = 2000;
+const recordMemo = new Lru<string, SpfRecord | SpfSyntaxError>(RECORD_MEMO_ENTRIES);
+const clientMemo = new Lru<string, ClientIp | null>(RECORD_MEMO_ENTRIES);
+/** ip4:/ip6: networks, parsed once per (shared) term. */
+const networks = new WeakMap<NetworkMechanism, IpAddr | null>();
+
+/** The record parsed, or its syntax error (a permerror every time it is met). */
+function parsedRecord(text: string): SpfRecord | SpfSyntaxError {
+  let r = recordMemo.get(text);
+  if (r === undefined) {
+    try {
+      r = parseSpfRecord(text);
+    } catch (e) {
+      if (!(e instanceof SpfSyntaxError)) throw e;
+      r = e;
+    }
+    recordMemo.set(text, r);
+  }
+  return r;
+}
+
+function clientIpOf(text: string): ClientIp | undefined {
+  let c = clientMemo.get(text);
+  if (c === undefined) {
+    c = parseClientIp(text) ?? null;
+    clientMemo.set(text, c);
+  }
+  return c ?? undefined;
+}
+
+function networkOf(term: NetworkMechanism): IpAddr | undefined {
+  let n = networks.get(term);
+  if (n === undefined) {
+    n = (term.type === 'ip4' ? parseIp4(term.address) : parseIp6(term.address)) ?? null;
+    networks.set(term, n);
+  }
+  return n ?? undefined;
+}
+
 export async function checkHost(params: CheckHostParams, resolver: Resolver, opts: CheckHostOptions = {}): Promise<SpfResult> {
   const domain = params.domain.replace(/\.$/, '').toLowerCase();
-  const client = parseClientIp(params.ip);
+  const client = clientIpOf(params.ip);
   if (!client) return { result: 'none', domain, lookups: 0, voidLookups: 0, problem: `client address "${params.ip}" is not an IP address` };
   // §4.3: a malformed or single-label domain gives none without a query.
   const bad = initialDomainProblem(domain);
@@ -193,12 +238,9 @@ class Evaluation {
     const spf = txts.filter(isSpfRecord);
     if (spf.length > 1) throw new SpfAbort('permerror', `${domain} publishes ${spf.length} SPF records`);
     if (spf.length === 0) return { none: `${domain} publishes no SPF record` };
-    try {
-      return { record: parseSpfRecord(spf[0]) };
-    } catch (e) {
-      if (e instanceof SpfSyntaxError) throw new SpfAbort('permerror', `SPF record of ${domain}: ${e.message}`);
-      throw e;
-    }
+    const parsed = parsedRecord(spf[0]);
+    if (parsed instanceof SpfSyntaxError) throw new SpfAbort('permerror', `SPF record of ${domain}: ${parsed.message}`);
+    return { record: parsed };
   }
 
   private async matches(term: SpfMechanism, domain: string, depth: number): Promise<boolean> {
@@ -207,7 +249,7 @@ class Evaluation {
         return true;
       case 'ip4':
       case 'ip6': {
-        const network = term.type === 'ip4' ? parseIp4(term.address) : parseIp6(term.address);
+        const network = networkOf(term);
         return network !== undefined && inNetwork(this.client, network, term.prefix);
       }
       case 'include': {

@@ -1,5 +1,5 @@
-// The `logwatch:` section of the config file. The lead hooks `logwatchSchema`
-// into the main schema; `resolveScenarios` merges the configured scenarios
+// The `logwatch:` section of the config file (`logwatch: section(logwatchSchema)`
+// in src/config/schema.ts); `resolveScenarios` merges the configured scenarios
 // over the defaults. Durations are seconds (`_s`) or milliseconds (`_ms`), as
 // everywhere in the config.
 

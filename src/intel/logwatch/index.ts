@@ -49,6 +49,12 @@ export interface LogWatchOptions {
   stdin?: Readable;
   /** Called with every decision, before the sink (dry runs print them). */
   onDecision?: (d: Decision) => void;
+  /**
+   * Called with every batch of lines read, before the formats see them, with
+   * the source they came from (serve learns correspondents from the mail
+   * log's `status=sent` lines). Must not throw or block.
+   */
+  onLines?: (lines: readonly LogLine[], source: SourceConfig) => void;
 }
 
 export interface LogWatch {
@@ -82,10 +88,10 @@ function duration(ms: number): string {
   return `${Math.round(s / 3600)}h`;
 }
 
-/** The reason stored with a ban: scenario, what was counted, over how long, and where. */
+/** The reason stored with a ban: scenario, what was counted, over how long, and where. ASCII only: it ends up in SMTP replies. */
 export function describeDecision(d: Decision): string {
   const lines = d.firstLine <= 0 ? '' : d.firstLine === d.lastLine ? `, line ${d.firstLine}` : `, lines ${d.firstLine}-${d.lastLine}`;
-  return `logwatch ${d.scenario}: ${d.count} × ${d.kinds.join('/')} in ${duration(d.lastTime - d.firstTime)} (${d.source}${lines})`;
+  return `logwatch ${d.scenario}: ${d.count} x ${d.kinds.join('/')} in ${duration(d.lastTime - d.firstTime)} (${d.source}${lines})`;
 }
 
 export function banRequest(d: Decision): BanRequest {
@@ -121,7 +127,14 @@ export async function startLogWatch(opts: LogWatchOptions): Promise<LogWatch> {
     }
   };
 
-  const consumer = (pipeline: Pipeline) => async (lines: readonly LogLine[]) => {
+  const consumer = (pipeline: Pipeline, src: SourceConfig) => async (lines: readonly LogLine[]) => {
+    if (opts.onLines) {
+      try {
+        opts.onLines(lines, src);
+      } catch (e) {
+        logger.error({ err: (e as Error).message }, 'logwatch: line listener threw');
+      }
+    }
     const decisions: Decision[] = [];
     for (const line of lines) pipeline.feed(line, decisions);
     if (decisions.length > 0) await deliver(decisions);
@@ -138,7 +151,7 @@ export async function startLogWatch(opts: LogWatchOptions): Promise<LogWatch> {
         if (followed.has(resolve(path))) continue;
         followed.add(resolve(path));
         const p = pipeline(src.format, src.name ?? path);
-        tails.push(new FileTail({ path, offsets, maxLineBytes, startAt: opts.startAt, onLines: consumer(p), logger }));
+        tails.push(new FileTail({ path, offsets, maxLineBytes, startAt: opts.startAt, onLines: consumer(p, src), logger }));
       }
     } else if (src.type === 'journal') {
       const p = pipeline(src.format, src.name ?? 'journal');
@@ -150,14 +163,14 @@ export async function startLogWatch(opts: LogWatchOptions): Promise<LogWatch> {
           maxLineBytes,
           offsets,
           stateKey: `journal:${src.units.join(',')}`,
-          onLines: consumer(p),
+          onLines: consumer(p, src),
           logger,
         }),
       );
     } else {
       const p = pipeline(src.format, src.name ?? 'stdin');
       const input = opts.stdin ?? process.stdin;
-      stdinDone = readStreamLines(input, maxLineBytes, consumer(p)).then(
+      stdinDone = readStreamLines(input, maxLineBytes, consumer(p, src)).then(
         () => logger.info('logwatch: standard input ended'),
         (e) => logger.error({ err: (e as Error).message }, 'logwatch: reading standard input failed'),
       );
@@ -166,6 +179,9 @@ export async function startLogWatch(opts: LogWatchOptions): Promise<LogWatch> {
   }
 
   for (const t of tails) t.start(opts.pollIntervalMs ?? 1000);
+  // Resolve once every file is placed (at its end, or its saved offset): a line written after
+  // startLogWatch returns is then always read. (A failed first poll is logged by the tail.)
+  await Promise.all(tails.map((t) => t.poll().catch(() => undefined)));
   for (const j of journals) j.start();
   logger.info({ files: tails.map((t) => t.path), journal: journals.length, stdin: background.length }, 'logwatch started');
 

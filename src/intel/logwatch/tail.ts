@@ -208,6 +208,8 @@ export class FileTail {
         const size = Number((await r.fh.stat()).size);
         r.readPos = r.consumed = size;
         r.skipFirst = size > 0 && !(await this.endsWithNewline(r.fh, size));
+        // Line numbers in ban reasons are the file's own: count what is skipped (once, on the first start).
+        r.line = (await this.countLines(r.fh, size)) + (r.skipFirst ? 1 : 0);
         await this.persist(r);
       }
       return;
@@ -361,6 +363,19 @@ export class FileTail {
     const grew = fp.len > r.fp.len;
     r.fp = fp;
     if (grew) await this.persist(r);
+  }
+
+  /** Newlines in the first `size` bytes. */
+  private async countLines(fh: FileHandle, size: number): Promise<number> {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    let lines = 0;
+    for (let pos = 0; pos < size; ) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - pos), pos);
+      if (bytesRead === 0) break;
+      for (let i = buf.indexOf(10, 0); i >= 0 && i < bytesRead; i = buf.indexOf(10, i + 1)) lines++;
+      pos += bytesRead;
+    }
+    return lines;
   }
 
   private async endsWithNewline(fh: FileHandle, size: number): Promise<boolean> {

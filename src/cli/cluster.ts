@@ -1,0 +1,186 @@
+// `frontline serve --workers N`: one policy engine per CPU. The primary
+// process only supervises: it forks N workers (node:cluster), each of which
+// runs the whole of `serve` (policy server, gate, store, DNS cache, evidence
+// cache of its own), shares the listening sockets through the primary
+// (round-robin, so Postfix's long-lived connections are dealt out evenly),
+// restarts a worker that dies (with backoff), and on SIGTERM/SIGINT stops
+// them all and exits once they have.
+//
+// What is per worker and so not shared: the DNS and evidence caches, and the
+// open Postfix transactions (a connection stays with its worker, so a message
+// is judged by one worker unless Postfix reconnects in the middle of it).
+
+import cluster, { type Worker } from 'node:cluster';
+import os from 'node:os';
+import type { Logger } from 'pino';
+import { loadConfig } from '../config/load.js';
+import { createLogger } from '../log.js';
+import { removeStaleSocket } from '../postfix/policy-server.js';
+import type { ServeOptions } from './serve.js';
+import { splitList } from './runtime.js';
+
+export type WorkersSetting = number | 'auto';
+
+/** How many workers a setting means: `auto` is one per CPU the process may use. */
+export function workerCount(setting: WorkersSetting): number {
+  if (setting === 'auto') return Math.max(1, os.availableParallelism?.() ?? os.cpus().length);
+  return setting;
+}
+
+/** `--workers` as given on the command line. */
+export function parseWorkersFlag(s: string): WorkersSetting {
+  if (s === 'auto') return 'auto';
+  if (!/^[1-9]\d*$/.test(s)) throw new Error(`--workers: expected a whole number >= 1 or "auto", got "${s}"`);
+  return Number(s);
+}
+
+/** Messages a worker sends its primary. */
+interface WorkerMessage {
+  frontline: 'say';
+  line: string;
+}
+
+function isWorkerMessage(m: unknown): m is WorkerMessage {
+  return typeof m === 'object' && m !== null && (m as WorkerMessage).frontline === 'say' && typeof (m as WorkerMessage).line === 'string';
+}
+
+/**
+ * What `serve` prints (the ready line…): in a worker it goes to the primary,
+ * which prints it once for all; elsewhere undefined (serve's default, stderr).
+ */
+export function clusterSay(): ((line: string) => void) | undefined {
+  if (!cluster.isWorker) return undefined;
+  return (line) => process.send?.({ frontline: 'say', line } satisfies WorkerMessage);
+}
+
+export interface SupervisorOptions {
+  workers: number;
+  /** First restart delay; doubled for each worker that dies young, up to maxBackoffMs. Default 1000. */
+  backoffMs?: number;
+  maxBackoffMs?: number;
+  /** A worker that lived this long resets the backoff. Default 30000. */
+  healthyAfterMs?: number;
+  /** Workers still running this long after SIGTERM are killed. Default 15000. */
+  stopGraceMs?: number;
+  logger: Logger;
+  say: (line: string) => void;
+}
+
+/**
+ * `serve` with workers > 1: run the primary (and return true); false when
+ * this process should serve itself (one worker, or this is a worker).
+ */
+export async function serveClustered(opts: ServeOptions & { workers?: string }, say: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<boolean> {
+  if (cluster.isWorker) return false;
+  const config = loadConfig(opts.config, { policyListen: opts.policyListen, dns: splitList(opts.dns) });
+  const workers = workerCount(opts.workers !== undefined ? parseWorkersFlag(opts.workers) : config.workers);
+  if (workers <= 1) return false;
+  // A socket file left by a dead server is removed here, once: workers share the primary's socket.
+  const socket = opts.policySocket ?? config.listen.policy_socket;
+  if (socket) await removeStaleSocket(socket);
+  const logger = createLogger({ level: config.log.level, file: config.log.file, name: 'frontline' });
+  await supervise({ workers, logger, say });
+  return true;
+}
+
+/** Fork the workers, print the ready line when all are up, restart the ones that die, stop them all on a signal. */
+export function supervise(opts: SupervisorOptions): Promise<void> {
+  const backoffMs = opts.backoffMs ?? 1000;
+  const maxBackoffMs = opts.maxBackoffMs ?? 30000;
+  const healthyAfterMs = opts.healthyAfterMs ?? 30000;
+  const stopGraceMs = opts.stopGraceMs ?? 15000;
+  const log = opts.logger.child({ room: 'cluster' });
+  const started = new Map<Worker, number>();
+  const ready = new Set<Worker>();
+  const said = new Set<string>();
+  let allReady = false;
+  let stopping = false;
+  let exitCode = 0;
+  let delay = backoffMs;
+
+  return new Promise<void>((resolve) => {
+    const fork = (): void => {
+      const w = cluster.fork();
+      started.set(w, Date.now());
+      w.on('message', (m: unknown) => {
+        if (!isWorkerMessage(m)) return;
+        if (m.line.startsWith('frontline ready')) {
+          ready.add(w);
+          if (allReady) {
+            log.info({ worker: w.id, workerPid: w.process.pid }, 'worker ready');
+          } else if (ready.size === opts.workers) {
+            allReady = true;
+            log.info({ workers: opts.workers }, 'all workers ready');
+            opts.say(`${m.line}, ${opts.workers} workers`);
+          }
+          return;
+        }
+        // Each worker says the same things (gate address…): once is enough.
+        if (!said.has(m.line)) {
+          said.add(m.line);
+          opts.say(m.line);
+        }
+      });
+    };
+
+    cluster.on('exit', (w, code, signal) => {
+      const lived = Date.now() - (started.get(w) ?? Date.now());
+      const wasReady = ready.has(w);
+      started.delete(w);
+      ready.delete(w);
+      if (stopping) {
+        if (started.size === 0) finish(exitCode);
+        return;
+      }
+      if (!allReady && !wasReady) {
+        // A worker that cannot start (bad config, address in use) will not start the next time either.
+        opts.say(`frontline: a worker exited before it was ready (${signal ?? `exit ${code}`}); stopping`);
+        stop(1);
+        return;
+      }
+      if (lived >= healthyAfterMs) delay = backoffMs;
+      log.error({ worker: w.id, workerPid: w.process.pid, code, signal, restartInMs: delay }, 'worker died; restarting it');
+      opts.say(`frontline: worker ${w.process.pid} died (${signal ?? `exit ${code}`}); restarting in ${delay} ms`);
+      const wait = delay;
+      delay = Math.min(maxBackoffMs, delay * 2);
+      setTimeout(() => {
+        if (!stopping) fork();
+      }, wait).unref();
+    });
+
+    const finish = (code: number): void => {
+      log.info({ code }, 'all workers stopped');
+      process.exitCode = code;
+      let done = false;
+      const end = (): void => {
+        if (done) return;
+        done = true;
+        resolve();
+        process.exit(code);
+      };
+      opts.logger.flush(() => end());
+      setTimeout(end, 2000).unref();
+    };
+    const stop = (code: number): void => {
+      if (stopping) return;
+      stopping = true;
+      exitCode = code;
+      if (started.size === 0) {
+        finish(code);
+        return;
+      }
+      for (const w of started.keys()) w.process.kill('SIGTERM');
+      setTimeout(() => {
+        for (const w of started.keys()) w.process.kill('SIGKILL');
+      }, stopGraceMs).unref();
+    };
+    const onSignal = (signal: NodeJS.Signals): void => {
+      opts.say(`frontline: ${signal}, stopping ${started.size} workers`);
+      stop(0);
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+
+    for (let i = 0; i < opts.workers; i++) fork();
+  });
+}

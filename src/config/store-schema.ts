@@ -1,0 +1,133 @@
+// The config sections of the state store and what uses it: `store:` (backend,
+// bans, never-ban, decision-log retention), `greylist:`, `ratelimits:` and
+// `spamtraps:`. Kept apart from schema.ts, which includes them.
+
+import { z } from 'zod';
+import { parseNetwork } from './address.js';
+
+/** `null` (an empty YAML section) means "all defaults", as in the main schema. */
+function section<T extends z.ZodType>(schema: T) {
+  return z.preprocess((v) => (v === null ? undefined : v), schema.prefault({} as z.input<T>));
+}
+
+const network = z.string().refine((s) => parseNetwork(s) !== undefined, {
+  message: 'expected an IP address or CIDR (e.g. 192.0.2.0/24, 2001:db8::/32)',
+});
+
+const posInt = z.number().int().positive();
+const nonNegInt = z.number().int().nonnegative();
+
+const redisUrl = z.string().regex(/^rediss?:\/\/[^\s]+$/, { message: 'expected redis://[:password@]host:port[/db] (or rediss://)' });
+
+export const storeSchema = z
+  .strictObject({
+    /** sqlite: one file, one host. redis: several hosts sharing bans, greylist and rate limits. */
+    backend: z.enum(['sqlite', 'redis']).default('sqlite'),
+    /** SQLite file; null = <data_dir>/frontline.db. */
+    path: z.string().min(1).nullable().default(null),
+    redis: section(
+      z.strictObject({
+        url: redisUrl.default('redis://127.0.0.1:6379'),
+        /** Key prefix, so several installations can share one Redis. */
+        prefix: z.string().max(64).default('fl:'),
+      }),
+    ),
+    /** A decision that needs the store while it cannot answer: defer (4xx) or continue without it. */
+    on_unavailable: z.enum(['defer', 'continue']).default('defer'),
+    /** How often expired bans, list entries, greylist entries and buckets are purged and the decision log pruned. */
+    purge_interval_s: posInt.default(300),
+    bans: section(
+      z.strictObject({
+        /** First ban of an address lasts this long (s). */
+        base_s: posInt.default(3600),
+        /** Each further offence multiplies the length by this. */
+        factor: z.number().min(1).default(2),
+        /** Cap on a ban's length (s). */
+        max_s: posInt.default(30 * 86400),
+        /** ± this fraction of random spread, so bans made together do not expire together. */
+        jitter: z.number().min(0).lt(1).default(0.1),
+        /** The offence count starts again after this long without a ban (s). */
+        forget_after_s: posInt.default(90 * 86400),
+      }),
+    ),
+    /** Never banned (also loopback, my_networks and the entries of the `allow` lists). */
+    never_ban: z.array(network).default([]),
+    events: section(
+      z.strictObject({
+        /** Decisions older than this are deleted (s); 0 = keep. */
+        max_age_s: nonNegInt.default(30 * 86400),
+        /** At most this many decisions are kept (the newest); 0 = no cap. */
+        max_rows: nonNegInt.default(1_000_000),
+      }),
+    ),
+  })
+  .superRefine((s, ctx) => {
+    if (s.bans.max_s < s.bans.base_s) ctx.addIssue({ code: 'custom', path: ['bans', 'max_s'], message: `must be ≥ bans.base_s (${s.bans.base_s})` });
+  });
+
+export const greylistSchema = z.strictObject({
+  /** Greylisting is opt-in: the default policy's greylist rule runs only when this is true. */
+  enabled: z.boolean().default(false),
+  /** A new (client, sender, recipient) is deferred this long (s). */
+  delay_s: posInt.default(300),
+  /** A retry must come within this long of the first attempt (s). */
+  retry_window_s: posInt.default(2 * 86400),
+  /** A triplet that passed is remembered this long after it was last seen (s). */
+  pass_ttl_s: posInt.default(36 * 86400),
+  /** A client (subnet or SPF domain) passes at once after this many triplets passed; 0 = never. */
+  auto_allow_after: nonNegInt.default(5),
+  /** The client's subnet in the key. */
+  subnet: section(
+    z.strictObject({
+      v4: z.number().int().min(8).max(32).default(24),
+      v6: z.number().int().min(16).max(128).default(64),
+    }),
+  ),
+  /** When SPF passes, key on the SPF-authenticated domain instead of the subnet (a sender's whole pool counts as one). */
+  key_on_spf: z.boolean().default(true),
+  /** Greylist only clients without forward-confirmed reverse DNS (FCrDNS); others pass untouched. */
+  only_untrusted: z.boolean().default(false),
+});
+
+export const RATE_KEYS = ['client', 'sender', 'sasl_user', 'rcpt_domain'] as const;
+
+export const rateLimitSchema = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9_.-]+$/, { message: 'expected a name of letters, digits, _ . -' }),
+  /** What is counted: per client IP, MAIL FROM address, SASL login, or recipient domain. */
+  key: z.enum(RATE_KEYS),
+  /** Burst: this many in a row… */
+  capacity: posInt,
+  /** …and this many again per this many seconds (token bucket: capacity / per_s per second). */
+  per_s: z.number().positive(),
+  /** defer: counts toward `ratelimit=listed`; log: only recorded in the evidence (watch a limit before enforcing it). */
+  action: z.enum(['defer', 'log']).default('defer'),
+});
+
+export const rateLimitsSchema = z.preprocess(
+  (v) => (v === null ? undefined : v),
+  z
+    .array(rateLimitSchema)
+    .default([])
+    .superRefine((limits, ctx) => {
+      const seen = new Map<string, number>();
+      limits.forEach((l, i) => {
+        const first = seen.get(l.name);
+        if (first !== undefined) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate rate limit name (also ratelimits[${first}])` });
+        else seen.set(l.name, i);
+      });
+    }),
+);
+
+const trapAddress = z
+  .string()
+  .regex(/^[^\s@<>]+@[^\s@<>]+$/, { message: 'expected an e-mail address (local@domain)' })
+  .transform((s) => s.toLowerCase());
+
+export const spamtrapsSchema = z.preprocess((v) => (v === null ? undefined : v), z.array(trapAddress).default([]));
+
+export const storeSection = section(storeSchema);
+export const greylistSection = section(greylistSchema);
+
+export type StoreSettings = z.output<typeof storeSchema>;
+export type GreylistSettings = z.output<typeof greylistSchema>;
+export type RateLimitSettings = z.output<typeof rateLimitSchema>;

@@ -1,0 +1,74 @@
+// The decision log's writer for the frontends: every verdict becomes a
+// DecisionEvent in the store, without making the reply wait for it. A
+// failed write is logged (at most one line per 10 s, with the number of
+// events lost), never thrown: the log is a record, not a precondition.
+
+import { systemClock, type Clock, type Envelope, type Verdict } from '../core/types.js';
+import { compactEvidence } from './events.js';
+import type { DecisionEvent, Store, StoreLogger } from './types.js';
+
+/** The event for one verdict. At RCPT the event names the recipient decided on; later stages name them all. */
+export function decisionEvent(verdict: Verdict, env: Envelope, ts: number, sessionId?: string): DecisionEvent {
+  const rcpts = verdict.stage === 'rcpt' ? env.rcpts.slice(-1) : [...env.rcpts];
+  const e: DecisionEvent = {
+    ts,
+    clientIp: env.clientIp,
+    rcpts,
+    stage: verdict.stage,
+    action: verdict.action,
+    rule: verdict.rule,
+    evidence: compactEvidence(verdict.evidence),
+  };
+  const session = sessionId ?? env.sessionId;
+  if (session !== undefined) e.sessionId = session;
+  if (env.helo !== undefined) e.helo = env.helo;
+  if (env.from !== undefined) e.from = env.from;
+  if (verdict.code !== undefined) e.code = verdict.code;
+  if (verdict.text !== undefined) e.text = verdict.text;
+  return e;
+}
+
+const ERROR_LOG_INTERVAL_MS = 10_000;
+
+export class DecisionLog {
+  private failed = 0;
+  private lastErrorLog = -Infinity;
+  /** Writes started and not yet settled (close() waits for them). */
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(
+    private readonly store: Pick<Store, 'logEvent'>,
+    private readonly logger: StoreLogger,
+    private readonly clock: Clock = systemClock,
+  ) {}
+
+  /** Record one decision; returns at once. */
+  record(verdict: Verdict, env: Envelope, sessionId?: string): void {
+    let p: Promise<void>;
+    try {
+      p = this.store.logEvent(decisionEvent(verdict, env, this.clock.now(), sessionId));
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    const tracked = p.then(
+      () => undefined,
+      (err: unknown) => this.failure(err),
+    );
+    this.inFlight.add(tracked);
+    void tracked.finally(() => this.inFlight.delete(tracked));
+  }
+
+  private failure(err: unknown): void {
+    this.failed++;
+    const now = this.clock.now();
+    if (now - this.lastErrorLog < ERROR_LOG_INTERVAL_MS) return;
+    this.lastErrorLog = now;
+    this.logger.warn({ err: err instanceof Error ? err.message : String(err), lost: this.failed }, 'decision log: events not stored');
+    this.failed = 0;
+  }
+
+  /** Wait for the writes in flight (before the store is closed). */
+  async flush(): Promise<void> {
+    await Promise.all([...this.inFlight]);
+  }
+}
