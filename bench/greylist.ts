@@ -8,10 +8,12 @@
 // store, the decision log written to the store and to the JSON log
 // (/dev/null). Auto-allow is off, so every decision takes the full triplet
 // path. This process plays Postfix: 16 connections, one RCPT request at a
-// time each, every request a new message. The triplets cycle through
-// BENCH_TRIPLETS (50,000): half from hosts of an SPF-authorised pool (keyed on
-// the SPF domain), half from 4,096 other /24s (keyed on the subnet); the
-// delay is 1 s, so a triplet's first attempt is deferred and later ones pass.
+// time each, every request a new message. The requests cycle through
+// BENCH_TRIPLETS (50,000) envelopes: half from hosts of an SPF-authorised
+// pool with VERP-style senders (list-123@pool.test: keyed on the SPF domain
+// and the normalised sender list-#, so they recur and pass after the 1 s
+// delay), half from 4,096 other /24s with distinct senders (keyed on the
+// subnet; mostly first attempts, deferred).
 //
 //   npm run bench -- greylist
 //   node --import tsx bench/greylist.ts

@@ -23,7 +23,9 @@ export interface EvidenceCacheOptions {
 }
 
 export interface EvidenceCacheStats {
+  /** Evidence reused. */
   hits: number;
+  /** Evidence of a shareable check computed (kept or not). */
   misses: number;
   /** Evidence computed but not kept: temperror, a DNS fault, or a question still open when the check ended. */
   uncacheable: number;
@@ -150,13 +152,9 @@ export class EvidenceCache {
   /** Fresh evidence under this key (marked as reused), with its expiry. */
   get(key: string): CachedEvidence | undefined {
     const e = this.entries.get(key);
-    if (e === undefined) {
-      this.stats.misses++;
-      return undefined;
-    }
+    if (e === undefined) return undefined;
     if (this.opts.clock.now() >= e.expiresAt) {
       this.entries.delete(key);
-      this.stats.misses++;
       return undefined;
     }
     this.stats.hits++;
@@ -170,6 +168,7 @@ export class EvidenceCache {
 
   /** Keep freshly computed evidence if it may be; returns its expiry, or undefined when it was not kept. */
   put(key: string, evidence: Evidence, scope: EvidenceScope): number | undefined {
+    this.stats.misses++;
     if (evidence.result === 'temperror' || scope.tainted || scope.open || evidence.data?.internal === true) {
       this.stats.uncacheable++;
       return undefined;

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { systemClock, type Clock, type Envelope, type Stage, type Verdict } from '../core/types.js';
 import { envelopeOf, withRecipient } from './envelope.js';
 import { RequestParser, formatReply, type ParseEvent, type PolicyAttributes } from './protocol.js';
+import { infoLine } from '../log.js';
 import { actionFor, faultAction, headerToPrepend, invalidRequestAction, type ReplyOptions } from './reply.js';
 
 /** What the server needs of the policy engine (src/policy's Policy fits). */
@@ -158,7 +159,8 @@ export class PolicyServer {
       const evidence: Record<string, string> = {};
       for (const e of verdict.evidence) evidence[e.check] = e.result;
       const refused = verdict.action === 'reject' || verdict.action === 'defer' || verdict.action === 'tarpit';
-      log.info(
+      infoLine(
+        log,
         {
           ...summary(attrs, stage),
           action,

@@ -46,9 +46,12 @@ export interface ServingCli {
 }
 
 /** Start `frontline serve <args>` and wait for its ready line (use --policy-listen 127.0.0.1:0). */
-export function startServe(args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; nodeArgs?: string[] } = {}): Promise<ServingCli> {
+export function startServe(
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; nodeArgs?: string[]; /** How node runs the CLI; default from source: ['--import', 'tsx', CLI_MAIN]. */ entry?: string[] } = {},
+): Promise<ServingCli> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', CLI_MAIN, 'serve', ...args], {
+    const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...(opts.entry ?? ['--import', 'tsx', CLI_MAIN]), 'serve', ...args], {
       cwd: REPO_ROOT,
       env: { ...process.env, FRONTLINE_DNS: '', FRONTLINE_POLICY_LISTEN: '', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],

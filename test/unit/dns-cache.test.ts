@@ -233,3 +233,53 @@ describe('CachedResolver negative TTL without an SOA', () => {
     assert.throws(() => new CachedResolver(new Scripted(), { maxEntries: 0 }), /maxEntries/);
   });
 });
+
+describe('CachedResolver hits: shared void errors, copies, expiry reports', () => {
+  class Fixed implements Querier {
+    calls = 0;
+    async query<T extends QType>(name: string, type: T): Promise<DnsAnswer<T>> {
+      this.calls++;
+      if (name.startsWith('nx')) return { qname: name, qtype: type, status: 'NXDOMAIN', records: [], chain: [], ttl: 30 };
+      const data = (type === 'MX' ? { preference: 10, exchange: 'mx.test' } : '192.0.2.1') as DnsAnswer<T>['records'][number]['data'];
+      return { qname: name, qtype: type, status: 'NOERROR', records: [{ name, ttl: 120, data }], chain: [], ttl: 120 };
+    }
+  }
+
+  test('a cached void answer rejects with one frozen DnsError per entry, code and instanceof intact', async () => {
+    const r = new CachedResolver(new Fixed(), { clock: new FakeClock() });
+    const errors: unknown[] = [];
+    for (let i = 0; i < 3; i++) await r.a('nx.test').catch((e: unknown) => errors.push(e));
+    assert.equal(errors.length, 3);
+    for (const e of errors) {
+      assert.ok(e instanceof DnsError);
+      assert.equal(e.code, 'NXDOMAIN');
+      assert.equal(e.isVoid, true);
+      assert.equal(e.message, 'A nx.test: NXDOMAIN');
+    }
+    assert.equal(errors[1], errors[2], 'hits share the error');
+    assert.ok(Object.isFrozen(errors[1]));
+  });
+
+  test('each caller gets its own list, so changing it changes nothing cached', async () => {
+    const r = new CachedResolver(new Fixed(), { clock: new FakeClock() });
+    const a = await r.a('host.test');
+    a.push('203.0.113.9');
+    assert.deepEqual(await r.a('host.test'), ['192.0.2.1']);
+    const mx = await r.mx('host.test');
+    mx[0].exchange = 'evil.test';
+    assert.deepEqual(await r.mx('host.test'), [{ preference: 10, exchange: 'mx.test' }]);
+  });
+
+  test('the expiry sink hears when each answer served stops being fresh (void answers too, faults not)', async () => {
+    const clock = new FakeClock();
+    const r = new CachedResolver(new Fixed(), { clock, minTtl: 5, maxTtl: 3600 });
+    const seen: number[] = [];
+    await r.a('host.test', (t) => seen.push(t));
+    clock.advance(20);
+    await r.a('host.test', (t) => seen.push(t));
+    await r.a('nx.test', (t) => seen.push(t)).catch(() => undefined);
+    assert.deepEqual(seen, [1_000_000 + 120_000, 1_000_000 + 120_000, 1_000_000 + 20_000 + 30_000]);
+    await r.ptr('not an ip', (t) => seen.push(t)).catch(() => undefined);
+    assert.equal(seen.length, 3);
+  });
+});

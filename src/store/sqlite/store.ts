@@ -159,7 +159,10 @@ export class SqliteStore extends BaseStore {
   private readonly st: ReturnType<SqliteStore['prepare']>;
   private lastSeq = 0;
   private pollTimer?: NodeJS.Timeout;
-  private pending: Array<{ event: DecisionEvent; resolve: () => void; reject: (e: unknown) => void }> = [];
+  /** Writes waiting for the next batch commit: decision-log events and greylist entries. */
+  private pending: Array<{ event?: DecisionEvent; grey?: [string, GreyEntry]; resolve: () => void; reject: (e: unknown) => void }> = [];
+  /** Greylist entries written but not yet committed, by key: greyGet answers from here first. */
+  private readonly greyPending = new Map<string, GreyEntry>();
   private flushScheduled = false;
   private closed = false;
 
@@ -432,20 +435,36 @@ export class SqliteStore extends BaseStore {
   // ---- greylisting
 
   async greyGet(key: string): Promise<GreyEntry | undefined> {
+    const queued = this.greyPending.get(key);
+    if (queued) return queued.expiresAt > this.clock.now() ? queued : undefined;
     const row = this.run(() => this.st.greyGet.get(key));
     return row && row.expires_at > this.clock.now() ? greyFromRow(row) : undefined;
   }
 
-  async greyPut(key: string, entry: GreyEntry): Promise<void> {
-    const e = checkGreyEntry(entry);
-    this.run(() => this.st.greyPut.run({ key, ...e, passedAt: e.passedAt ?? null }));
+  /**
+   * Written in the next batch (with the decision-log events: one commit per
+   * tick for all concurrent decisions, instead of one each); the promise
+   * settles when the batch is committed, and greyGet sees the entry at once.
+   */
+  greyPut(key: string, entry: GreyEntry): Promise<void> {
+    let e: GreyEntry;
+    try {
+      e = checkGreyEntry(entry);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.closed) return Promise.reject(new StoreUnavailableError('sqlite: store is closed'));
+    this.greyPending.set(key, e);
+    return this.enqueue({ grey: [key, e] });
   }
 
   async greyDelete(key: string): Promise<boolean> {
+    this.flushEvents();
     return this.run(() => this.st.greyDel.run(key).changes > 0);
   }
 
   async greyList(opts: { limit?: number } = {}): Promise<Array<{ key: string; entry: GreyEntry }>> {
+    this.flushEvents();
     const limit = Math.min(Math.max(1, Math.floor(opts.limit ?? 1000)), 1_000_000);
     return this.run(() => this.st.greyList.all(this.clock.now(), limit)).map((r) => ({ key: r.key, entry: greyFromRow(r) }));
   }
@@ -454,6 +473,7 @@ export class SqliteStore extends BaseStore {
     const net = parseNetwork(ipOrCidr);
     if (!net) throw new InvalidEntryError(`not an IP address or CIDR: ${JSON.stringify(ipOrCidr)}`);
     const host = net.len === (net.v6 ? 128 : 32);
+    this.flushEvents();
     return this.run(() =>
       this.db
         .transaction((): number => {
@@ -520,8 +540,12 @@ export class SqliteStore extends BaseStore {
       return Promise.reject(e);
     }
     if (this.closed) return Promise.reject(new StoreUnavailableError('sqlite: store is closed'));
+    return this.enqueue({ event: clean });
+  }
+
+  private enqueue(write: { event?: DecisionEvent; grey?: [string, GreyEntry] }): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ event: clean, resolve, reject });
+      this.pending.push({ ...write, resolve, reject });
       if (!this.flushScheduled) {
         this.flushScheduled = true;
         setImmediate(() => this.flushEvents());
@@ -529,6 +553,7 @@ export class SqliteStore extends BaseStore {
     });
   }
 
+  /** Commit the pending events and greylist entries in one transaction. Synchronous: callers that read the tables flush first. */
   private flushEvents(): void {
     this.flushScheduled = false;
     const batch = this.pending;
@@ -537,7 +562,12 @@ export class SqliteStore extends BaseStore {
     try {
       this.run(() =>
         this.db.transaction(() => {
-          for (const { event: e } of batch) {
+          for (const { event: e, grey } of batch) {
+            if (grey) {
+              const [key, g] = grey;
+              this.st.greyPut.run({ key, ...g, passedAt: g.passedAt ?? null });
+            }
+            if (!e) continue;
             this.st.eventPut.run({
               ts: e.ts,
               sessionId: e.sessionId ?? null,
@@ -560,6 +590,8 @@ export class SqliteStore extends BaseStore {
       for (const p of batch) p.resolve();
     } catch (e) {
       for (const p of batch) p.reject(e);
+    } finally {
+      for (const { grey } of batch) if (grey && this.greyPending.get(grey[0]) === grey[1]) this.greyPending.delete(grey[0]);
     }
   }
 
@@ -624,6 +656,7 @@ export class SqliteStore extends BaseStore {
   // ---- housekeeping
 
   protected async purgeBackend(now: number): Promise<PurgeResult> {
+    this.flushEvents();
     const forgetMs = this.policy.forgetAfterSeconds * 1000;
     return this.run(() =>
       this.db
