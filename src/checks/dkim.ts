@@ -8,7 +8,7 @@ import type { DNSResolver } from 'mailauth';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import type { Envelope, Evidence, EvidenceResult } from '../core/types.js';
 import type { Resolver } from '../dns/types.js';
-import { domainOf, timed } from './evidence.js';
+import { domainOf, stringList, timed } from './evidence.js';
 import { ErrnoError, mailauthResolver, type MailauthResolver } from './mailauth-resolver.js';
 import { sameOrgDomain } from './org-domain.js';
 import type { CheckContext } from './types.js';
@@ -127,7 +127,7 @@ export function checkDkimDomain(env: Envelope, ctx: CheckContext): Promise<Evide
     if (env.from === '' || !domain) return { result: 'none', detail: 'null sender: no domain to match' };
     const dkim = await ctx.evidence('dkim');
     if (dkim.result === 'none' && !env.message) return { result: 'none', detail: 'message not seen at this stage', data: { domain } };
-    const passing = Array.isArray(dkim.data?.passingDomains) ? (dkim.data.passingDomains as unknown[]).filter((d): d is string => typeof d === 'string') : [];
+    const passing = stringList(dkim.data?.passingDomains);
     const signer = passing.find((d) => sameOrgDomain(d, domain));
     if (signer) return { result: 'match', detail: `DKIM signature of ${signer} verifies, in the organisational domain of ${domain}`, data: { domain, signer } };
     if (dkim.result === 'temperror') return { result: 'temperror', detail: `DKIM unknown: ${dkim.detail}`, data: { domain } };

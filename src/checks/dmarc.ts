@@ -14,7 +14,7 @@ import { domainToASCII } from 'node:url';
 import addressparser from 'nodemailer/lib/addressparser';
 import type { Envelope, Evidence } from '../core/types.js';
 import { isDnsError, type Resolver } from '../dns/types.js';
-import { domainOf, timed } from './evidence.js';
+import { domainOf, stringList, timed } from './evidence.js';
 import { headerValues, messageHeader } from './message.js';
 import { orgDomain } from './org-domain.js';
 import type { CheckContext } from './types.js';
@@ -157,7 +157,7 @@ function spfIdentity(env: Envelope, spf: Evidence): string | undefined {
 /** Domains (d=) of the DKIM signatures that verified: data.passingDomains, else data.signatures with result pass. */
 function dkimIdentities(dkim: Evidence): string[] {
   const passing = dkim.data?.passingDomains;
-  if (Array.isArray(passing)) return passing.filter((d): d is string => typeof d === 'string');
+  if (Array.isArray(passing)) return stringList(passing);
   const sigs = dkim.data?.signatures;
   if (!Array.isArray(sigs)) return [];
   return sigs.flatMap((s: unknown) => {

@@ -1,6 +1,9 @@
 import type { Evidence, EvidenceResult } from '../core/types.js';
 import { isDnsError } from '../dns/types.js';
 
+// Shared with the store room; re-exported for the checks that name it here.
+export { domainOf } from '../core/address.js';
+
 /** Time a check body and wrap its outcome as Evidence; a DNS fault becomes temperror, never a crash. */
 export async function timed(
   check: string,
@@ -17,11 +20,7 @@ export async function timed(
   }
 }
 
-/** The domain part of an address (lower-cased), or undefined for the null sender / no `@`. */
-export function domainOf(address: string | undefined): string | undefined {
-  if (!address) return undefined;
-  const at = address.lastIndexOf('@');
-  if (at < 0) return undefined;
-  const d = address.slice(at + 1).replace(/\.$/, '').toLowerCase();
-  return d === '' ? undefined : d;
+/** The strings of a list in evidence.data, checked for shape (evidence crosses module boundaries as plain data). */
+export function stringList(v: unknown): string[] {
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
 }

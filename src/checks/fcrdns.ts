@@ -5,7 +5,7 @@
 import type { Envelope, Evidence } from '../core/types.js';
 import { isDnsError } from '../dns/types.js';
 import { addressesOf, clientAddress, settle } from './addresses.js';
-import { domainOf, timed } from './evidence.js';
+import { domainOf, stringList, timed } from './evidence.js';
 import { isValidHostname, normaliseName } from './hostname.js';
 import { sameOrgDomain } from './org-domain.js';
 import type { CheckContext } from './types.js';
@@ -55,11 +55,6 @@ export function checkFcrdns(env: Envelope, ctx: CheckContext, opts: FcrdnsOption
     const faultNote = faulted.length > 0 ? `; lookups failed for ${faulted.join(', ')}` : '';
     return { result: 'fail', detail: `${client.ip} has PTR ${looked.join(', ')}, but no ${rr} of those names leads back to it${faultNote}`, data };
   });
-}
-
-/** Names in evidence.data, checked for shape (evidence crosses module boundaries as plain data). */
-function stringList(v: unknown): string[] {
-  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
 }
 
 export function checkFcrdnsDomain(env: Envelope, ctx: CheckContext): Promise<Evidence> {

@@ -4,8 +4,10 @@
 
 import { readFile } from 'node:fs/promises';
 import ipaddr from 'ipaddr.js';
+import { unwrapIpText } from '../core/ip.js';
+import { listLines } from '../core/list-lines.js';
 import type { Envelope, Evidence } from '../core/types.js';
-import { domainOf, timed } from './evidence.js';
+import { domainOf, stringList, timed } from './evidence.js';
 import { isBareIp, isValidHostname, normaliseName, parseAddressLiteral } from './hostname.js';
 import type { CheckContext } from './types.js';
 
@@ -94,7 +96,7 @@ export class IpList {
   has(ip: string): boolean {
     let addr: ipaddr.IPv4 | ipaddr.IPv6;
     try {
-      addr = ipaddr.process(ip.replace(/^\[|\]$/g, '').replace(/^ipv6:/i, ''));
+      addr = ipaddr.process(unwrapIpText(ip));
     } catch {
       return false;
     }
@@ -195,17 +197,11 @@ function validate(entry: string, kind: ListKind): string | undefined {
 export function parseListText(text: string, file: string, kind: ListKind = 'any'): { entries: string[]; errors: ListFileError[] } {
   const entries: string[] = [];
   const errors: ListFileError[] = [];
-  text.split(/\r?\n/).forEach((raw, i) => {
-    const line = raw.replace(/#.*$/, '').trim();
-    if (line === '') return;
-    if (/\s/.test(line)) {
-      errors.push({ file, line: i + 1, text: raw, reason: 'one entry per line expected' });
-      return;
-    }
-    const why = validate(line, kind);
-    if (why) errors.push({ file, line: i + 1, text: raw, reason: why });
-    else entries.push(line);
-  });
+  for (const { line, raw, entry } of listLines(text, /#.*$/)) {
+    const why = /\s/.test(entry) ? 'one entry per line expected' : validate(entry, kind);
+    if (why) errors.push({ file, line, text: raw, reason: why });
+    else entries.push(entry);
+  }
   return { entries, errors };
 }
 
@@ -267,7 +263,7 @@ export function checkList(env: Envelope, ctx: CheckContext, opts: ListCheckOptio
       if (ips?.has(env.clientIp)) return listed(env.clientIp, 'ip');
       if (!domains || domains.size === 0) return unlisted(env.clientIp);
       const fc = await ctx.evidence('fcrdns');
-      const names = Array.isArray(fc.data?.names) ? (fc.data.names as unknown[]).filter((n): n is string => typeof n === 'string') : [];
+      const names = stringList(fc.data?.names);
       for (const n of names) {
         const entry = domains.match(n);
         if (entry) return listed(n, 'domain', entry);

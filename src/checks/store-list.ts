@@ -9,7 +9,7 @@
 // an AS table and match nothing here).
 
 import type { Envelope, Evidence } from '../core/types.js';
-import { domainOf, timed } from './evidence.js';
+import { domainOf, stringList, timed } from './evidence.js';
 import type { CheckContext } from './types.js';
 
 /** What a list is matched against (as the config's `lists.NAME.match`). */
@@ -39,7 +39,7 @@ export function checkStoreList(env: Envelope, ctx: CheckContext, opts: StoreList
     } else if (kind === 'domain') {
       if (field === 'client') {
         const fc = await ctx.evidence('fcrdns');
-        if (Array.isArray(fc.data?.names)) values.push(...(fc.data.names as unknown[]).filter((n): n is string => typeof n === 'string'));
+        values.push(...stringList(fc.data?.names));
       } else if (field === 'helo') {
         if (env.helo) values.push(env.helo);
       } else {

@@ -3,7 +3,7 @@
 // these run once per walk or fetch, never per SMTP command, so speed is not
 // the concern here that it is in the store's lookup path.
 
-import { parseIp4, parseIp6 } from '../checks/spf/ip.js';
+import { formatIp6Groups, formatV4, parseIp4, parseIp6 } from '../core/ip.js';
 
 export type Family = 4 | 6;
 
@@ -72,37 +72,15 @@ export function parseCidr(text: string): Net | undefined {
   return netOf(family, value, len);
 }
 
-function formatV4(n: bigint): string {
-  const x = Number(n);
-  return `${x >>> 24}.${(x >>> 16) & 255}.${(x >>> 8) & 255}.${x & 255}`;
-}
-
-/** RFC 5952: lower case, no leading zeros, the longest run of two or more zero groups as `::`. */
+/** RFC 5952 text of a 128-bit integer. */
 function formatV6(n: bigint): string {
   const groups: number[] = [];
   for (let i = 7; i >= 0; i--) groups.push(Number((n >> BigInt(16 * i)) & 0xffffn));
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+  return formatIp6Groups(groups);
 }
 
 export function formatAddress(family: Family, n: bigint): string {
-  return family === 4 ? formatV4(n) : formatV6(n);
+  return family === 4 ? formatV4(Number(n)) : formatV6(n);
 }
 
 /** Canonical `addr/len` text (always with the length). */

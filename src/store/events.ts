@@ -1,6 +1,7 @@
 // The decision log's record shape, shared by both backends: what is kept of
 // a decision (compact evidence, bounded text) and how a query matches.
 
+import { domainOf } from '../core/address.js';
 import type { Evidence } from '../core/types.js';
 import { InvalidEntryError } from './errors.js';
 import { parseNetwork, formatNetwork } from './ip.js';
@@ -53,14 +54,8 @@ function canonicalOrRaw(ip: string): string {
   return n && !ip.includes('/') ? formatNetwork(n).replace(/\/\d+$/, '') : ip;
 }
 
-export function domainPart(address: string | undefined): string | undefined {
-  if (!address) return undefined;
-  const at = address.lastIndexOf('@');
-  return at < 0 ? undefined : address.slice(at + 1).replace(/\.$/, '').toLowerCase() || undefined;
-}
-
 export function rcptDomains(rcpts: string[]): string[] {
-  return [...new Set(rcpts.map(domainPart).filter((d): d is string => d !== undefined))];
+  return [...new Set(rcpts.map(domainOf).filter((d): d is string => d !== undefined))];
 }
 
 export const DEFAULT_EVENT_LIMIT = 100;
@@ -79,7 +74,7 @@ export function eventMatches(e: DecisionEvent, q: EventQuery): boolean {
   if (q.until !== undefined && e.ts > q.until) return false;
   if (q.domain !== undefined) {
     const d = q.domain.toLowerCase();
-    if (domainPart(e.from) !== d && !rcptDomains(e.rcpts).includes(d)) return false;
+    if (domainOf(e.from) !== d && !rcptDomains(e.rcpts).includes(d)) return false;
   }
   return true;
 }

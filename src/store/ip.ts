@@ -2,32 +2,11 @@
 // per call; at millions of lookups a second that is the bottleneck), and the
 // canonical text form of a CIDR that the store uses as a key.
 
+import { formatIp6Groups, formatV4, parseV4 } from '../core/ip.js';
 import { InvalidEntryError } from './errors.js';
 
-/** Dotted-quad IPv4 text → unsigned 32-bit number, or -1 when `s` is not one. */
-export function parseV4(s: string, from = 0, to = s.length): number {
-  const n = to - from;
-  if (n < 7 || n > 15) return -1;
-  let acc = 0;
-  let part = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let i = from; i < to; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 48 && c <= 57) {
-      part = part * 10 + (c - 48);
-      if (++digits > 3 || part > 255) return -1;
-    } else if (c === 46) {
-      if (digits === 0 || dots === 3) return -1;
-      acc = acc * 256 + part;
-      part = 0;
-      digits = 0;
-      dots++;
-    } else return -1;
-  }
-  if (digits === 0 || dots !== 3) return -1;
-  return acc * 256 + part;
-}
+// Shared with other rooms; re-exported for the store's callers that name them here.
+export { formatV4, parseV4 };
 
 function hexValue(c: number): number {
   if (c >= 48 && c <= 57) return c - 48;
@@ -107,32 +86,11 @@ export function maskV4(a: number, len: number): number {
   return len === 0 ? 0 : (a & (0xffffffff << (32 - len))) >>> 0;
 }
 
-export function formatV4(a: number): string {
-  return `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
-}
-
 /** RFC 5952 text of four IPv6 words (lower case, longest zero run of ≥ 2 groups compressed). */
 export function formatV6(w: Uint32Array | number[]): string {
   const g: number[] = [];
   for (let k = 0; k < 4; k++) g.push(w[k] >>> 16, w[k] & 0xffff);
-  let bestStart = -1;
-  let bestLen = 1;
-  for (let k = 0; k < 8; ) {
-    if (g[k] !== 0) {
-      k++;
-      continue;
-    }
-    let e = k;
-    while (e < 8 && g[e] === 0) e++;
-    if (e - k > bestLen) {
-      bestStart = k;
-      bestLen = e - k;
-    }
-    k = e;
-  }
-  const hex = g.map((x) => x.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  return formatIp6Groups(g);
 }
 
 /** A parsed, canonical network: host bits cleared, mapped IPv4 turned into IPv4. */

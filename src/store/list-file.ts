@@ -3,6 +3,7 @@
 // still load, so one typo never empties a list.
 
 import { readFile } from 'node:fs/promises';
+import { listLines } from '../core/list-lines.js';
 import type { BadLine } from './asn.js';
 import { canonicalEntry } from './entries.js';
 import { InvalidEntryError } from './errors.js';
@@ -14,16 +15,14 @@ export type { BadLine } from './asn.js';
 export function parseListText(text: string, kind: ListKind, file = '<text>'): { entries: string[]; bad: BadLine[] } {
   const seen = new Set<string>();
   const bad: BadLine[] = [];
-  text.split(/\r?\n/).forEach((raw, i) => {
-    const line = raw.replace(/(^|\s)#.*$/, '').trim();
-    if (line === '') return;
+  for (const { line, entry } of listLines(text, /(^|\s)#.*$/)) {
     try {
-      seen.add(canonicalEntry(kind, line));
+      seen.add(canonicalEntry(kind, entry));
     } catch (e) {
       if (!(e instanceof InvalidEntryError)) throw e;
-      bad.push({ file, line: i + 1, text: line.slice(0, 200), why: e.message });
+      bad.push({ file, line, text: entry.slice(0, 200), why: e.message });
     }
-  });
+  }
   return { entries: [...seen], bad };
 }
 

@@ -5,6 +5,7 @@
 
 import type { Clock } from '../../core/types.js';
 import { isDnsError, type Resolver } from '../../dns/types.js';
+import { normaliseName } from '../hostname.js';
 import { SpfAbort, SpfSyntaxError } from './errors.js';
 import { type ClientIp, type IpAddr, inNetwork, isClient, parseAnswer, parseClientIp, parseIp4, parseIp6 } from './ip.js';
 import { type MacroString, type MacroValues, expand, expandDomain, parseExplanation, usesPtr } from './macro.js';
@@ -170,10 +171,6 @@ function initialDomainProblem(domain: string): string | undefined {
 function isQueryable(name: string): boolean {
   if (name === '' || name.length > 253) return false;
   return name.split('.').every((l) => l.length > 0 && l.length <= 63);
-}
-
-function normaliseName(name: string): string {
-  return name.replace(/\.$/, '').toLowerCase();
 }
 
 class Evaluation {

@@ -1,7 +1,12 @@
 // IP addresses as SPF sees them: the client address (IPv4-mapped IPv6 counts
 // as IPv4, RFC 7208 §5), and the strict literals of ip4:/ip6: (§5.6).
 
-import ipaddr from 'ipaddr.js';
+import type ipaddr from 'ipaddr.js';
+import { parseIp4, parseIp6, unwrapIpText } from '../../core/ip.js';
+import { nibbles } from '../../dns/reverse.js';
+
+// The strict literal parsers live in core/ip.ts; re-exported for the SPF code that names them here.
+export { parseIp4, parseIp6 };
 
 export type IpAddr = ipaddr.IPv4 | ipaddr.IPv6;
 
@@ -12,14 +17,9 @@ export interface ClientIp {
   text: string;
 }
 
-// qnum = DIGIT / %x31-39 DIGIT / "1" 2DIGIT / "2" %x30-34 DIGIT / "25" %x30-35: no leading zeros.
-const QNUM = '(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])';
-const IP4 = new RegExp(`^${QNUM}\\.${QNUM}\\.${QNUM}\\.${QNUM}$`);
-const IP6_CHARS = /^[0-9a-f:.]+$/i;
-
 /** The client address, or undefined when `text` is not an IP address. */
 export function parseClientIp(text: string): ClientIp | undefined {
-  const t = text.trim().replace(/^\[|\]$/g, '').replace(/^ipv6:/i, '');
+  const t = unwrapIpText(text.trim());
   const v4 = parseIp4(t);
   if (v4) return { family: 4, addr: v4, text: v4.toString() };
   const v6 = parseIp6(t);
@@ -29,27 +29,6 @@ export function parseClientIp(text: string): ClientIp | undefined {
     return { family: 4, addr: mapped, text: mapped.toString() };
   }
   return { family: 6, addr: v6, text: v6.toString() };
-}
-
-/** A strict dotted quad (ip4-network), or undefined. */
-export function parseIp4(text: string): ipaddr.IPv4 | undefined {
-  return IP4.test(text) ? ipaddr.IPv4.parse(text) : undefined;
-}
-
-/** An IPv6 address in RFC 4291 text form (no zone id), or undefined. */
-export function parseIp6(text: string): ipaddr.IPv6 | undefined {
-  if (!IP6_CHARS.test(text) || !text.includes(':')) return undefined;
-  let t = text;
-  // ipaddr.js reads `::1.2.3.4` as `::ffff:1.2.3.4`; spell a trailing dotted quad as two hex groups instead.
-  const dot = t.lastIndexOf(':');
-  const tail = t.slice(dot + 1);
-  if (tail.includes('.')) {
-    const v4 = parseIp4(tail);
-    if (!v4) return undefined;
-    const [a, b, c, d] = v4.octets;
-    t = `${t.slice(0, dot + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  return ipaddr.IPv6.isValid(t) ? ipaddr.IPv6.parse(t) : undefined;
 }
 
 /** Parse an address from a DNS answer of the client's family, or undefined. */
@@ -67,11 +46,7 @@ export function inNetwork(client: ClientIp, network: IpAddr, prefix: number): bo
 /** The `i` macro: dotted quad, or 32 dot-separated upper-case nibbles (as RFC 7208 §7.4 writes them). */
 export function macroIp(client: ClientIp): string {
   if (client.family === 4) return client.text;
-  return (client.addr as ipaddr.IPv6)
-    .toByteArray()
-    .flatMap((b) => [(b >> 4).toString(16), (b & 15).toString(16)])
-    .join('.')
-    .toUpperCase();
+  return nibbles(client.addr as ipaddr.IPv6).join('.').toUpperCase();
 }
 
 /** Is `addr` the client's own address? */

@@ -3,16 +3,13 @@
 // written in one canonical form so one attacker is one key.
 
 import ipaddr from 'ipaddr.js';
-import { parseIp6 } from '../../checks/spf/ip.js';
+import { isStrictIp4, parseIp6, parseV4 } from '../../core/ip.js';
 import { parseNetwork } from '../../config/address.js';
-
-// A dotted quad without leading zeros is already in canonical form: no need to build an object.
-const QNUM = '(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])';
-const IP4 = new RegExp(`^${QNUM}\\.${QNUM}\\.${QNUM}\\.${QNUM}$`);
 
 /** Canonical text of a valid IPv4/IPv6 address, or undefined. */
 export function strictIp(text: string): string | undefined {
-  if (IP4.test(text)) return text;
+  // A dotted quad without leading zeros is already in canonical form: no need to build an object.
+  if (isStrictIp4(text)) return text;
   if (!text.includes(':')) return undefined;
   const v6 = parseIp6(text);
   if (!v6) return undefined;
@@ -28,20 +25,6 @@ export function banNetwork(ip: string, ipv6Prefix: number): string {
   return `${ipaddr.fromByteArray(bytes).toString()}/${ipv6Prefix}`;
 }
 
-/** IPv4 text (already validated) as an unsigned 32-bit number. */
-function v4Number(ip: string): number {
-  let n = 0;
-  let part = 0;
-  for (let i = 0; i < ip.length; i++) {
-    const c = ip.charCodeAt(i);
-    if (c === 46) {
-      n = n * 256 + part;
-      part = 0;
-    } else part = part * 10 + (c - 48);
-  }
-  return n * 256 + part;
-}
-
 /** Addresses never tracked nor banned by log watching (loopback, the admin's own networks). */
 export class IgnoreList {
   private readonly v4: Array<[base: number, size: number]> = [];
@@ -53,7 +36,7 @@ export class IgnoreList {
       const [addr, len] = net;
       if (addr.kind() === 'ipv4') {
         const size = 2 ** (32 - len);
-        this.v4.push([Math.floor(v4Number(addr.toString()) / size) * size, size]);
+        this.v4.push([Math.floor(parseV4(addr.toString()) / size) * size, size]);
       } else this.v6.push([addr as ipaddr.IPv6, len]);
     }
   }
@@ -61,7 +44,7 @@ export class IgnoreList {
   has(ip: string): boolean {
     if (!ip.includes(':')) {
       if (this.v4.length === 0) return false;
-      const n = v4Number(ip);
+      const n = parseV4(ip);
       return this.v4.some(([base, size]) => n >= base && n < base + size);
     }
     if (this.v6.length === 0) return false;

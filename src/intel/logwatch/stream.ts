@@ -5,8 +5,8 @@ import type { Readable } from 'node:stream';
 import type { LogLine } from './line.js';
 import { LineSplitter } from './splitter.js';
 
-/** Read `stream` to its end; `onLines` gets each batch (awaited: it is the back-pressure). */
-export async function readStreamLines(stream: Readable, maxLineBytes: number, onLines: (lines: LogLine[]) => Promise<void> | void): Promise<number> {
+/** The lines of `stream`, one batch a chunk read (never an empty batch), numbered from 1. */
+async function* lineBatches(stream: Readable, maxLineBytes: number): AsyncGenerator<LogLine[]> {
   const splitter = new LineSplitter(maxLineBytes);
   let offset = 0;
   let lineNo = 0;
@@ -14,24 +14,23 @@ export async function readStreamLines(stream: Readable, maxLineBytes: number, on
     const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
     const split = splitter.push(buf, offset);
     offset += buf.length;
-    if (split.length > 0) await onLines(split.map((l) => ({ text: l.text, cut: l.cut, lineNo: ++lineNo })));
+    if (split.length > 0) yield split.map((l) => ({ text: l.text, cut: l.cut, lineNo: ++lineNo }));
   }
   const last = splitter.finish(offset);
-  if (last) await onLines([{ text: last.text, cut: last.cut, lineNo: ++lineNo }]);
-  return lineNo;
+  if (last) yield [{ text: last.text, cut: last.cut, lineNo: ++lineNo }];
+}
+
+/** Read `stream` to its end; `onLines` gets each batch (awaited: it is the back-pressure). */
+export async function readStreamLines(stream: Readable, maxLineBytes: number, onLines: (lines: LogLine[]) => Promise<void> | void): Promise<number> {
+  let count = 0;
+  for await (const batch of lineBatches(stream, maxLineBytes)) {
+    count += batch.length;
+    await onLines(batch);
+  }
+  return count;
 }
 
 /** The same, as an async iterable of lines (for replay()). */
 export async function* streamLines(stream: Readable, maxLineBytes: number): AsyncGenerator<LogLine> {
-  const splitter = new LineSplitter(maxLineBytes);
-  let offset = 0;
-  let lineNo = 0;
-  for await (const chunk of stream) {
-    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
-    const split = splitter.push(buf, offset);
-    offset += buf.length;
-    for (const l of split) yield { text: l.text, cut: l.cut, lineNo: ++lineNo };
-  }
-  const last = splitter.finish(offset);
-  if (last) yield { text: last.text, cut: last.cut, lineNo: ++lineNo };
+  for await (const batch of lineBatches(stream, maxLineBytes)) yield* batch;
 }

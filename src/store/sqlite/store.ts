@@ -16,7 +16,8 @@ import { banSeconds, offenceAfterUnban, planBan, type BanPlan, type OffenceRecor
 import { BaseStore, checkGreyEntry, checkRateRequest } from '../base-store.js';
 import { checkListKind } from '../entries.js';
 import { InvalidEntryError, StoreUnavailableError } from '../errors.js';
-import { cleanEvent, domainPart, eventLimit, rcptDomains } from '../events.js';
+import { domainOf } from '../../core/address.js';
+import { cleanEvent, eventLimit, rcptDomains } from '../events.js';
 import { canonicalIp, networkContains, parseNetwork } from '../ip.js';
 import type {
   Ban,
@@ -574,7 +575,7 @@ export class SqliteStore extends BaseStore {
               clientIp: e.clientIp,
               helo: e.helo ?? null,
               from: e.from ?? null,
-              fromDomain: domainPart(e.from) ?? null,
+              fromDomain: domainOf(e.from) ?? null,
               rcpts: JSON.stringify(e.rcpts),
               rcptDomains: `|${rcptDomains(e.rcpts).join('|')}|`,
               stage: e.stage,
