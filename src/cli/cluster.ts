@@ -83,7 +83,11 @@ export async function serveClustered(opts: ServeOptions & { workers?: string }, 
   return true;
 }
 
-/** Fork the workers, print the ready line when all are up, restart the ones that die, stop them all on a signal. */
+/**
+ * Fork the workers one after another (the next when the last is ready),
+ * print the ready line when all are up, restart the ones that die, stop them
+ * all on a signal.
+ */
 export function supervise(opts: SupervisorOptions): Promise<void> {
   const backoffMs = opts.backoffMs ?? 1000;
   const maxBackoffMs = opts.maxBackoffMs ?? 30000;
@@ -112,6 +116,8 @@ export function supervise(opts: SupervisorOptions): Promise<void> {
             allReady = true;
             log.info({ workers: opts.workers }, 'all workers ready');
             opts.say(`${m.line}, ${opts.workers} workers`);
+          } else if (!stopping) {
+            fork();
           }
           return;
         }
@@ -143,9 +149,10 @@ export function supervise(opts: SupervisorOptions): Promise<void> {
       opts.say(`frontline: worker ${w.process.pid} died (${signal ?? `exit ${code}`}); restarting in ${delay} ms`);
       const wait = delay;
       delay = Math.min(maxBackoffMs, delay * 2);
+      // Not unref'd: with every worker gone, this timer is what keeps the primary alive.
       setTimeout(() => {
         if (!stopping) fork();
-      }, wait).unref();
+      }, wait);
     });
 
     const finish = (code: number): void => {
@@ -181,6 +188,7 @@ export function supervise(opts: SupervisorOptions): Promise<void> {
     process.once('SIGTERM', onSignal);
     process.once('SIGINT', onSignal);
 
-    for (let i = 0; i < opts.workers; i++) fork();
+    // One at a time: each opens the store (SQLite schema, WAL) while no sibling is doing the same.
+    fork();
   });
 }
