@@ -4,7 +4,9 @@
 // the OS page cache) before better-sqlite3 returns, so every acknowledged
 // change survives the death of the process, SIGKILL included; only an OS
 // crash or power loss can drop the last commits. synchronous=FULL (config)
-// adds an fsync per commit for that case.
+// adds an fsync per commit for that case. Decision events are the exception:
+// records, not acknowledgements, they are committed in batches (see
+// EVENT_FLUSH_MS), so a SIGKILL can lose the last 200 ms of them.
 //
 // Several processes may open the same file (the daemon and the CLI): writes
 // take the lock with BEGIN IMMEDIATE and wait up to busy_timeout, and each
@@ -39,6 +41,14 @@ import type {
   StoreHealth,
 } from '../types.js';
 import { migrate } from './schema.js';
+
+/**
+ * Decision events are records, not acknowledgements: they are committed in
+ * batches, at most this long after they were logged (a SIGKILL loses at most
+ * this much of the log), or as soon as EVENT_BATCH_ROWS are waiting.
+ */
+const EVENT_FLUSH_MS = 200;
+const EVENT_BATCH_ROWS = 500;
 
 /** Change rows older than this are pruned; a process that lagged longer reloads everything. */
 const CHANGES_KEEP_MS = 10 * 60 * 1000;
@@ -165,6 +175,8 @@ export class SqliteStore extends BaseStore {
   /** Greylist entries written but not yet committed, by key: greyGet answers from here first. */
   private readonly greyPending = new Map<string, GreyEntry>();
   private flushScheduled = false;
+  /** Pending decision events are committed when this fires (or sooner, with a greylist entry or a full batch). */
+  private flushTimer?: NodeJS.Timeout;
   private closed = false;
 
   private constructor(
@@ -532,7 +544,7 @@ export class SqliteStore extends BaseStore {
 
   // ---- decision log
 
-  /** Events are written in batches (one transaction per tick); the promise settles when the batch is committed. */
+  /** Events are written in batches (every EVENT_FLUSH_MS or EVENT_BATCH_ROWS); the promise settles when the batch is committed. */
   logEvent(event: DecisionEvent): Promise<void> {
     let clean: DecisionEvent;
     try {
@@ -547,16 +559,25 @@ export class SqliteStore extends BaseStore {
   private enqueue(write: { event?: DecisionEvent; grey?: [string, GreyEntry] }): Promise<void> {
     return new Promise((resolve, reject) => {
       this.pending.push({ ...write, resolve, reject });
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flushEvents());
-      }
+      if (write.grey || this.pending.length >= EVENT_BATCH_ROWS) this.scheduleFlush();
+      else this.flushTimer ??= setTimeout(() => this.flushEvents(), EVENT_FLUSH_MS);
     });
+  }
+
+  /** Commit at the end of this tick (greylist entries are acknowledgements: they do not wait for the timer). */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flushEvents());
   }
 
   /** Commit the pending events and greylist entries in one transaction. Synchronous: callers that read the tables flush first. */
   private flushEvents(): void {
     this.flushScheduled = false;
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
+    }
     const batch = this.pending;
     this.pending = [];
     if (batch.length === 0) return;
@@ -597,6 +618,7 @@ export class SqliteStore extends BaseStore {
   }
 
   async queryEvents(q: EventQuery): Promise<DecisionEvent[]> {
+    this.flushEvents();
     const where: string[] = [];
     const args: Array<string | number> = [];
     if (q.ip !== undefined) {
@@ -630,6 +652,7 @@ export class SqliteStore extends BaseStore {
   }
 
   async pruneEvents(opts: PruneOptions): Promise<number> {
+    this.flushEvents();
     const now = this.clock.now();
     return this.run(() =>
       this.db
