@@ -17,7 +17,7 @@ test('sqlite: greyPut settles before the event batch timer; close() commits queu
     const store = await openStore({ backend: 'sqlite', path }, { purgeIntervalSeconds: 0 });
     const now = Date.now();
     // Queue an event (not awaited: it settles when its batch commits).
-    const logged = store.logEvent({ ts: now, clientIp: '192.0.2.1', rcpts: ['a@example.org'], stage: 'rcpt', action: 'reject', rule: 'r' });
+    const logged = store.logEvent({ ts: now, clientIp: '192.0.2.1', rcpts: ['a@example.org'], stage: 'rcpt', action: 'reject', rule: 'r', evidence: [] });
     const t0 = performance.now();
     await store.greyPut('k1', { firstSeen: now, lastSeen: now, attempts: 1, passes: 0, clientIp: '192.0.2.1', expiresAt: now + 60_000 });
     const greyMs = performance.now() - t0;
@@ -34,7 +34,7 @@ test('sqlite: greyPut settles before the event batch timer; close() commits queu
       reader.close();
     }
     // A second event queued right before close() is committed by close().
-    void store.logEvent({ ts: now + 1, clientIp: '192.0.2.2', rcpts: [], stage: 'rcpt', action: 'defer', rule: 'r2' });
+    void store.logEvent({ ts: now + 1, clientIp: '192.0.2.2', rcpts: [], stage: 'rcpt', action: 'defer', rule: 'r2', evidence: [] });
     await logged;
     await store.close();
     const again = await openStore({ backend: 'sqlite', path }, { purgeIntervalSeconds: 0 });
