@@ -14,11 +14,10 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { requireBinary } from '../helpers/binaries.js';
 import { freePort } from '../helpers/ports.js';
 import { loadZoneYaml, startFixtureDns } from '../helpers/fixture-dns.js';
 import { runCli, startServe } from '../helpers/cli.js';
-import { postfixAccounts, startPostfix } from '../helpers/postfix.js';
+import { cleanupStack, requirePostfixPeers, startPostfix } from '../helpers/postfix.js';
 import { startSink } from '../helpers/smtp-sink.js';
 
 const WORLD = new URL('../fixtures/greylist-world.yaml', import.meta.url).pathname;
@@ -49,20 +48,10 @@ function swaks(bin: string, port: number, ip: string, subject: string): Promise<
 }
 
 test('greylisting through a real Postfix: deferred, retried, accepted; the SPF pool is one sender', { timeout: 180_000 }, async (t) => {
-  const postfixBin = requireBinary('postfix', t);
-  if (!postfixBin) return;
-  const swaksBin = requireBinary('swaks', t);
-  if (!swaksBin) return;
-  if (process.getuid?.() !== 0 || !postfixAccounts()) {
-    const msg = 'the Postfix end-to-end test needs root and the postfix user/postdrop group (Debian postfix package)';
-    if (process.env.CI === 'true') throw new Error(`${msg} (CI=true: failing instead of skipping)`);
-    console.warn(`\n*** SKIPPED "${t.name}": ${msg} ***\n`);
-    return t.skip(msg);
-  }
-  const cleanup: Array<() => Promise<unknown>> = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f().catch((e) => console.error('cleanup:', e));
-  });
+  const peers = requirePostfixPeers(t);
+  if (!peers) return;
+  const { postfix: postfixBin, swaks: swaksBin } = peers;
+  const cleanup = cleanupStack(t);
 
   const dns = await startFixtureDns(loadZoneYaml(WORLD));
   cleanup.push(() => dns.close());

@@ -15,11 +15,10 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
-import { requireBinary } from '../helpers/binaries.js';
 import { freePort } from '../helpers/ports.js';
 import { loadZoneYaml, startFixtureDns } from '../helpers/fixture-dns.js';
 import { runCli, startServe } from '../helpers/cli.js';
-import { postfixAccounts, startPostfix } from '../helpers/postfix.js';
+import { cleanupStack, requirePostfixPeers, startPostfix } from '../helpers/postfix.js';
 
 const WORLD = new URL('../fixtures/world.yaml', import.meta.url).pathname;
 const ATTACKER = '203.0.113.77';
@@ -84,21 +83,10 @@ function sshdBurst(ip: string, n: number): string {
 }
 
 test('failed ssh logins in a watched log become a ban that Postfix enforces through frontline', { timeout: 240_000 }, async (t) => {
-  const postfixBin = requireBinary('postfix', t);
-  if (!postfixBin) return;
-  const swaksBin = requireBinary('swaks', t);
-  if (!swaksBin) return;
-  if (process.getuid?.() !== 0 || !postfixAccounts()) {
-    const msg = 'the Postfix end-to-end test needs root and the postfix user/postdrop group (Debian postfix package)';
-    if (process.env.CI === 'true') throw new Error(`${msg} (CI=true: failing instead of skipping)`);
-    console.warn(`\n*** SKIPPED "${t.name}": ${msg} ***\n`);
-    return t.skip(msg);
-  }
-
-  const cleanup: Array<() => Promise<unknown>> = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f().catch((e) => console.error('cleanup:', e));
-  });
+  const peers = requirePostfixPeers(t);
+  if (!peers) return;
+  const { postfix: postfixBin, swaks: swaksBin } = peers;
+  const cleanup = cleanupStack(t);
 
   const dns = await startFixtureDns(loadZoneYaml(WORLD));
   cleanup.push(() => dns.close());

@@ -13,11 +13,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
-import { requireBinary } from '../helpers/binaries.js';
 import { freePort } from '../helpers/ports.js';
 import { loadZoneYaml, startFixtureDns } from '../helpers/fixture-dns.js';
 import { startServe } from '../helpers/cli.js';
-import { postfixAccounts, startPostfix } from '../helpers/postfix.js';
+import { cleanupStack, requirePostfixPeers, startPostfix } from '../helpers/postfix.js';
 
 const WORLD = new URL('../fixtures/world.yaml', import.meta.url).pathname;
 const CONFIG = new URL('../fixtures/e2e-frontline.yaml', import.meta.url).pathname;
@@ -121,21 +120,10 @@ function headers(raw: string, name: string): string[] {
 }
 
 test('Postfix with check_policy_service pointing at frontline', { timeout: 240_000 }, async (t) => {
-  const postfixBin = requireBinary('postfix', t);
-  if (!postfixBin) return;
-  const swaksBin = requireBinary('swaks', t);
-  if (!swaksBin) return;
-  if (process.getuid?.() !== 0 || !postfixAccounts()) {
-    const msg = 'the Postfix end-to-end test needs root and the postfix user/postdrop group (Debian postfix package)';
-    if (process.env.CI === 'true') throw new Error(`${msg} (CI=true: failing instead of skipping)`);
-    console.warn(`\n*** SKIPPED "${t.name}": ${msg} ***\n`);
-    return t.skip(msg);
-  }
-
-  const cleanup: Array<() => Promise<unknown>> = [];
-  t.after(async () => {
-    for (const f of cleanup.reverse()) await f().catch((e) => console.error('cleanup:', e));
-  });
+  const peers = requirePostfixPeers(t);
+  if (!peers) return;
+  const { postfix: postfixBin, swaks: swaksBin } = peers;
+  const cleanup = cleanupStack(t);
 
   const dns = await startFixtureDns(loadZoneYaml(WORLD));
   cleanup.push(() => dns.close());

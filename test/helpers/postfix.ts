@@ -9,6 +9,8 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import type { TestContext } from 'node:test';
+import { requireBinary } from './binaries.js';
 
 const run = promisify(execFile);
 
@@ -173,4 +175,33 @@ async function waitForBanner(port: number, timeoutMs: number): Promise<void> {
     if (Date.now() > deadline) throw new Error(`no SMTP banner on 127.0.0.1:${port} after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/**
+ * The binaries and privileges a Postfix end-to-end test needs: postfix and swaks
+ * on PATH, root, and the Debian package's postfix user and postdrop group.
+ * Missing → a loud skip (undefined), or a failure under CI=true.
+ */
+export function requirePostfixPeers(t: TestContext): { postfix: string; swaks: string } | undefined {
+  const postfix = requireBinary('postfix', t);
+  if (!postfix) return undefined;
+  const swaks = requireBinary('swaks', t);
+  if (!swaks) return undefined;
+  if (process.getuid?.() !== 0 || !postfixAccounts()) {
+    const msg = 'the Postfix end-to-end test needs root and the postfix user/postdrop group (Debian postfix package)';
+    if (process.env.CI === 'true') throw new Error(`${msg} (CI=true: failing instead of skipping)`);
+    console.warn(`\n*** SKIPPED "${t.name}": ${msg} ***\n`);
+    t.skip(msg);
+    return undefined;
+  }
+  return { postfix, swaks };
+}
+
+/** Cleanups run in reverse order after the test; each failure is logged, none stops the others. */
+export function cleanupStack(t: TestContext): Array<() => Promise<unknown>> {
+  const cleanup: Array<() => Promise<unknown>> = [];
+  t.after(async () => {
+    for (const f of cleanup.reverse()) await f().catch((e) => console.error('cleanup:', e));
+  });
+  return cleanup;
 }
