@@ -31,6 +31,7 @@ import { startServe } from '../test/helpers/cli.js';
 import { PolicyClient, rcptRequest } from '../test/helpers/policy-client.js';
 import { startRedis } from '../test/helpers/redis-server.js';
 import { updateReadme } from './lib/readme.js';
+import { cpuSeconds, percentile, processTree, treeCpuSeconds } from './lib/process-stats.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP ?? 3);
@@ -57,36 +58,6 @@ function triplet(i: number): Record<string, string> {
   // Elsewhere, no SPF: keyed on the client's /24 (198.18.0.0/15, the benchmarking range).
   const n = (t >> 1) % 4096;
   return { client_address: `198.${18 + (n >> 11)}.${(n >> 3) & 255}.${(n & 7) + 1}`, helo_name: 'mail.small.test', sender: `info${t % 300}@small.test`, recipient: `user${t % 997}@dest.test` };
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-/** CPU seconds (user + system) a process has used, from /proc. */
-function cpuSeconds(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
-}
-
-/** The process and its children (the workers, with `workers: N`). */
-function processTree(pid: number): number[] {
-  let children: number[] = [];
-  try {
-    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    // no children file: just the process
-  }
-  return [pid, ...children.flatMap(processTree)];
-}
-
-function treeCpuSeconds(pids: number[]): number {
-  return pids.reduce((sum, p) => sum + cpuSeconds(p), 0);
 }
 
 interface Result {

@@ -17,7 +17,7 @@
 //   BENCH_PROFILE=1 …        also writes CPU profiles of the server processes (node --cpu-prof) to $TMPDIR/frontline-profiles/
 
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +25,7 @@ import { loadZoneYaml, startFixtureDns } from '../test/helpers/fixture-dns.js';
 import { REPO_ROOT, startServe } from '../test/helpers/cli.js';
 import { PolicyClient, rcptRequest } from '../test/helpers/policy-client.js';
 import { updateReadme } from './lib/readme.js';
+import { percentile, processTree, treeCpuSeconds } from './lib/process-stats.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP ?? 3);
@@ -73,36 +74,6 @@ const CASES: Array<{ name: string; attrs: Record<string, string>; expect: RegExp
     expect: /^(DUNNO|PREPEND )/,
   },
 ];
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-/** CPU seconds (user + system) a process has used, from /proc. */
-function cpuSeconds(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
-}
-
-/** The process and its children (the workers, with --workers N). */
-function processTree(pid: number): number[] {
-  let children: number[] = [];
-  try {
-    children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    // no children file: just the process
-  }
-  return [pid, ...children.flatMap(processTree)];
-}
-
-function treeCpuSeconds(pids: number[]): number {
-  return pids.reduce((sum, p) => sum + cpuSeconds(p), 0);
-}
 
 interface Run {
   decisions: number;
