@@ -18,7 +18,8 @@
 //   npm run bench -- greylist
 //   node --import tsx bench/greylist.ts
 //   BENCH_SECONDS=20 BENCH_BACKENDS=sqlite …   (sqlite, redis or both: sqlite,redis)
-//   BENCH_WORKERS=2 …  frontline serve with `workers: 2` (one policy engine per core)
+//   BENCH_WORKERS=1 …  frontline serve with `workers: 1` (default 2: one policy engine per core)
+//   BENCH_RUNTIME=tsx … run the server from source (default: compiled, `npm run build`, as shipped)
 //   BENCH_README=0 …   print only, leave bench/README.md alone
 //   BENCH_PROFILE=1 …  also writes a CPU profile of the server (node --cpu-prof) to $TMPDIR/frontline-profiles/
 
@@ -28,9 +29,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadZoneYaml, startFixtureDns } from '../test/helpers/fixture-dns.js';
 import { startServe } from '../test/helpers/cli.js';
-import { PolicyClient, rcptRequest } from '../test/helpers/policy-client.js';
+import { rcptRequest } from '../test/helpers/policy-client.js';
+import { encodeAttributes, runPolicyLoad } from './lib/policy-load.js';
 import { startRedis } from '../test/helpers/redis-server.js';
 import { updateReadme } from './lib/readme.js';
+import { RUNTIME, serverEntry } from './lib/build.js';
 import { cpuSeconds, percentile, processTree, treeCpuSeconds } from './lib/process-stats.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -39,7 +42,7 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const TRIPLETS = Number(process.env.BENCH_TRIPLETS ?? 50_000);
 const BACKENDS = (process.env.BENCH_BACKENDS ?? 'sqlite,redis').split(',').map((b) => b.trim()) as Array<'sqlite' | 'redis'>;
 const README = process.env.BENCH_README !== '0';
-const WORKERS = Number(process.env.BENCH_WORKERS ?? 1);
+const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
 const PROFILE = process.env.BENCH_PROFILE === '1';
 const PROFILE_DIR = join(os.tmpdir(), 'frontline-profiles');
 const TARGET = 15_000;
@@ -76,7 +79,7 @@ interface Result {
   examples: string[];
 }
 
-async function run(backend: 'sqlite' | 'redis', dnsServer: string): Promise<Result> {
+async function run(backend: 'sqlite' | 'redis', dnsServer: string, entry: string[] | undefined): Promise<Result> {
   const tmp = mkdtempSync(join(os.tmpdir(), 'frontline-bench-grey-'));
   const redis = backend === 'redis' ? await startRedis() : undefined;
   if (backend === 'redis' && !redis) throw new Error('redis-server not found: install it (apt-get install redis-server) or set BENCH_BACKENDS=sqlite');
@@ -99,63 +102,62 @@ async function run(backend: 'sqlite' | 'redis', dnsServer: string): Promise<Resu
   if (PROFILE) mkdirSync(PROFILE_DIR, { recursive: true });
   const server = await startServe(['--config', config, '--dns', dnsServer, '--policy-listen', '127.0.0.1:0', '--data-dir', join(tmp, 'data')], {
     nodeArgs: PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [],
+    entry,
   });
   const pid = server.child.pid!;
   const redisPid = redis ? findRedisPid(redis.port) : undefined;
-  const clients = await Promise.all(Array.from({ length: CONNECTIONS }, () => PolicyClient.connect({ host: '127.0.0.1', port: server.port })));
-  let seq = 0;
-  let measuring = false;
-  let stop = false;
-  const latencies: number[] = [];
+  const fixed = encodeAttributes(
+    (({ instance: _i, recipient: _r, client_port: _p, client_address: _a, helo_name: _h, sender: _s, ...rest }) => rest)(rcptRequest()) as Record<string, string>,
+  );
+  const GREY = /^450 4\.7\.1 Greylisted, try again in \d+ seconds$/;
+  const tree = processTree(pid);
+  let cpu0 = 0;
+  let cpu1 = 0;
+  let rcpu0 = NaN;
+  let rcpu1 = NaN;
+  let selfCpu0 = process.cpuUsage();
+  let selfCpu = selfCpu0;
+  const load = await runPolicyLoad({
+    host: '127.0.0.1',
+    port: server.port,
+    connections: CONNECTIONS,
+    warmupS: WARMUP_SECONDS,
+    seconds: SECONDS,
+    next: (n, id) => {
+      const t = triplet(n);
+      return {
+        wire: `${fixed}client_address=${t.client_address}\nhelo_name=${t.helo_name}\nsender=${t.sender}\nrecipient=${t.recipient}\ninstance=${id}.${n}.grey\nclient_port=${10000 + (n % 50000)}\n\n`,
+        ok: (action) => action === 'DUNNO' || GREY.test(action),
+      };
+    },
+    onWindow: (edge) => {
+      if (edge === 'start') {
+        cpu0 = treeCpuSeconds(tree);
+        selfCpu0 = process.cpuUsage();
+        rcpu0 = redisPid ? cpuSeconds(redisPid) : NaN;
+      } else {
+        cpu1 = treeCpuSeconds(tree);
+        selfCpu = process.cpuUsage(selfCpu0);
+        rcpu1 = redisPid ? cpuSeconds(redisPid) : NaN;
+      }
+    },
+  });
+  const elapsed = load.elapsed;
   let deferred = 0;
   let passed = 0;
-  let wrong = 0;
-  const examples: string[] = [];
-
-  async function loop(c: PolicyClient, id: number): Promise<void> {
-    while (!stop) {
-      const n = seq++;
-      const req = rcptRequest({ ...triplet(n), instance: `${id}.${n}.grey`, client_port: String(10000 + (n % 50000)) });
-      const t0 = performance.now();
-      const action = await c.ask(req);
-      const ms = performance.now() - t0;
-      if (!measuring) continue;
-      latencies.push(ms);
-      if (/^450 4\.7\.1 Greylisted, try again in \d+ seconds$/.test(action)) deferred++;
-      else if (action === 'DUNNO') passed++;
-      else {
-        wrong++;
-        if (examples.length < 5) examples.push(action);
-      }
-    }
+  for (const [action, n] of load.answers) {
+    if (action === 'DUNNO') passed += n;
+    else if (GREY.test(action)) deferred += n;
   }
-
-  const loops = clients.map((c, i) => loop(c, i));
-  await new Promise((r) => setTimeout(r, WARMUP_SECONDS * 1000));
-  measuring = true;
-  const tree = processTree(pid);
-  const cpu0 = treeCpuSeconds(tree);
-  const selfCpu0 = process.cpuUsage();
-  const rcpu0 = redisPid ? cpuSeconds(redisPid) : NaN;
-  const t0 = performance.now();
-  await new Promise((r) => setTimeout(r, SECONDS * 1000));
-  measuring = false;
-  const elapsed = (performance.now() - t0) / 1000;
-  const cpu1 = treeCpuSeconds(tree);
-  const selfCpu = process.cpuUsage(selfCpu0);
-  const rcpu1 = redisPid ? cpuSeconds(redisPid) : NaN;
-  stop = true;
-  await Promise.all(loops);
-  await Promise.all(clients.map((c) => c.close()));
   await server.stop();
   await redis?.close();
   rmSync(tmp, { recursive: true, force: true });
 
-  const sorted = Float64Array.from(latencies).sort();
+  const sorted = load.sorted;
   return {
     backend,
-    decisions: latencies.length,
-    rate: latencies.length / elapsed,
+    decisions: sorted.length,
+    rate: sorted.length / elapsed,
     p50: percentile(sorted, 50),
     p99: percentile(sorted, 99),
     serverCpu: (cpu1 - cpu0) / elapsed,
@@ -163,8 +165,8 @@ async function run(backend: 'sqlite' | 'redis', dnsServer: string): Promise<Resu
     clientCpu: (selfCpu.user + selfCpu.system) / 1e6 / elapsed,
     deferred,
     passed,
-    wrong,
-    examples,
+    wrong: load.wrong,
+    examples: load.wrongExamples,
   };
 }
 
@@ -194,11 +196,12 @@ async function main(): Promise<void> {
   const dns = await startFixtureDns(loadZoneYaml(WORLD));
   const results: Result[] = [];
   try {
-    for (const b of BACKENDS) results.push(await run(b, dns.server));
+    const entry = serverEntry();
+    for (const b of BACKENDS) results.push(await run(b, dns.server, entry));
   } finally {
     await dns.close();
   }
-  console.log(`\ngreylist: ${CONNECTIONS} connections, ${SECONDS} s after ${WARMUP_SECONDS} s warm-up, ${TRIPLETS.toLocaleString('en-US')} triplets, delay 1 s, ${WORKERS} worker(s)`);
+  console.log(`\ngreylist: ${CONNECTIONS} connections, ${SECONDS} s after ${WARMUP_SECONDS} s warm-up, ${TRIPLETS.toLocaleString('en-US')} triplets, delay 1 s, ${WORKERS} worker(s), ${RUNTIME === 'dist' ? 'compiled' : 'from source (tsx)'}`);
   const rows = results.map((r) => [
     r.backend,
     Math.round(r.rate).toLocaleString('en-US'),
@@ -222,7 +225,7 @@ async function main(): Promise<void> {
     updateReadme(
       'greylist',
       [
-        `Command: \`${COMMAND}\` (${CONNECTIONS} connections, ${SECONDS} s measured after ${WARMUP_SECONDS} s warm-up, ${TRIPLETS.toLocaleString('en-US')} triplets cycling, delay 1 s, auto-allow off, ${WORKERS} worker process${WORKERS === 1 ? '' : 'es'}).`,
+        `Command: \`${COMMAND}\` (${CONNECTIONS} connections, ${SECONDS} s measured after ${WARMUP_SECONDS} s warm-up, ${TRIPLETS.toLocaleString('en-US')} triplets cycling, delay 1 s, auto-allow off, ${WORKERS} worker process${WORKERS === 1 ? '' : 'es'}, ${RUNTIME === 'dist' ? 'compiled (npm run build)' : 'from source (tsx)'}).`,
         `Measured ${new Date().toISOString().slice(0, 10)} on ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}; target (≥ ${TARGET.toLocaleString('en-US')}/s; postgrey ~${POSTGREY.toLocaleString('en-US')}/s) ${met ? 'met' : 'NOT met'}.`,
         '',
         table,

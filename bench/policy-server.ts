@@ -16,15 +16,18 @@
 //   BENCH_SECONDS=20 BENCH_CONNECTIONS=16 …
 //   BENCH_PROFILE=1 …        also writes CPU profiles of the server processes (node --cpu-prof) to $TMPDIR/frontline-profiles/
 
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadZoneYaml, startFixtureDns } from '../test/helpers/fixture-dns.js';
-import { REPO_ROOT, startServe } from '../test/helpers/cli.js';
-import { PolicyClient, rcptRequest } from '../test/helpers/policy-client.js';
+import { startServe } from '../test/helpers/cli.js';
+import { rcptRequest } from '../test/helpers/policy-client.js';
+import { encodeAttributes, runPolicyLoad, type LoadRequest } from './lib/policy-load.js';
 import { updateReadme } from './lib/readme.js';
+import { RUNTIME, serverEntry } from './lib/build.js';
 import { percentile, processTree, treeCpuSeconds } from './lib/process-stats.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -32,7 +35,6 @@ const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const PROFILE = process.env.BENCH_PROFILE === '1';
 const WORKERS = process.env.BENCH_WORKERS ?? '2';
-const RUNTIME = process.env.BENCH_RUNTIME === 'tsx' ? 'tsx' : 'dist';
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 1));
 const EVIDENCE_CACHE = process.env.BENCH_EVIDENCE_CACHE !== '0';
 const WORLD = fileURLToPath(new URL('../test/fixtures/world.yaml', import.meta.url));
@@ -91,11 +93,51 @@ interface Run {
   load: number;
 }
 
-/** Compile the server as shipped (`npm run build` → dist/). */
-function build(): string[] {
-  const r = spawnSync(process.execPath, [join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(REPO_ROOT, 'tsconfig.build.json')], { cwd: REPO_ROOT, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`npm run build failed (use BENCH_RUNTIME=tsx to run from source):\n${r.stdout}${r.stderr}`);
-  return [join(REPO_ROOT, 'dist/cli/main.js')];
+// Each case's attributes, encoded once; instance, recipient and client_port change per request.
+const FIXED = CASES.map((k) => {
+  const { instance: _i, recipient: _r, client_port: _p, ...rest } = rcptRequest(k.attrs);
+  return encodeAttributes(rest as Record<string, string>);
+});
+
+function nextRequest(n: number, id: number): LoadRequest {
+  const c = n % CASES.length;
+  return {
+    wire: `${FIXED[c]}recipient=user${n % 1000}@dest.example\ninstance=${id}.${n}.bench\nclient_port=${10000 + (n % 50000)}\n\n`,
+    ok: (action) => CASES[c].expect.test(action),
+  };
+}
+
+/** The same load against bench/lib/null-policy-server.ts: the rate no policy server in Node beats here. */
+async function measureCeiling(): Promise<{ rate: number; p99: number; serverUs: number }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./lib/null-policy-server.ts', import.meta.url)), WORKERS], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      createInterface({ input: child.stdout! }).on('line', (l) => {
+        const m = /^ready (\d+)$/.exec(l);
+        if (m) resolve(Number(m[1]));
+      });
+      child.once('exit', (code) => reject(new Error(`null policy server exited (${code})`)));
+    });
+    const pids = processTree(child.pid!);
+    let cpu0 = 0;
+    let cpu1 = 0;
+    const load = await runPolicyLoad({
+      host: '127.0.0.1',
+      port,
+      connections: CONNECTIONS,
+      warmupS: WARMUP_SECONDS,
+      seconds: SECONDS,
+      next: (n, id) => ({ wire: nextRequest(n, id).wire, ok: (a) => a === 'DUNNO' }),
+      onWindow: (edge) => {
+        if (edge === 'start') cpu0 = treeCpuSeconds(pids);
+        else cpu1 = treeCpuSeconds(pids);
+      },
+    });
+    const rate = load.sorted.length / load.elapsed;
+    return { rate, p99: percentile(load.sorted, 99), serverUs: ((cpu1 - cpu0) / load.elapsed / rate) * 1e6 };
+  } finally {
+    child.kill('SIGKILL');
+  }
 }
 
 async function measure(dnsServer: string, entry: string[] | undefined, profDir: string): Promise<Run> {
@@ -110,64 +152,43 @@ async function measure(dnsServer: string, entry: string[] | undefined, profDir: 
   });
   const target = { host: '127.0.0.1', port: server.port };
 
-  const clients = await Promise.all(Array.from({ length: CONNECTIONS }, () => PolicyClient.connect(target)));
-  let seq = 0;
-  let measuring = false;
-  let stop = false;
-  const latencies: number[] = [];
-  let wrong = 0;
-  const wrongExamples: string[] = [];
-  const byKind = new Map<string, number>();
-
-  async function loop(c: PolicyClient, id: number): Promise<void> {
-    while (!stop) {
-      const n = seq++;
-      const k = CASES[n % CASES.length];
-      const req = rcptRequest({ ...k.attrs, recipient: `user${n % 1000}@dest.example`, instance: `${id}.${n}.bench`, client_port: String(10000 + (n % 50000)) });
-      const t0 = performance.now();
-      const action = await c.ask(req);
-      const ms = performance.now() - t0;
-      if (!measuring) continue;
-      latencies.push(ms);
-      const kind = action.split(/[ :]/)[0];
-      byKind.set(kind, (byKind.get(kind) ?? 0) + 1);
-      if (!k.expect.test(action)) {
-        wrong++;
-        if (wrongExamples.length < 5) wrongExamples.push(`${k.name}: ${action}`);
-      }
-    }
-  }
-
-  const loops = clients.map((c, i) => loop(c, i));
-  await new Promise((r) => setTimeout(r, WARMUP_SECONDS * 1000));
   const pids = processTree(server.child.pid!);
-  measuring = true;
-  const cpu0 = treeCpuSeconds(pids);
-  const client0 = process.cpuUsage();
-  const t0 = performance.now();
-  await new Promise((r) => setTimeout(r, SECONDS * 1000));
-  measuring = false;
-  const elapsed = (performance.now() - t0) / 1000;
-  const cpu1 = treeCpuSeconds(pids);
-  const client = process.cpuUsage(client0);
-  const load = os.loadavg()[0];
-  stop = true;
-  await Promise.all(loops);
-  await Promise.all(clients.map((c) => c.close()));
+  let cpu0 = 0;
+  let cpu1 = 0;
+  let client0 = process.cpuUsage();
+  let client = client0;
+  const load = await runPolicyLoad({
+    ...target,
+    connections: CONNECTIONS,
+    warmupS: WARMUP_SECONDS,
+    seconds: SECONDS,
+    next: nextRequest,
+    onWindow: (edge) => {
+      if (edge === 'start') {
+        cpu0 = treeCpuSeconds(pids);
+        client0 = process.cpuUsage();
+      } else {
+        cpu1 = treeCpuSeconds(pids);
+        client = process.cpuUsage(client0);
+      }
+    },
+  });
+  const elapsed = load.elapsed;
+  const osLoad = os.loadavg()[0];
   await server.stop();
   rmSync(tmp, { recursive: true, force: true });
   return {
-    decisions: latencies.length,
+    decisions: load.sorted.length,
     elapsed,
-    rate: latencies.length / elapsed,
-    sorted: Float64Array.from(latencies).sort(),
+    rate: load.sorted.length / elapsed,
+    sorted: load.sorted,
     serverCpu: (cpu1 - cpu0) / elapsed,
     processes: pids.length,
     clientCpu: (client.user + client.system) / 1e6 / elapsed,
-    byKind,
-    wrong,
-    wrongExamples,
-    load,
+    byKind: load.byKind,
+    wrong: load.wrong,
+    wrongExamples: load.wrongExamples.map((a) => `answer ${a}`),
+    load: osLoad,
   };
 }
 
@@ -175,7 +196,7 @@ async function main(): Promise<void> {
   const dns = await startFixtureDns(loadZoneYaml(WORLD));
   const profDir = join(os.tmpdir(), 'frontline-profiles');
   if (PROFILE) mkdirSync(profDir, { recursive: true });
-  const entry = RUNTIME === 'dist' ? build() : undefined;
+  const entry = serverEntry();
   const runs: Run[] = [];
   for (let i = 0; i < RUNS; i++) {
     const r = await measure(dns.server, entry, profDir);
@@ -183,6 +204,7 @@ async function main(): Promise<void> {
     if (RUNS > 1) console.log(`  run ${i + 1}/${RUNS}: ${Math.round(r.rate).toLocaleString('en-US')} decisions/s, p99 ${percentile(r.sorted, 99).toFixed(2)} ms, load ${r.load.toFixed(2)}`);
   }
   await dns.close();
+  const ceiling = await measureCeiling();
 
   // The median run by rate (the lower middle one for an even count).
   const m = [...runs].sort((a, b) => a.rate - b.rate)[Math.floor((runs.length - 1) / 2)];
@@ -199,6 +221,10 @@ async function main(): Promise<void> {
     ['server CPU', `${(m.serverCpu * 100).toFixed(0)}% of one core in ${m.processes} process${m.processes === 1 ? '' : 'es'} (${µs(m.serverCpu)} µs per decision)`],
     ['client CPU', `${(m.clientCpu * 100).toFixed(0)}% of one core (${µs(m.clientCpu)} µs per decision)`],
     ['load average (1 min)', m.load.toFixed(2)],
+    [
+      'ceiling: a server that only answers DUNNO',
+      `${Math.round(ceiling.rate).toLocaleString('en-US')}/s, p99 ${ceiling.p99.toFixed(2)} ms, ${ceiling.serverUs.toFixed(0)} µs of server CPU per request (bench/lib/null-policy-server.ts, same load and workers)`,
+    ],
     ['answers', [...m.byKind].map(([k, v]) => `${k} ${v}`).join(', ')],
     ['wrong answers', String(wrong)],
   ];

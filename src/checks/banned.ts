@@ -8,6 +8,17 @@ import { timed } from './evidence.js';
 import { NO_STORE } from './store-fault.js';
 import type { CheckContext } from './types.js';
 
+/**
+ * The common answer at once, without waiting: not banned (the in-memory
+ * index says so) or no store. Undefined when a ban's details must be read.
+ */
+export function bannedQuick(env: Envelope, ctx: Pick<CheckContext, 'store'>): Evidence | undefined {
+  const store = ctx.store;
+  if (!store) return { check: 'banned', ...NO_STORE, ms: 0 };
+  const ip = env.clientIp;
+  return store.lookup.isBanned(ip) ? undefined : { check: 'banned', result: 'unlisted', detail: `${ip} is not banned`, ms: 0 };
+}
+
 export function checkBanned(env: Envelope, ctx: CheckContext): Promise<Evidence> {
   return timed('banned', async () => {
     const store = ctx.store;

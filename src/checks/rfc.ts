@@ -60,16 +60,20 @@ export function checkSenderDomain(env: Envelope, ctx: CheckContext): Promise<Evi
  * The bare `postmaster` recipient RFC 5321 §4.5.1 allows is a pass.
  */
 export function checkRcptFqdn(env: Envelope): Promise<Evidence> {
-  return timed('rcpt_fqdn', async () => {
-    const rcpt = env.rcpts[env.rcpts.length - 1];
-    if (rcpt === undefined) return { result: 'none', detail: 'no RCPT TO yet' };
-    if (/^postmaster$/i.test(rcpt)) return { result: 'pass', detail: 'bare postmaster recipient (RFC 5321 §4.5.1)', data: { rcpt } };
-    const problem = addressDomainProblem(rcpt);
-    if (problem && problem !== 'address-literal') {
-      return { result: 'fail', detail: `recipient ${rcpt} ${PROBLEM_TEXT[problem]}`, data: { rcpt, reason: 'non-fqdn', problem } };
-    }
-    return { result: 'pass', detail: `recipient ${rcpt} is fully qualified`, data: { rcpt } };
-  });
+  return Promise.resolve(rcptFqdnEvidence(env));
+}
+
+/** `rcpt_fqdn` at once: it needs no lookup (the policy's quick path). */
+export function rcptFqdnEvidence(env: Envelope): Evidence {
+  const e = (r: Omit<Evidence, 'check' | 'ms'>): Evidence => ({ check: 'rcpt_fqdn', ...r, ms: 0 });
+  const rcpt = env.rcpts[env.rcpts.length - 1];
+  if (rcpt === undefined) return e({ result: 'none', detail: 'no RCPT TO yet' });
+  if (/^postmaster$/i.test(rcpt)) return e({ result: 'pass', detail: 'bare postmaster recipient (RFC 5321 §4.5.1)', data: { rcpt } });
+  const problem = addressDomainProblem(rcpt);
+  if (problem && problem !== 'address-literal') {
+    return e({ result: 'fail', detail: `recipient ${rcpt} ${PROBLEM_TEXT[problem]}`, data: { rcpt, reason: 'non-fqdn', problem } });
+  }
+  return e({ result: 'pass', detail: `recipient ${rcpt} is fully qualified`, data: { rcpt } });
 }
 
 /**
@@ -80,13 +84,16 @@ export function checkRcptFqdn(env: Envelope): Promise<Evidence> {
  * `nomatch` for any other sender, `none` before MAIL FROM.
  */
 export function checkNullSender(env: Envelope): Promise<Evidence> {
-  return timed('null_sender', async () => {
-    if (env.from === undefined) return { result: 'none', detail: 'no MAIL FROM yet' };
-    const data = { rcpts: env.rcpts.length };
-    if (env.from !== '') return { result: 'nomatch', detail: `sender ${env.from} is not the null sender`, data };
-    if (env.rcpts.length > 1) {
-      return { result: 'fail', detail: `null sender with ${env.rcpts.length} recipients: a bounce goes to one recipient`, data };
-    }
-    return { result: 'match', detail: 'null sender (bounce)', data };
-  });
+  return Promise.resolve(nullSenderEvidence(env));
+}
+
+/** `null_sender` at once: it needs no lookup (the policy's quick path). */
+export function nullSenderEvidence(env: Envelope): Evidence {
+  if (env.from === undefined) return { check: 'null_sender', result: 'none', detail: 'no MAIL FROM yet', ms: 0 };
+  const data = { rcpts: env.rcpts.length };
+  if (env.from !== '') return { check: 'null_sender', result: 'nomatch', detail: `sender ${env.from} is not the null sender`, ms: 0, data };
+  if (env.rcpts.length > 1) {
+    return { check: 'null_sender', result: 'fail', detail: `null sender with ${env.rcpts.length} recipients: a bounce goes to one recipient`, ms: 0, data };
+  }
+  return { check: 'null_sender', result: 'match', detail: 'null sender (bounce)', ms: 0, data };
 }

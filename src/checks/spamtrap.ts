@@ -22,6 +22,15 @@ export interface SpamtrapCheckOptions {
   traps: ReadonlySet<string>;
 }
 
+/** The common answer at once: no recipient yet, or not a trap. Undefined for a trap (the ban needs the store). */
+export function spamtrapQuick(env: Envelope, ctx: Pick<CheckContext, 'store'>, opts: SpamtrapCheckOptions): Evidence | undefined {
+  const rcpt = env.rcpts[env.rcpts.length - 1];
+  if (rcpt === undefined) return { check: 'spamtrap', result: 'none', detail: 'no recipient yet', ms: 0 };
+  const address = normaliseRecipient(rcpt);
+  const trap = opts.traps.has(address) || (ctx.store?.lookup.listHas(SPAMTRAP_LIST, address) ?? false);
+  return trap ? undefined : { check: 'spamtrap', result: 'unlisted', detail: `${address} is not a spamtrap`, ms: 0 };
+}
+
 export function checkSpamtrap(env: Envelope, ctx: CheckContext, opts: SpamtrapCheckOptions): Promise<Evidence> {
   return timed('spamtrap', async () => {
     const rcpt = env.rcpts[env.rcpts.length - 1];

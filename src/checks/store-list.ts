@@ -24,6 +24,12 @@ export interface StoreListOptions {
   field?: ListField;
 }
 
+/** The answer at once when the store has no such list (the usual case for allow/deny lists kept in config). */
+export function storeListQuick(env: Envelope, ctx: Pick<CheckContext, 'store'>, opts: StoreListOptions): Evidence | undefined {
+  if (ctx.store?.lookup.listKind(opts.list)) return undefined;
+  return { check: opts.name, result: 'unlisted', detail: `list ${opts.list} has no entries`, ms: 0, data: { field: opts.field ?? 'client', value: env.clientIp } };
+}
+
 export function checkStoreList(env: Envelope, ctx: CheckContext, opts: StoreListOptions): Promise<Evidence> {
   return timed(opts.name, async () => {
     const store = ctx.store;

@@ -27,6 +27,19 @@ export function workerCount(setting: WorkersSetting): number {
   return setting;
 }
 
+/**
+ * Node flags for the workers. A larger young generation: a decision
+ * allocates many short-lived objects (request attributes, evidence, the log
+ * line), and with V8's default semi-space (16 MB) the scavenger ran often
+ * enough to be ~12% of a worker's CPU; 64 MB cut the CPU per decision by
+ * 10–15% in bench/policy-server.ts (docs/performance.md). A flag already
+ * given (NODE_OPTIONS or the command line) wins.
+ */
+export function workerExecArgv(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): string[] {
+  const given = [...execArgv, nodeOptions].some((a) => a.includes('--max-semi-space-size'));
+  return given ? [...execArgv] : [...execArgv, '--max-semi-space-size=64'];
+}
+
 /** `--workers` as given on the command line. */
 export function parseWorkersFlag(s: string): WorkersSetting {
   if (s === 'auto') return 'auto';
@@ -102,6 +115,7 @@ export function supervise(opts: SupervisorOptions): Promise<void> {
   let exitCode = 0;
   let delay = backoffMs;
 
+  cluster.setupPrimary({ execArgv: workerExecArgv() });
   return new Promise<void>((resolve) => {
     const fork = (): void => {
       const w = cluster.fork();

@@ -7,7 +7,7 @@ import type { Resolver } from '../dns/types.js';
 import { defaultAuthservId, ruleSchema, type Config, type RuleConfig } from '../config/schema.js';
 import { checksOf, parseCondition } from './condition.js';
 import { DEFAULT_RULES } from './default-policy.js';
-import { evaluateRules, EvidenceMemo, type CompiledRule, type EvaluatorOptions } from './evaluate.js';
+import { evaluateRules, evaluateRulesNow, EvidenceMemo, type CompiledRule, type EvaluatorOptions } from './evaluate.js';
 import { addStoreList, buildRegistry, type Registry, type RegistryDeps } from './registry.js';
 import type { Store } from '../store/types.js';
 import { LIST_PREFIX } from './catalog.js';
@@ -30,6 +30,8 @@ export interface PolicyDeps {
 export interface Transaction {
   /** Never rejects: a fault becomes a 4xx verdict. */
   evaluate(stage: Stage, env: Envelope): Promise<Verdict>;
+  /** The same, synchronous when no evidence has to be waited for. Never throws; a returned promise never rejects. */
+  evaluateNow(stage: Stage, env: Envelope): Verdict | Promise<Verdict>;
 }
 
 export interface SkippedRule {
@@ -159,6 +161,9 @@ export class Policy {
     return {
       evaluate(stage: Stage, env: Envelope): Promise<Verdict> {
         return evaluateRules(rules, stage, env, memo, evalOpts);
+      },
+      evaluateNow(stage: Stage, env: Envelope): Verdict | Promise<Verdict> {
+        return evaluateRulesNow(rules, stage, env, memo, evalOpts);
       },
     };
   }

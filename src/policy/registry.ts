@@ -13,22 +13,28 @@ import { checkSpf } from '../checks/spf.js';
 import { checkMxMatch } from '../checks/mx-match.js';
 import { checkFcrdns, checkFcrdnsDomain } from '../checks/fcrdns.js';
 import { checkHelo } from '../checks/helo.js';
-import { checkNullSender, checkRcptFqdn, checkSenderDomain } from '../checks/rfc.js';
+import { nullSenderEvidence, rcptFqdnEvidence, checkSenderDomain } from '../checks/rfc.js';
 import { checkDnsbl, DnsblHealth, parseZoneSpec, type ZoneHealthState } from '../checks/dnsbl.js';
 import { checkList, DomainList, IpList, parseListText } from '../checks/lists.js';
 import { checkDkim, checkDkimDomain } from '../checks/dkim.js';
 import { checkDmarc } from '../checks/dmarc.js';
-import { checkBanned } from '../checks/banned.js';
+import { bannedQuick, checkBanned } from '../checks/banned.js';
 import { checkGreylist } from '../checks/greylist.js';
 import { checkRateLimit, checkRateLimitMessage, type RateLimit } from '../checks/ratelimit.js';
-import { checkSpamtrap } from '../checks/spamtrap.js';
-import { checkStoreList } from '../checks/store-list.js';
+import { checkSpamtrap, spamtrapQuick } from '../checks/spamtrap.js';
+import { checkStoreList, storeListQuick } from '../checks/store-list.js';
 import type { Store } from '../store/types.js';
 import { CHECKS, COST, LIST_PREFIX, listInfo, type CheckInfo, type ListMatch } from './catalog.js';
 
 export interface RegisteredCheck extends CheckInfo {
   name: string;
   run: (env: Envelope, ctx: CheckContext) => Promise<Evidence>;
+  /**
+   * The evidence at once when it needs no waiting (a local test, an
+   * in-memory index that says "no"); undefined: ask `run`. Lets the
+   * evaluator settle most local checks without a promise.
+   */
+  quick?: (env: Envelope) => Evidence | undefined;
 }
 
 /** A DNSBL/DNSWL zone set whose health is probed in the background. */
@@ -62,18 +68,20 @@ export function buildRegistry(cfg: Config, deps: RegistryDeps): Registry {
   const unavailable = new Map<string, string>();
   const probes: ProbedZones[] = [];
   const warnings: string[] = [];
-  const add = (name: string, run: RegisteredCheck['run'], info: CheckInfo = CHECKS[name]): void => {
-    checks.set(name, { name, ...info, run });
+  const add: AddCheck = (name, run, info = CHECKS[name], quick) => {
+    checks.set(name, quick ? { name, ...info, run, quick } : { name, ...info, run });
   };
+  /** A check that never waits: its quick answer is its answer. */
+  const addLocal = (name: string, now: (env: Envelope) => Evidence): void => add(name, (env) => Promise.resolve(now(env)), CHECKS[name], now);
 
-  add('auth', async (env) =>
+  addLocal('auth', (env) =>
     env.saslUser
       ? { check: 'auth', result: 'pass', detail: `SASL-authenticated as ${env.saslUser}`, ms: 0, data: { user: env.saslUser } }
       : { check: 'auth', result: 'none', detail: 'not authenticated', ms: 0 },
   );
 
   const nets = cfg.my_networks.map((n) => parseNetwork(n)).filter((n) => n !== undefined);
-  add('my_networks', async (env) => {
+  addLocal('my_networks', (env) => {
     const net = networksContain(nets, env.clientIp);
     return net
       ? { check: 'my_networks', result: 'match', detail: `client ${env.clientIp} is in my_networks (${net})`, ms: 0, data: { network: net } }
@@ -87,8 +95,8 @@ export function buildRegistry(cfg: Config, deps: RegistryDeps): Registry {
   add('fcrdns_domain', (env, ctx) => checkFcrdnsDomain(env, ctx));
   add('helo', (env, ctx) => checkHelo(env, ctx));
   add('sender_domain', (env, ctx) => checkSenderDomain(env, ctx));
-  add('rcpt_fqdn', (env) => checkRcptFqdn(env));
-  add('null_sender', (env) => checkNullSender(env));
+  addLocal('rcpt_fqdn', rcptFqdnEvidence);
+  addLocal('null_sender', nullSenderEvidence);
   add('dkim', (env, ctx) => checkDkim(env, ctx));
   add('dkim_domain', (env, ctx) => checkDkimDomain(env, ctx));
   add('dmarc', (env, ctx) => checkDmarc(env, ctx));
@@ -140,23 +148,22 @@ export function buildRegistry(cfg: Config, deps: RegistryDeps): Registry {
   return { checks, unavailable, probes, warnings };
 }
 
+type AddCheck = (name: string, run: RegisteredCheck['run'], info?: CheckInfo, quick?: RegisteredCheck['quick']) => void;
+
 /** The checks that need the state store: banned, greylist, ratelimit(_message), spamtrap. */
-function addStoreChecks(
-  cfg: Config,
-  store: Store | undefined,
-  add: (name: string, run: RegisteredCheck['run'], info?: CheckInfo) => void,
-  unavailable: Map<string, string>,
-): void {
+function addStoreChecks(cfg: Config, store: Store | undefined, add: AddCheck, unavailable: Map<string, string>): void {
   const onUnavailable = cfg.store.on_unavailable;
   const traps = new Set(cfg.spamtraps);
   // Spamtraps work without a store (the recipient is refused), but nobody is banned then.
-  if (store || traps.size > 0) add('spamtrap', (env, ctx) => checkSpamtrap(env, { ...ctx, store }, { traps }));
+  if (store || traps.size > 0) {
+    add('spamtrap', (env, ctx) => checkSpamtrap(env, { ...ctx, store }, { traps }), CHECKS.spamtrap, (env) => spamtrapQuick(env, { store }, { traps }));
+  }
   else unavailable.set('spamtrap', 'no spamtraps configured (spamtraps) and no store');
   if (!store) {
     for (const name of ['banned', 'greylist', 'ratelimit', 'ratelimit_message']) unavailable.set(name, 'no state store open');
     return;
   }
-  add('banned', (env, ctx) => checkBanned(env, { ...ctx, store }));
+  add('banned', (env, ctx) => checkBanned(env, { ...ctx, store }), CHECKS.banned, (env) => bannedQuick(env, { store }));
 
   const g = cfg.greylist;
   if (g.enabled) {
@@ -191,7 +198,13 @@ function addStoreChecks(
 export function addStoreList(registry: Registry, name: string, store: Store): void {
   const check = `${LIST_PREFIX}${name}`;
   const info: CheckInfo = { ...listInfo('sender') };
-  registry.checks.set(check, { name: check, ...info, run: (env, ctx) => checkStoreList(env, { ...ctx, store }, { name: check, list: name }) });
+  const opts = { name: check, list: name };
+  registry.checks.set(check, {
+    name: check,
+    ...info,
+    run: (env, ctx) => checkStoreList(env, { ...ctx, store }, opts),
+    quick: (env) => storeListQuick(env, { store }, opts),
+  });
   registry.unavailable.delete(check);
 }
 

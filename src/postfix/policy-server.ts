@@ -18,6 +18,8 @@ export interface PolicyDecider {
 }
 export interface PolicyTransaction {
   evaluate(stage: Stage, env: Envelope): Promise<Verdict>;
+  /** Synchronous when nothing has to be waited for (src/policy's Transaction has it). */
+  evaluateNow?(stage: Stage, env: Envelope): Verdict | Promise<Verdict>;
 }
 
 export interface PolicyServerOptions extends ReplyOptions {
@@ -119,8 +121,12 @@ export class PolicyServer {
     return server;
   }
 
-  /** Answer one parsed request: the `action=` text. Never throws. */
-  async answer(attrs: PolicyAttributes, conn: Connection): Promise<string> {
+  /**
+   * Answer one parsed request: the `action=` text, at once when the policy
+   * needed no waiting (most warm-cache decisions), else a promise of it.
+   * Never throws; a returned promise never rejects.
+   */
+  answer(attrs: PolicyAttributes, conn: Connection): string | Promise<string> {
     const t0 = performance.now();
     this.stats.requests++;
     const mapped = envelopeOf(attrs);
@@ -136,21 +142,35 @@ export class PolicyServer {
     const { stage, envelope } = mapped;
     const open = this.transactionFor(transactionKey(attrs), conn);
     envelope.rcpts = open.rcpts = withRecipient(open.rcpts, attrs.recipient);
-    let verdict: Verdict;
+    let result: Verdict | Promise<Verdict>;
     try {
-      verdict = await withTimeout(open.tx.evaluate(stage, envelope), this.opts.decisionTimeoutMs ?? 30000);
+      result = open.tx.evaluateNow ? open.tx.evaluateNow(stage, envelope) : open.tx.evaluate(stage, envelope);
     } catch (err) {
-      this.stats.faults++;
-      const action = faultAction(this.opts);
-      this.opts.logger.error({ err, ...summary(attrs, stage), action, ms: elapsed(t0) }, 'policy fault');
-      const m = /^(\d{3}) (\d\.\d+\.\d+) (.*)$/.exec(action);
-      this.decided(
-        { action: m ? 'defer' : 'continue', code: m ? Number(m[1]) : undefined, status: m?.[2], text: m?.[3] ?? String(err), headers: [], rule: 'fault', stage, evidence: [] },
-        envelope,
-        attrs,
-      );
-      return action;
+      return this.fault(err, attrs, stage, envelope, t0);
     }
+    if (!(result instanceof Promise)) return this.respond(result, open, attrs, stage, envelope, t0);
+    return withTimeout(result, this.opts.decisionTimeoutMs ?? 30000).then(
+      (verdict) => this.respond(verdict, open, attrs, stage, envelope, t0),
+      (err: unknown) => this.fault(err, attrs, stage, envelope, t0),
+    );
+  }
+
+  /** A fault (a bug, a decision past its deadline): the configured fault answer, logged and recorded. */
+  private fault(err: unknown, attrs: PolicyAttributes, stage: Stage, envelope: Envelope, t0: number): string {
+    this.stats.faults++;
+    const action = faultAction(this.opts);
+    this.opts.logger.error({ err, ...summary(attrs, stage), action, ms: elapsed(t0) }, 'policy fault');
+    const m = /^(\d{3}) (\d\.\d+\.\d+) (.*)$/.exec(action);
+    this.decided(
+      { action: m ? 'defer' : 'continue', code: m ? Number(m[1]) : undefined, status: m?.[2], text: m?.[3] ?? String(err), headers: [], rule: 'fault', stage, evidence: [] },
+      envelope,
+      attrs,
+    );
+    return action;
+  }
+
+  /** The answer for a verdict, with its decision log entry and log line. */
+  private respond(verdict: Verdict, open: OpenTransaction, attrs: PolicyAttributes, stage: Stage, envelope: Envelope, t0: number): string {
     const action = actionFor(verdict, this.opts, headerToPrepend(verdict, this.opts, open.prepended));
     this.decided(verdict, envelope, attrs);
     const log = this.opts.logger;
@@ -275,31 +295,56 @@ class Connection {
       this.server.opts.logger.warn({ peer: this.peer, queued: this.queue.length }, 'policy client sends without reading answers, closing');
       return this.destroy();
     }
-    if (!this.busy) void this.drain();
+    if (!this.busy) this.drain();
   }
 
-  private async drain(): Promise<void> {
-    this.busy = true;
+  /**
+   * Answer queued requests in order. Answers that are ready at once are
+   * written at once (no promise per request); one that must wait holds the
+   * queue until it is written.
+   */
+  private drain(): void {
     while (this.queue.length > 0 && !this.socket.destroyed) {
       const event = this.queue.shift()!;
       if (event.kind === 'abort') {
         this.server.invalid(event, this);
         this.queue.length = 0;
         this.socket.end();
-        break;
+        return;
       }
-      let action: string;
+      let action: string | Promise<string>;
       try {
-        action = event.kind === 'request' ? await this.server.answer(event.attrs, this) : this.server.invalid(event, this);
+        action = event.kind === 'request' ? this.server.answer(event.attrs, this) : this.server.invalid(event, this);
       } catch (err) {
-        // answer() does not throw; this is the last line of defence against a bug.
-        this.server.opts.logger.error({ err, peer: this.peer }, 'policy server bug');
-        action = faultAction(this.server.opts);
+        action = this.bug(err);
       }
-      if (!this.socket.destroyed && this.socket.writable) this.socket.write(formatReply(action));
+      if (typeof action === 'string') {
+        this.reply(action);
+        continue;
+      }
+      this.busy = true;
+      const resume = (a: string): void => {
+        try {
+          this.reply(a);
+        } finally {
+          this.busy = false;
+          this.drain();
+        }
+      };
+      action.then(resume, (err: unknown) => resume(this.bug(err)));
+      return;
     }
-    this.busy = false;
-    if (this.closeRequested) this.socket.end();
+    if (this.closeRequested && this.queue.length === 0) this.socket.end();
+  }
+
+  /** answer() does not throw; this is the last line of defence against a bug. */
+  private bug(err: unknown): string {
+    this.server.opts.logger.error({ err, peer: this.peer }, 'policy server bug');
+    return faultAction(this.server.opts);
+  }
+
+  private reply(action: string): void {
+    if (!this.socket.destroyed && this.socket.writable) this.socket.write(formatReply(action));
   }
 
   closeWhenIdle(): void {

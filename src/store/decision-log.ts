@@ -33,8 +33,12 @@ const ERROR_LOG_INTERVAL_MS = 10_000;
 export class DecisionLog {
   private failed = 0;
   private lastErrorLog = -Infinity;
-  /** Writes started and not yet settled (close() waits for them). */
-  private readonly inFlight = new Set<Promise<void>>();
+  /**
+   * Writes started and not yet settled, with the number of events each
+   * carries (close() waits for them). A store may answer a whole batch of
+   * events with one promise: it is watched once, not once per event.
+   */
+  private readonly inFlight = new Map<Promise<void>, number>();
 
   constructor(
     private readonly store: Pick<Store, 'logEvent'>,
@@ -50,16 +54,24 @@ export class DecisionLog {
     } catch (e) {
       p = Promise.reject(e);
     }
-    const tracked = p.then(
-      () => undefined,
-      (err: unknown) => this.failure(err),
+    const n = this.inFlight.get(p);
+    if (n !== undefined) {
+      this.inFlight.set(p, n + 1);
+      return;
+    }
+    this.inFlight.set(p, 1);
+    p.then(
+      () => this.inFlight.delete(p),
+      (err: unknown) => {
+        const lost = this.inFlight.get(p) ?? 1;
+        this.inFlight.delete(p);
+        this.failure(err, lost);
+      },
     );
-    this.inFlight.add(tracked);
-    void tracked.finally(() => this.inFlight.delete(tracked));
   }
 
-  private failure(err: unknown): void {
-    this.failed++;
+  private failure(err: unknown, lost: number): void {
+    this.failed += lost;
     const now = this.clock.now();
     if (now - this.lastErrorLog < ERROR_LOG_INTERVAL_MS) return;
     this.lastErrorLog = now;
@@ -69,6 +81,6 @@ export class DecisionLog {
 
   /** Wait for the writes in flight (before the store is closed). */
   async flush(): Promise<void> {
-    await Promise.all([...this.inFlight]);
+    await Promise.allSettled([...this.inFlight.keys()]);
   }
 }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { loadZoneYaml, startFixtureDns, type FixtureDns } from '../helpers/fixture-dns.js';
 import { runCli, startServe } from '../helpers/cli.js';
 import { PolicyClient, rcptRequest } from '../helpers/policy-client.js';
-import { parseWorkersFlag, workerCount } from '../../src/cli/cluster.js';
+import { parseWorkersFlag, workerCount, workerExecArgv } from '../../src/cli/cluster.js';
 
 const WORLD = new URL('../fixtures/world.yaml', import.meta.url).pathname;
 const FORGER = rcptRequest({ client_address: '192.0.2.77', helo_name: 'DESKTOP-4F2K9', sender: 'bob@bigisp.test', recipient: 'u@dest.test' });
@@ -139,5 +139,13 @@ describe('frontline serve --workers', () => {
     } finally {
       assert.equal(await one.stop(), 0);
     }
+  });
+});
+
+describe('worker node flags', () => {
+  test('workers get a 64 MB semi-space unless one is already given', () => {
+    assert.deepEqual(workerExecArgv(['--enable-source-maps'], ''), ['--enable-source-maps', '--max-semi-space-size=64']);
+    assert.deepEqual(workerExecArgv(['--max-semi-space-size=8'], ''), ['--max-semi-space-size=8']);
+    assert.deepEqual(workerExecArgv([], '--max-semi-space-size=32 --trace-warnings'), []);
   });
 });
