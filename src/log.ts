@@ -1,6 +1,7 @@
 // The one place loggers are made: JSON lines (pino) to stdout, stderr or a file.
 
 import { pino, type Logger, type LevelWithSilent } from 'pino';
+import { lineDestination } from './log-destination.js';
 
 export type { Logger } from 'pino';
 
@@ -27,18 +28,8 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   const level = opts.level ?? 'info';
   if (!LEVELS.includes(level)) throw new Error(`log level "${level}" is not one of ${LEVELS.join(', ')}`);
   const buffered = opts.buffered ?? opts.stream !== 'stderr';
-  const target = opts.file ? { dest: opts.file, mkdir: true } : { dest: opts.stream === 'stderr' ? 2 : 1 };
-  const dest = pino.destination({ ...target, sync: !buffered, minLength: buffered ? BUFFER_BYTES : 0 });
-  if (buffered) {
-    const timer = setInterval(() => {
-      try {
-        dest.flush();
-      } catch {
-        // not open yet, or a write in progress: the next tick flushes
-      }
-    }, FLUSH_MS);
-    timer.unref();
-  }
+  const target = { dest: opts.file ? opts.file : opts.stream === 'stderr' ? 2 : 1 };
+  const dest = lineDestination({ dest: target.dest, minLength: buffered ? BUFFER_BYTES : 0, flushMs: FLUSH_MS });
   const logger = pino({ level: level as LevelWithSilent, name: opts.name ?? 'frontline', base: { pid: process.pid } }, dest);
   plainLoggers.add(logger);
   return logger;
