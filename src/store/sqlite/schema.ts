@@ -5,6 +5,7 @@
 
 import type Database from 'better-sqlite3';
 import { StoreUnavailableError } from '../errors.js';
+import { EVENT_COLUMNS } from './events-file.js';
 
 export const MIGRATIONS: readonly string[] = [
   // 1: the first schema.
@@ -110,7 +111,16 @@ export const MIGRATIONS: readonly string[] = [
   `
   DROP INDEX IF EXISTS events_by_from_domain;
   `,
+  // 3: decision events live in their own file (events-file.ts), written by a
+  // thread that must not hold this file's write lock. migrate() has copied
+  // the rows there before this runs.
+  `
+  DROP TABLE IF EXISTS events;
+  `,
 ];
+
+/** The migration that moves decision events out of this file. */
+const EVENTS_MOVED = 3;
 
 export function schemaVersion(db: Database.Database): number {
   db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at INTEGER NOT NULL)');
@@ -118,19 +128,72 @@ export function schemaVersion(db: Database.Database): number {
   return row.v ?? 0;
 }
 
-/** Bring the database to the latest schema; refuses a database written by a newer frontline. */
-export function migrate(db: Database.Database, now: number): number {
+/** Refuse a database written by a newer frontline (before anything else is opened or created for it). */
+export function refuseNewer(db: Database.Database): void {
   const current = schemaVersion(db);
   if (current > MIGRATIONS.length) {
     throw new StoreUnavailableError(`database schema version ${current} is newer than this frontline knows (${MIGRATIONS.length}); upgrade frontline`);
   }
-  for (let v = current + 1; v <= MIGRATIONS.length; v++) {
+}
+
+export interface MigrateOptions {
+  /** The events file (made by openEventsDb) that an older database's events are moved to; absent for in-memory databases. */
+  eventsPath?: string;
+  /** Told how many events were moved, when some were. */
+  onEventsMoved?: (rows: number, ms: number) => void;
+}
+
+/** Bring the database to the latest schema; refuses a database written by a newer frontline. */
+export function migrate(db: Database.Database, now: number, opts: MigrateOptions = {}): number {
+  refuseNewer(db);
+  const record = db.prepare('INSERT INTO schema_version (version, applied_at) VALUES (?, ?)');
+  if (schemaVersion(db) === 0) {
+    // A new database: every migration in one transaction, so it never holds
+    // (committed) what a later migration drops — the events table above all.
+    db.transaction(() => {
+      if (schemaVersion(db) > 0) return; // another process made it meanwhile: migrate below
+      MIGRATIONS.forEach((sql, i) => {
+        db.exec(sql);
+        record.run(i + 1, now);
+      });
+    }).immediate();
+  }
+  for (let v = schemaVersion(db) + 1; v <= MIGRATIONS.length; v++) {
+    if (v === EVENTS_MOVED && opts.eventsPath !== undefined) moveEvents(db, opts);
     db.transaction(() => {
       // Re-check inside the write transaction: another process may have migrated meanwhile.
       if (schemaVersion(db) >= v) return;
       db.exec(MIGRATIONS[v - 1]);
-      db.prepare('INSERT INTO schema_version (version, applied_at) VALUES (?, ?)').run(v, now);
+      record.run(v, now);
     }).immediate();
   }
   return MIGRATIONS.length;
+}
+
+function hasEventsTable(db: Database.Database): boolean {
+  return db.prepare("SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'events'").get() !== undefined;
+}
+
+/**
+ * Copy the events of a database older than EVENTS_MOVED into the events
+ * file, ids included, in a transaction of their own that commits before the
+ * table is dropped: SQLite commits attached WAL databases one by one, so a
+ * crash in between leaves the rows in both files, and the next open copies
+ * again (INSERT OR IGNORE: same ids, no duplicates) — never in neither.
+ */
+function moveEvents(db: Database.Database, opts: MigrateOptions): void {
+  if (!hasEventsTable(db)) return;
+  const t0 = performance.now();
+  db.prepare('ATTACH DATABASE ? AS moved_events').run(opts.eventsPath);
+  try {
+    const rows = db
+      .transaction((): number => {
+        if (schemaVersion(db) >= EVENTS_MOVED || !hasEventsTable(db)) return 0; // another process moved them
+        return db.prepare(`INSERT OR IGNORE INTO moved_events.events (${EVENT_COLUMNS}) SELECT ${EVENT_COLUMNS} FROM main.events`).run().changes;
+      })
+      .immediate();
+    if (rows > 0) opts.onEventsMoved?.(rows, performance.now() - t0);
+  } finally {
+    db.exec('DETACH DATABASE moved_events');
+  }
 }

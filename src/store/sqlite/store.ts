@@ -1,4 +1,5 @@
-// The embedded backend: one SQLite file (better-sqlite3, WAL).
+// The embedded backend: two SQLite files (better-sqlite3, WAL) — the store's,
+// and the decision log's next to it (`x.db` → `x.events.db`, events-file.ts).
 //
 // Durability: WAL with synchronous=NORMAL. A commit is in the WAL file (in
 // the OS page cache) before better-sqlite3 returns, so every acknowledged
@@ -8,18 +9,29 @@
 // records, not acknowledgements, they are committed in batches (see
 // EVENT_FLUSH_MS), so a SIGKILL can lose the last 200 ms of them.
 //
+// Decision events are written by a worker thread with its own connection to
+// the events file (event-writer.ts, event-thread.ts): the event loop only
+// queues them, and the thread's commits take the events file's lock, never
+// this file's. Reads of the log go through a second connection of this
+// thread to the events file, not an ATTACH on the main one: a connection
+// with the events file attached takes the write lock of *both* files at
+// BEGIN IMMEDIATE, so every ban, list or rate-limit commit would wait for
+// the thread's batches. (Reading here rather than in the thread also spares
+// shipping up to 10,000 rows back through postMessage; WAL readers never wait
+// for a writer.)
+//
 // Several processes may open the same file (the daemon and the CLI): writes
 // take the lock with BEGIN IMMEDIATE and wait up to busy_timeout, and each
 // process follows the others' ban and list changes through the `changes`
 // table, polled every `pollMs`.
 
 import Database from 'better-sqlite3';
+import type { Worker } from 'node:worker_threads';
 import { banSeconds, offenceAfterUnban, planBan, type BanPlan, type OffenceRecord } from '../bans.js';
 import { BaseStore, checkGreyEntry, checkRateRequest } from '../base-store.js';
 import { checkListKind } from '../entries.js';
 import { InvalidEntryError, StoreUnavailableError } from '../errors.js';
-import { domainOf } from '../../core/address.js';
-import { cleanEvent, eventLimit, rcptDomains } from '../events.js';
+import { checkEvent, eventLimit } from '../events.js';
 import { canonicalIp, networkContains, parseNetwork } from '../ip.js';
 import type {
   Ban,
@@ -40,15 +52,17 @@ import type {
   StoreDeps,
   StoreHealth,
 } from '../types.js';
-import { migrate } from './schema.js';
+import type { EventThreadData } from './event-thread.js';
+import { EventWriter } from './event-writer.js';
+import { eventsPathFor, isMemoryPath, openEventsDb } from './events-file.js';
+import { translate } from './faults.js';
+import { migrate, refuseNewer } from './schema.js';
 
-/**
- * Decision events are records, not acknowledgements: they are committed in
- * batches, at most this long after they were logged (a SIGKILL loses at most
- * this much of the log), or as soon as EVENT_BATCH_ROWS are waiting.
- */
-const EVENT_FLUSH_MS = 200;
-const EVENT_BATCH_ROWS = 500;
+/** For tests: how the decision log's writer thread is started. */
+export interface SqliteStoreInternals {
+  /** Start the writer thread some other way (or fail to). */
+  startEventThread?: (data: EventThreadData) => Worker;
+}
 
 /** Change rows older than this are pruned; a process that lagged longer reloads everything. */
 const CHANGES_KEEP_MS = 10 * 60 * 1000;
@@ -151,54 +165,69 @@ function eventFromRow(r: EventRow): DecisionEvent {
   return e;
 }
 
-const UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|PROTOCOL|NOMEM|NOLFS)/;
-
-/** Faults of the medium (locked, disk full, I/O) become StoreUnavailableError; bugs stay what they are. */
-function translate(e: unknown): unknown {
-  if (e instanceof Database.SqliteError && UNAVAILABLE.test(e.code)) {
-    return new StoreUnavailableError(`sqlite: ${e.code}: ${e.message}`, { cause: e });
-  }
-  if (e instanceof TypeError && /database connection is not open/.test(e.message)) {
-    return new StoreUnavailableError('sqlite: store is closed', { cause: e });
-  }
-  return e;
-}
-
 export class SqliteStore extends BaseStore {
   readonly backend = 'sqlite' as const;
   private readonly db: Database.Database;
+  /** This thread's connection to the events file: queries (and writes when there is no writer thread). */
+  private readonly evdb: Database.Database;
+  /** The events file: `<name>.events.<ext>` next to the store's file, or ':memory:'. */
+  readonly eventsPath: string;
+  private readonly events: EventWriter;
   private readonly st: ReturnType<SqliteStore['prepare']>;
   private lastSeq = 0;
   private pollTimer?: NodeJS.Timeout;
-  /** Writes waiting for the next batch commit: decision-log events and greylist entries. */
-  private pending: Array<{ event?: DecisionEvent; grey?: [string, GreyEntry]; resolve: () => void; reject: (e: unknown) => void }> = [];
+  /** Greylist entries waiting for the commit at the end of this tick. */
+  private greyQueue: Array<{ key: string; entry: GreyEntry; resolve: () => void; reject: (e: unknown) => void }> = [];
   /** Greylist entries written but not yet committed, by key: greyGet answers from here first. */
   private readonly greyPending = new Map<string, GreyEntry>();
   private flushScheduled = false;
-  /** Pending decision events are committed when this fires (or sooner, with a greylist entry or a full batch). */
-  private flushTimer?: NodeJS.Timeout;
   private closed = false;
+  private closing?: Promise<void>;
 
   private constructor(
     private readonly cfg: SqliteStoreConfig,
     deps: StoreDeps,
+    internals: SqliteStoreInternals,
   ) {
     super(deps);
+    const busyTimeoutMs = Math.max(0, Math.floor(cfg.busyTimeoutMs ?? 5000));
+    const synchronous = cfg.synchronous === 'FULL' ? 'FULL' : 'NORMAL';
+    const memory = isMemoryPath(cfg.path);
+    this.eventsPath = memory ? ':memory:' : eventsPathFor(cfg.path);
+    let db: Database.Database | undefined;
+    let evdb: Database.Database | undefined;
     try {
-      this.db = new Database(cfg.path);
-      this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(cfg.busyTimeoutMs ?? 5000))}`);
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma(`synchronous = ${cfg.synchronous === 'FULL' ? 'FULL' : 'NORMAL'}`);
-      this.db.pragma('foreign_keys = ON');
-      migrate(this.db, this.clock.now());
+      db = new Database(cfg.path);
+      db.pragma(`busy_timeout = ${busyTimeoutMs}`);
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${synchronous}`);
+      db.pragma('foreign_keys = ON');
+      refuseNewer(db);
+      evdb = openEventsDb(this.eventsPath, { busyTimeoutMs, synchronous });
+      migrate(db, this.clock.now(), {
+        eventsPath: memory ? undefined : this.eventsPath,
+        onEventsMoved: (rows, ms) => this.logger.info({ rows, ms: Math.round(ms), file: this.eventsPath }, 'decision events moved to their own file'),
+      });
     } catch (e) {
+      db?.close();
+      evdb?.close();
       throw translate(e);
     }
+    this.db = db;
+    this.evdb = evdb;
+    this.events = new EventWriter({
+      path: this.eventsPath,
+      db: evdb,
+      file: { busyTimeoutMs, synchronous },
+      logger: this.logger,
+      inProcess: memory,
+      startThread: internals.startEventThread,
+    });
     this.st = this.prepare();
   }
 
-  static async open(cfg: SqliteStoreConfig, deps: StoreDeps = {}): Promise<SqliteStore> {
-    const store = new SqliteStore(cfg, deps);
+  static async open(cfg: SqliteStoreConfig, deps: StoreDeps = {}, internals: SqliteStoreInternals = {}): Promise<SqliteStore> {
+    const store = new SqliteStore(cfg, deps, internals);
     store.reload();
     const poll = cfg.pollMs ?? 500;
     if (poll > 0) {
@@ -272,10 +301,6 @@ export class SqliteStore extends BaseStore {
       ratePut: db.prepare<[string, number, number, number]>(
         `INSERT INTO rate_buckets (key, tokens, updated_at, expires_at) VALUES (?, ?, ?, ?)
          ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at, expires_at = excluded.expires_at`,
-      ),
-      eventPut: db.prepare(
-        `INSERT INTO events (ts, session_id, client_ip, helo, mail_from, from_domain, rcpts, rcpt_domains, stage, action, code, rule, text, evidence)
-         VALUES (@ts, @sessionId, @clientIp, @helo, @from, @fromDomain, @rcpts, @rcptDomains, @stage, @action, @code, @rule, @text, @evidence)`,
       ),
       changePut: db.prepare<[number, string, string]>('INSERT INTO changes (ts, origin, change) VALUES (?, ?, ?)'),
       changesAfter: db.prepare<[number], { seq: number; origin: string; change: string }>(
@@ -455,9 +480,9 @@ export class SqliteStore extends BaseStore {
   }
 
   /**
-   * Written in the next batch (with the decision-log events: one commit per
-   * tick for all concurrent decisions, instead of one each); the promise
-   * settles when the batch is committed, and greyGet sees the entry at once.
+   * Committed at the end of this tick (one transaction for all concurrent
+   * decisions, instead of one each); the promise settles when it is
+   * committed, and greyGet sees the entry at once.
    */
   greyPut(key: string, entry: GreyEntry): Promise<void> {
     let e: GreyEntry;
@@ -468,16 +493,42 @@ export class SqliteStore extends BaseStore {
     }
     if (this.closed) return Promise.reject(new StoreUnavailableError('sqlite: store is closed'));
     this.greyPending.set(key, e);
-    return this.enqueue({ grey: [key, e] });
+    return new Promise((resolve, reject) => {
+      this.greyQueue.push({ key, entry: e, resolve, reject });
+      if (!this.flushScheduled) {
+        this.flushScheduled = true;
+        setImmediate(() => this.flushGrey());
+      }
+    });
+  }
+
+  /** Commit the queued greylist entries. Synchronous: callers that read the greylist tables flush first. */
+  private flushGrey(): void {
+    this.flushScheduled = false;
+    const batch = this.greyQueue;
+    if (batch.length === 0) return;
+    this.greyQueue = [];
+    try {
+      this.run(() =>
+        this.db.transaction(() => {
+          for (const { key, entry: g } of batch) this.st.greyPut.run({ key, ...g, passedAt: g.passedAt ?? null });
+        })(),
+      );
+      for (const p of batch) p.resolve();
+    } catch (e) {
+      for (const p of batch) p.reject(e);
+    } finally {
+      for (const { key, entry } of batch) if (this.greyPending.get(key) === entry) this.greyPending.delete(key);
+    }
   }
 
   async greyDelete(key: string): Promise<boolean> {
-    this.flushEvents();
+    this.flushGrey();
     return this.run(() => this.st.greyDel.run(key).changes > 0);
   }
 
   async greyList(opts: { limit?: number } = {}): Promise<Array<{ key: string; entry: GreyEntry }>> {
-    this.flushEvents();
+    this.flushGrey();
     const limit = Math.min(Math.max(1, Math.floor(opts.limit ?? 1000)), 1_000_000);
     return this.run(() => this.st.greyList.all(this.clock.now(), limit)).map((r) => ({ key: r.key, entry: greyFromRow(r) }));
   }
@@ -486,7 +537,7 @@ export class SqliteStore extends BaseStore {
     const net = parseNetwork(ipOrCidr);
     if (!net) throw new InvalidEntryError(`not an IP address or CIDR: ${JSON.stringify(ipOrCidr)}`);
     const host = net.len === (net.v6 ? 128 : 32);
-    this.flushEvents();
+    this.flushGrey();
     return this.run(() =>
       this.db
         .transaction((): number => {
@@ -544,81 +595,26 @@ export class SqliteStore extends BaseStore {
 
   // ---- decision log
 
-  /** Events are written in batches (every EVENT_FLUSH_MS or EVENT_BATCH_ROWS); the promise settles when the batch is committed. */
+  /**
+   * Queued for the writer thread (see EventWriter): checked here, cleaned and
+   * written there. Every event of a batch gets the batch's promise, which
+   * settles when the batch is committed. The event's rcpts and evidence
+   * arrays are read when the batch is posted (within EVENT_FLUSH_MS): the
+   * caller must not change them after the call.
+   */
   logEvent(event: DecisionEvent): Promise<void> {
-    let clean: DecisionEvent;
     try {
-      clean = cleanEvent(event);
+      checkEvent(event);
     } catch (e) {
       return Promise.reject(e);
     }
     if (this.closed) return Promise.reject(new StoreUnavailableError('sqlite: store is closed'));
-    return this.enqueue({ event: clean });
+    return this.events.push(event);
   }
 
-  private enqueue(write: { event?: DecisionEvent; grey?: [string, GreyEntry] }): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.pending.push({ ...write, resolve, reject });
-      if (write.grey || this.pending.length >= EVENT_BATCH_ROWS) this.scheduleFlush();
-      else this.flushTimer ??= setTimeout(() => this.flushEvents(), EVENT_FLUSH_MS);
-    });
-  }
-
-  /** Commit at the end of this tick (greylist entries are acknowledgements: they do not wait for the timer). */
-  private scheduleFlush(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(() => this.flushEvents());
-  }
-
-  /** Commit the pending events and greylist entries in one transaction. Synchronous: callers that read the tables flush first. */
-  private flushEvents(): void {
-    this.flushScheduled = false;
-    if (this.flushTimer) {
-      clearTimeout(this.flushTimer);
-      this.flushTimer = undefined;
-    }
-    const batch = this.pending;
-    this.pending = [];
-    if (batch.length === 0) return;
-    try {
-      this.run(() =>
-        this.db.transaction(() => {
-          for (const { event: e, grey } of batch) {
-            if (grey) {
-              const [key, g] = grey;
-              this.st.greyPut.run({ key, ...g, passedAt: g.passedAt ?? null });
-            }
-            if (!e) continue;
-            this.st.eventPut.run({
-              ts: e.ts,
-              sessionId: e.sessionId ?? null,
-              clientIp: e.clientIp,
-              helo: e.helo ?? null,
-              from: e.from ?? null,
-              fromDomain: domainOf(e.from) ?? null,
-              rcpts: JSON.stringify(e.rcpts),
-              rcptDomains: `|${rcptDomains(e.rcpts).join('|')}|`,
-              stage: e.stage,
-              action: e.action,
-              code: e.code ?? null,
-              rule: e.rule,
-              text: e.text ?? null,
-              evidence: JSON.stringify(e.evidence),
-            });
-          }
-        })(),
-      );
-      for (const p of batch) p.resolve();
-    } catch (e) {
-      for (const p of batch) p.reject(e);
-    } finally {
-      for (const { grey } of batch) if (grey && this.greyPending.get(grey[0]) === grey[1]) this.greyPending.delete(grey[0]);
-    }
-  }
-
+  /** Waits until every event logged before the call is committed, then reads the events file. */
   async queryEvents(q: EventQuery): Promise<DecisionEvent[]> {
-    this.flushEvents();
+    await this.events.sync();
     const where: string[] = [];
     const args: Array<string | number> = [];
     if (q.ip !== undefined) {
@@ -648,39 +644,19 @@ export class SqliteStore extends BaseStore {
     }
     const sql = `SELECT * FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ts DESC, id DESC LIMIT ?`;
     args.push(eventLimit(q));
-    return this.run(() => this.db.prepare<unknown[], EventRow>(sql).all(...args)).map(eventFromRow);
+    return this.run(() => this.evdb.prepare<unknown[], EventRow>(sql).all(...args)).map(eventFromRow);
   }
 
+  /** After every event logged before the call; a write, so it runs in the writer thread when there is one. */
   async pruneEvents(opts: PruneOptions): Promise<number> {
-    this.flushEvents();
-    const now = this.clock.now();
-    return this.run(() =>
-      this.db
-        .transaction((): number => {
-          let n = 0;
-          if (opts.maxAgeSeconds !== undefined) {
-            n += this.db.prepare('DELETE FROM events WHERE ts < ?').run(now - opts.maxAgeSeconds * 1000).changes;
-          }
-          if (opts.maxRows !== undefined) {
-            const keep = Math.max(0, Math.floor(opts.maxRows));
-            // The newest row beyond the allowance; it and everything older go.
-            const first = this.db
-              .prepare<[number], { ts: number; id: number }>('SELECT ts, id FROM events ORDER BY ts DESC, id DESC LIMIT 1 OFFSET ?')
-              .get(keep);
-            if (first) {
-              n += this.db.prepare('DELETE FROM events WHERE ts < ? OR (ts = ? AND id <= ?)').run(first.ts, first.ts, first.id).changes;
-            }
-          }
-          return n;
-        })
-        .immediate(),
-    );
+    if (this.closed) throw new StoreUnavailableError('sqlite: store is closed');
+    return this.events.prune(this.clock.now(), opts);
   }
 
   // ---- housekeeping
 
   protected async purgeBackend(now: number): Promise<PurgeResult> {
-    this.flushEvents();
+    this.flushGrey();
     const forgetMs = this.policy.forgetAfterSeconds * 1000;
     return this.run(() =>
       this.db
@@ -705,23 +681,49 @@ export class SqliteStore extends BaseStore {
     try {
       this.run(() => this.db.prepare('SELECT 1').get());
       const mode = this.run(() => this.db.pragma('journal_mode', { simple: true }));
-      return { ok: true, backend: 'sqlite', detail: `${this.cfg.path} (journal ${String(mode)})`, latencyMs: performance.now() - t0 };
+      this.run(() => this.evdb.prepare('SELECT 1').get());
+      return {
+        ok: true,
+        backend: 'sqlite',
+        detail: `${this.cfg.path} (journal ${String(mode)}); events ${this.eventsPath} (${this.events.state === 'thread' ? 'writer thread' : this.events.state})`,
+        latencyMs: performance.now() - t0,
+      };
     } catch (e) {
       return { ok: false, backend: 'sqlite', detail: String(e) };
     }
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.flushEvents();
+  /** Commits the queued greylist entries and decision events, ends the writer thread, closes both files. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.flushGrey();
     this.closed = true;
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.stopPurgeTimer();
-    this.db.close();
+    try {
+      await this.events.close();
+    } finally {
+      this.db.close();
+      this.evdb.close();
+    }
   }
 
   /** For tests and tools: the raw database handle. */
   get database(): Database.Database {
     return this.db;
+  }
+
+  /** For tests and tools: this thread's connection to the events file. */
+  get eventsDatabase(): Database.Database {
+    return this.evdb;
+  }
+
+  /** For tests: the decision log's writer (its state, its thread). */
+  get eventWriter(): EventWriter {
+    return this.events;
   }
 }
