@@ -6,6 +6,10 @@
 // each decision line cost a scan of everything buffered before it — the
 // largest part of a decision's logging cost under load. In byte mode it
 // keeps lengths as numbers; encoding each line once (Buffer.from) is cheap.
+//
+// Writes are synchronous, a block at a time (minLength): one write(2) per
+// few KiB, into the page cache, cost less than handing every block to
+// libuv's thread pool and back.
 
 import sonicBoom, { type SonicBoom as SonicBoomClass } from 'sonic-boom';
 
@@ -30,10 +34,9 @@ export interface LineDestination {
 }
 
 export function lineDestination(opts: DestinationOptions): LineDestination {
-  const sync = opts.minLength === 0;
   const boom = new SonicBoom({
     ...(typeof opts.dest === 'number' ? { fd: opts.dest } : { dest: opts.dest, mkdir: true }),
-    sync,
+    sync: true,
     minLength: opts.minLength,
     contentMode: 'buffer',
   });
@@ -52,9 +55,8 @@ export function lineDestination(opts: DestinationOptions): LineDestination {
       // not open yet, or closed meanwhile: nothing more can be written
     }
   };
-  if (!sync) {
-    // Lines still pending when the process exits are written before it goes.
-    process.once('exit', flushSync);
+  if (opts.minLength > 0) {
+    onExit(boom, flushSync);
     if (opts.flushMs > 0) {
       const timer = setInterval(() => {
         if (broken || (boom as unknown as { destroyed: boolean }).destroyed) return;
@@ -77,3 +79,23 @@ export function lineDestination(opts: DestinationOptions): LineDestination {
     end: () => boom.end(),
   };
 }
+
+/**
+ * Lines still pending when the process exits are written before it goes.
+ * One 'exit' listener for every destination, each held weakly (tests make
+ * many loggers; a listener apiece would pin them all and warn).
+ */
+const pending = new Set<WeakRef<{ flushSync: () => void }>>();
+let listening = false;
+function onExit(boom: object, flushSync: () => void): void {
+  const holder = { flushSync };
+  // The holder lives as long as the destination does.
+  holders.set(boom, holder);
+  pending.add(new WeakRef(holder));
+  if (listening) return;
+  listening = true;
+  process.once('exit', () => {
+    for (const ref of pending) ref.deref()?.flushSync();
+  });
+}
+const holders = new WeakMap<object, { flushSync: () => void }>();
