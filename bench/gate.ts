@@ -5,8 +5,8 @@
 // Three processes, as in production: this one (the sending clients and the
 // fixture DNS server), the sink (a raw-socket SMTP server that accepts
 // everything; bench/lib/smtp-load.ts) and the gate (startGate with the real
-// policy engine and the shipped default policy, decisions logged to
-// /dev/null, resolving against a small fixture DNS world in which the
+// policy engine and the shipped default policy, logging as `serve` does
+// (createLogger) to /dev/null, resolving against a small fixture DNS world in which the
 // clients' sender domain authorises 127.0.0.1 by SPF). 32 clients send 1 KB
 // messages in lock step (MAIL, RCPT, DATA, message), one transaction after
 // another on one connection each. The gate's teaser wait (greet_wait_ms) is 0
@@ -14,23 +14,36 @@
 //
 //   node --import tsx bench/gate.ts          (or npm run bench -- gate)
 //   BENCH_SECONDS=20 BENCH_CLIENTS=32 BENCH_IDLE=10000 node --import tsx bench/gate.ts
-//   BENCH_PROFILE=1 …   also writes a CPU profile of the gate (node --cpu-prof) to bench/profiles/
+//   BENCH_PROFILE=1 …   also writes CPU profiles (node --cpu-prof) of the gate, with and without policy, and of the raw relay to bench/profiles/{gate-policy,gate-no-policy,raw-relay}/
+//   BENCH_README=0 …    prints the table without rewriting bench/README.md (for trial runs)
+//   BENCH_ONLY=gate,bare …  only these of direct, relay, gate, bare, idle (a trial run: README left alone)
 //
-// A third run puts the gate in front of the sink with a policy that never
-// decides, separating the relay's own cost from the policy engine's.
+// Two more runs bound it: the gate in front of the sink with a policy that
+// never decides, separating the relay's own cost from the policy engine's; and
+// a raw TCP relay (bench/lib/raw-relay.ts: bytes piped both ways, no SMTP at
+// all), the ceiling for any relay process written in Node on this machine.
+//
+// The gate runs compiled, as shipped (`npm run build`, modules from dist/), as
+// bench/policy-server.ts runs `frontline serve`; BENCH_RUNTIME=tsx runs it from
+// source. The CPU figures count the gate (all its threads), the sink, this
+// process (the clients) and the whole machine, from /proc.
 //
 // Re-executes itself under `ulimit -n` raised as far as the hard limit allows.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
-import pino from 'pino';
 import { startFixtureDns } from '../test/helpers/fixture-dns.js';
+import { REPO_ROOT } from '../test/helpers/cli.js';
 import { Zone } from '../src/dns/zone.js';
 import { SmtpConn, runLoad, startFastSink, type LoadResult } from './lib/smtp-load.js';
+import { startRawRelay } from './lib/raw-relay.js';
 import { updateReadme } from './lib/readme.js';
+import { RUNTIME, buildServer } from './lib/build.js';
+import { cpuSeconds, machineBusySeconds, rssMb, userCpuSeconds } from './lib/process-stats.js';
 import type { GatePolicy } from '../src/gate/policy-port.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -38,12 +51,16 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP ?? 3);
 const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 32);
 const IDLE = Number(process.env.BENCH_IDLE ?? 10_000);
+const ALL_RUNS = ['direct', 'relay', 'gate', 'bare', 'idle'];
+const ONLY = new Set(process.env.BENCH_ONLY?.split(',').map((s) => s.trim()) ?? ALL_RUNS);
+const WRITE_README = process.env.BENCH_README !== '0' && ALL_RUNS.every((r) => ONLY.has(r));
 const MESSAGE_SIZE = 1024;
 const FROM = 'alice@bench.test';
 const HELO = 'client.bench.test';
-const COMMAND = 'npm run bench -- gate';
+const COMMAND = `${RUNTIME === 'tsx' ? 'BENCH_RUNTIME=tsx ' : ''}npm run bench -- gate`;
 const PROFILE = process.env.BENCH_PROFILE === '1';
 const PROFILE_DIR = fileURLToPath(new URL('./profiles/', import.meta.url));
+const CPUS = os.cpus().length;
 
 const ZONE = {
   'bench.test': [{ TXT: 'v=spf1 ip4:127.0.0.1 -all' }, { MX: [10, 'mx.bench.test'] }, { A: '127.0.0.1' }],
@@ -67,12 +84,27 @@ async function sinkRole(): Promise<void> {
   process.stdin.on('end', () => process.exit(0));
 }
 
+/** `BENCH_GATE_ROLE=relay`: the raw TCP relay in front of BENCH_BACKEND. */
+async function relayRole(): Promise<void> {
+  const relay = await startRawRelay(Number((process.env.BENCH_BACKEND as string).split(':')[1]));
+  console.log(`relay ready ${relay.port}`);
+  process.stdin.resume();
+  process.stdin.on('end', () => process.exit(0));
+}
+
+/** A module of the product: compiled (dist/, as shipped) or from source (src/, through tsx). */
+function product<T>(path: string): Promise<T> {
+  const dir = RUNTIME === 'tsx' ? 'src' : 'dist';
+  return import(pathToFileURL(join(REPO_ROOT, dir, path)).href) as Promise<T>;
+}
+
 /** `BENCH_GATE_ROLE=gate`: the gate with the real policy engine in front of BENCH_BACKEND. */
 async function gateRole(): Promise<void> {
-  const { parseConfig } = await import('../src/config/load.js');
-  const { Policy } = await import('../src/policy/index.js');
-  const { createResolver } = await import('../src/dns/index.js');
-  const { startGate } = await import('../src/gate/server.js');
+  const { parseConfig } = await product<typeof import('../src/config/load.js')>('config/load.js');
+  const { Policy } = await product<typeof import('../src/policy/index.js')>('policy/index.js');
+  const { createResolver } = await product<typeof import('../src/dns/index.js')>('dns/index.js');
+  const { startGate } = await product<typeof import('../src/gate/server.js')>('gate/server.js');
+  const { createLogger } = await product<typeof import('../src/log.js')>('log.js');
   const dns = process.env.BENCH_DNS as string;
   const cfg = parseConfig(
     [
@@ -87,7 +119,8 @@ async function gateRole(): Promise<void> {
     ].join('\n'),
     'bench-gate.yaml',
   );
-  const logger = pino({ level: 'info' }, pino.destination('/dev/null'));
+  // The logger `frontline serve` makes (buffered JSON lines), writing to /dev/null.
+  const logger = createLogger({ level: 'info', file: '/dev/null' });
   const resolver = createResolver({ servers: cfg.dns.servers });
   // BENCH_POLICY=none: a policy that never decides, to tell the relay's own cost from the policy's.
   const policy: GatePolicy =
@@ -102,6 +135,8 @@ async function gateRole(): Promise<void> {
   process.stdin.on('end', () => process.exit(0));
 }
 
+type Role = 'sink' | 'relay' | 'gate';
+
 interface Child {
   proc: ChildProcess;
   port: number;
@@ -110,7 +145,7 @@ interface Child {
   stop(): Promise<void>;
 }
 
-function startChild(role: 'sink' | 'gate', env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Child> {
+function startChild(role: Role, env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<Child> {
   const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', SELF], { env: { ...process.env, ...env, BENCH_GATE_ROLE: role }, stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: proc.stdout! });
   const waiters: Array<{ prefix: string; resolve: (l: string) => void }> = [];
@@ -144,24 +179,38 @@ function startChild(role: 'sink' | 'gate', env: Record<string, string> = {}, nod
 
 // ---------------------------------------------------------------- measures
 
-function procStat(pid: number): { cpuS: number; rssMb: number } {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN);
-    return { cpuS: (Number(fields[11]) + Number(fields[12])) / 100, rssMb: rssKb / 1024 };
-  } catch {
-    return { cpuS: NaN, rssMb: NaN };
-  }
+interface Run extends LoadResult {
+  rate: number;
+  /** CPU of each watched process, in cores (1 = one core busy). */
+  cpu: number[];
+  /** The user-space part of cpu (the rest is the kernel's: system calls, loopback TCP, wake-ups). */
+  userCpu: number[];
+  /** This process: the 32 clients (and the idle fixture DNS server). */
+  clientCpu: number;
+  /** The whole machine, in cores, out of CPUS. */
+  machineCpu: number;
+  load: number;
 }
 
-async function measureLoad(port: number, pids: number[]): Promise<LoadResult & { cpu: number[] }> {
-  // CPU is sampled around the whole run and scaled to the measured window's rate.
-  const before = pids.map((p) => procStat(p).cpuS);
+async function measureLoad(port: number, pids: number[]): Promise<Run> {
+  // CPU is sampled around the whole run (warm-up included) and scaled to the measured window's rate.
+  const before = pids.map(cpuSeconds);
+  const userBefore = pids.map(userCpuSeconds);
+  const machine0 = machineBusySeconds();
+  const client0 = process.cpuUsage();
   const t0 = performance.now();
   const r = await runLoad({ port, clients: CLIENTS, seconds: SECONDS, warmupS: WARMUP_SECONDS, messageSize: MESSAGE_SIZE, from: FROM, helo: HELO });
   const wall = (performance.now() - t0) / 1000;
-  const cpu = pids.map((p, i) => (procStat(p).cpuS - before[i]) / wall);
-  return { ...r, cpu };
+  const client = process.cpuUsage(client0);
+  return {
+    ...r,
+    rate: r.accepted / r.seconds,
+    cpu: pids.map((p, i) => (cpuSeconds(p) - before[i]) / wall),
+    userCpu: pids.map((p, i) => (userCpuSeconds(p) - userBefore[i]) / wall),
+    clientCpu: (client.user + client.system) / 1e6 / wall,
+    machineCpu: (machineBusySeconds() - machine0) / wall,
+    load: os.loadavg()[0],
+  };
 }
 
 /** Open `n` connections to the gate, each waiting until it has the full greeting. */
@@ -196,95 +245,152 @@ function nofileLimit(): number {
   return Number(r.stdout.trim()) || 1024;
 }
 
+/** Idle connections: a fresh gate, so its memory is the idle cost and not the throughput run's heap. */
+async function idleRun(env: Record<string, string>, n: number) {
+  const gate = await startChild('gate', env);
+  await new Promise((r) => setTimeout(r, 1000));
+  const rssBefore = rssMb(gate.proc.pid!);
+  const t0 = performance.now();
+  const opened = await openIdle(gate.port, n);
+  const openSeconds = (performance.now() - t0) / 1000;
+  await new Promise((r) => setTimeout(r, 2000));
+  const held = Number((await gate.ask('connections', 'connections ')).split(' ')[1]);
+  const rssIdle = rssMb(gate.proc.pid!);
+  const stillOpen = opened.conns.filter((c) => !c.isClosed).length;
+  console.log(`  idle: ${stillOpen} open (gate counts ${held}), RSS ${rssBefore.toFixed(0)} → ${rssIdle.toFixed(0)} MB`);
+  for (const c of opened.conns) c.destroy();
+  await gate.stop();
+  return { stillOpen, failed: opened.failed, firstError: opened.firstError, openSeconds, rssBefore, rssIdle };
+}
+
+const int = (n: number): string => Math.round(n).toLocaleString('en-US');
+const pct = (n: number): string => `${(n * 100).toFixed(0)}%`;
+const us = (cpu: number, rate: number): string => `${((cpu / rate) * 1e6).toFixed(0)} µs`;
+
 // ---------------------------------------------------------------- main
 
 async function main(): Promise<void> {
   const limit = nofileLimit();
   // This process holds the idle client sockets; the gate child (same limit) holds their other ends.
   const idle = Math.min(IDLE, limit - 500);
+  if (RUNTIME === 'dist') buildServer();
+  // One directory per gate: node writes a profile per thread (the loader's too), named by pid and thread.
+  const profile = (name: string): string[] => {
+    if (!PROFILE) return [];
+    const dir = join(PROFILE_DIR, name);
+    mkdirSync(dir, { recursive: true });
+    return ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+  };
   const dns = await startFixtureDns(new Zone(ZONE));
   const sink = await startChild('sink');
   const sinkPid = sink.proc.pid!;
   const messages = async (): Promise<number> => Number((await sink.ask('count', 'messages ')).split(' ')[1]);
+  const env = { BENCH_DNS: dns.server, BENCH_BACKEND: `127.0.0.1:${sink.port}`, BENCH_RUNTIME: RUNTIME };
 
-  console.log(`gate bench: ${CLIENTS} clients, ${MESSAGE_SIZE} B messages, ${SECONDS} s after ${WARMUP_SECONDS} s warm-up; ${idle} idle connections (ulimit -n ${limit})`);
-  const m0 = await messages();
-  const direct = await measureLoad(sink.port, [sinkPid]);
-  const m1 = await messages();
-  const directRate = direct.accepted / direct.seconds;
-  console.log(`  direct to sink:  ${Math.round(directRate)} msg/s (${direct.errors} errors)`);
+  console.log(`gate bench: ${CLIENTS} clients, ${MESSAGE_SIZE} B messages, ${SECONDS} s after ${WARMUP_SECONDS} s warm-up; ${idle} idle connections (ulimit -n ${limit}); gate ${RUNTIME === 'dist' ? 'compiled' : 'from source'}; load average ${os.loadavg()[0].toFixed(2)}`);
+  let lost = 0;
+  /** One load run against `port`, the sink's message count checked against the clients' 250s. */
+  const run = async (what: string, port: number, relayPid?: number): Promise<Run> => {
+    const m0 = await messages();
+    const r = await measureLoad(port, relayPid === undefined ? [sinkPid] : [relayPid, sinkPid]);
+    // Every 250 a client got must be a message the sink has.
+    lost += Math.max(0, r.acceptedTotal - ((await messages()) - m0));
+    console.log(`  ${what.padEnd(16)} ${int(r.rate)} msg/s (${r.errors} errors; load average ${r.load.toFixed(2)})`);
+    return r;
+  };
 
-  const gateEnv = { BENCH_DNS: dns.server, BENCH_BACKEND: `127.0.0.1:${sink.port}` };
-  const gate = await startChild('gate', gateEnv, PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []);
-  const via = await measureLoad(gate.port, [gate.proc.pid!, sinkPid]);
-  const m2 = await messages();
-  const gateRate = via.accepted / via.seconds;
-  console.log(`  through gate:    ${Math.round(gateRate)} msg/s (${via.errors} errors)`);
-  await gate.stop();
+  /** A run through a relay process (the raw relay or a gate), stopped afterwards. */
+  const through = async (what: string, child: Promise<Child>): Promise<Run> => {
+    const c = await child;
+    try {
+      return await run(what, c.port, c.proc.pid!);
+    } finally {
+      await c.stop();
+    }
+  };
+  const direct = ONLY.has('direct') ? await run('direct to sink:', sink.port) : undefined;
+  const relay = ONLY.has('relay') ? await through('raw TCP relay:', startChild('relay', env, profile('raw-relay'))) : undefined;
+  const via = ONLY.has('gate') ? await through('through gate:', startChild('gate', env, profile('gate-policy'))) : undefined;
+  const bare = ONLY.has('bare') ? await through('gate, no policy:', startChild('gate', { ...env, BENCH_POLICY: 'none' }, profile('gate-no-policy'))) : undefined;
 
-  const relay = await startChild('gate', { ...gateEnv, BENCH_POLICY: 'none' });
-  const bare = await measureLoad(relay.port, [relay.proc.pid!, sinkPid]);
-  const m3 = await messages();
-  const bareRate = bare.accepted / bare.seconds;
-  console.log(`  gate, no policy: ${Math.round(bareRate)} msg/s (${bare.errors} errors)`);
-  await relay.stop();
-
-  // Idle connections: a fresh gate, so its memory is the idle cost and not the throughput run's heap.
-  const idleGate = await startChild('gate', gateEnv);
-  await new Promise((r) => setTimeout(r, 1000));
-  const rssBefore = procStat(idleGate.proc.pid!).rssMb;
-  const t0 = performance.now();
-  const opened = await openIdle(idleGate.port, idle);
-  const openSeconds = (performance.now() - t0) / 1000;
-  await new Promise((r) => setTimeout(r, 2000));
-  const held = Number((await idleGate.ask('connections', 'connections ')).split(' ')[1]);
-  const rssIdle = procStat(idleGate.proc.pid!).rssMb;
-  const stillOpen = opened.conns.filter((c) => !c.isClosed).length;
-  console.log(`  idle: ${stillOpen} open (gate counts ${held}), RSS ${rssBefore.toFixed(0)} → ${rssIdle.toFixed(0)} MB`);
-  for (const c of opened.conns) c.destroy();
-  await idleGate.stop();
+  const idling = ONLY.has('idle') ? await idleRun(env, idle) : undefined;
   await sink.stop();
   await dns.close();
 
-  const ratio = gateRate / directRate;
-  // Every 250 a client got must be a message the sink has.
-  const lost = Math.max(0, direct.acceptedTotal - (m1 - m0)) + Math.max(0, via.acceptedTotal - (m2 - m1)) + Math.max(0, bare.acceptedTotal - (m3 - m2));
-  const errors = direct.errors + via.errors + bare.errors;
-  const throughputMet = ratio >= 0.85 && errors === 0;
-  const idleMet = stillOpen >= IDLE && rssIdle < 600;
-  const perMsg = (cpu: number, rate: number): string => `${((cpu / rate) * 1e6).toFixed(0)} µs/msg`;
-  const rows: Array<[string, string]> = [
-    ['direct to sink', `${Math.round(directRate).toLocaleString('en-US')} msg/s (sink CPU ${(direct.cpu[0] * 100).toFixed(0)}%, ${perMsg(direct.cpu[0], directRate)})`],
-    ['through the gate', `${Math.round(gateRate).toLocaleString('en-US')} msg/s (gate CPU ${(via.cpu[0] * 100).toFixed(0)}%, ${perMsg(via.cpu[0], gateRate)}; sink ${(via.cpu[1] * 100).toFixed(0)}%)`],
-    ['gate / direct', `${(ratio * 100).toFixed(1)}% (target ≥ 85%)`],
-    ['gate without policy', `${Math.round(bareRate).toLocaleString('en-US')} msg/s, ${((bareRate / directRate) * 100).toFixed(1)}% of direct (gate CPU ${(bare.cpu[0] * 100).toFixed(0)}%, ${perMsg(bare.cpu[0], bareRate)}): the relay's own cost`],
-    ['errors', `direct ${direct.errors}, gate ${via.errors}, no policy ${bare.errors}${[...direct.errorExamples, ...via.errorExamples, ...bare.errorExamples].map((e) => `; ${e}`).join('')}`],
-    ['250s not at the sink', String(lost)],
-    ['idle connections', `${stillOpen.toLocaleString('en-US')} of ${idle.toLocaleString('en-US')} open after greeting (${opened.failed} failed${opened.firstError ? `: ${opened.firstError}` : ''}), opened in ${openSeconds.toFixed(1)} s`],
-    ['gate RSS', `${rssBefore.toFixed(0)} MB fresh → ${rssIdle.toFixed(0)} MB with the idle connections (target < 600 MB)`],
+  const named: Array<[string, Run | undefined]> = [
+    ['direct to sink', direct],
+    ['raw TCP relay (ceiling)', relay],
+    ['through the gate', via],
+    ['gate, policy never decides', bare],
   ];
+  const runs = named.filter((r): r is [string, Run] => r[1] !== undefined);
+  const ratio = via && direct ? via.rate / direct.rate : NaN;
+  const errors = runs.reduce((n, [, r]) => n + r.errors, 0);
+  const throughputMet = ratio >= 0.85 && errors === 0;
+  const idleMet = idling !== undefined && idling.stillOpen >= IDLE && idling.rssIdle < 600;
+
+  // Per message: the relay process (when there is one), the sink, the clients; the machine's busy share.
+  const header = ['run', 'msg/s', 'of direct', 'relay CPU', 'relay µs/msg', 'of which user', 'sink µs/msg', 'clients µs/msg', 'machine busy', 'load'];
+  const throughput = runs.map(([name, r]) => {
+    const relayed = r.cpu.length > 1;
+    return [
+      name,
+      int(r.rate),
+      !direct ? '—' : r === direct ? '100%' : `${((r.rate / direct.rate) * 100).toFixed(1)}%`,
+      relayed ? pct(r.cpu[0]) : '—',
+      relayed ? us(r.cpu[0], r.rate) : '—',
+      relayed ? us(r.userCpu[0], r.rate) : '—',
+      us(r.cpu[r.cpu.length - 1], r.rate),
+      us(r.clientCpu, r.rate),
+      `${pct(r.machineCpu)} of ${CPUS * 100}%`,
+      r.load.toFixed(2),
+    ];
+  });
+  const rows: Array<[string, string]> = [
+    ['gate / direct', `${(ratio * 100).toFixed(1)}% (target ≥ 85%; the raw relay keeps ${relay && direct ? ((relay.rate / direct.rate) * 100).toFixed(1) : '—'}%)`],
+    ['errors', `${runs.map(([name, r]) => `${name} ${r.errors}`).join(', ')}${runs.flatMap(([, r]) => r.errorExamples).map((e) => `; ${e}`).join('')}`],
+    ['250s not at the sink', String(lost)],
+  ];
+  if (idling) {
+    const { stillOpen, failed, firstError, openSeconds, rssBefore, rssIdle } = idling;
+    rows.push(
+      ['idle connections', `${stillOpen.toLocaleString('en-US')} of ${idle.toLocaleString('en-US')} open after greeting (${failed} failed${firstError ? `: ${firstError}` : ''}), opened in ${openSeconds.toFixed(1)} s`],
+      ['gate RSS', `${rssBefore.toFixed(0)} MB fresh → ${rssIdle.toFixed(0)} MB with the idle connections (target < 600 MB)`],
+    );
+  }
+  const widths = header.map((h, i) => Math.max(h.length, ...throughput.map((r) => r[i].length)));
+  console.log('');
+  for (const r of [header, ...throughput]) console.log(`  ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ')}`);
   const w = Math.max(...rows.map((r) => r[0].length));
   console.log('');
   for (const [k, v] of rows) console.log(`  ${k.padEnd(w)}  ${v}`);
   console.log(`  throughput target: ${throughputMet ? 'met' : 'NOT met'}; idle target: ${idleMet ? 'met' : 'NOT met'}`);
+  if (PROFILE) console.log(`  CPU profiles of the gate (with and without policy) and of the raw relay written to ${PROFILE_DIR}`);
+  if (errors > 0 || lost > 0) process.exitCode = 1;
+  if (!WRITE_README) return;
 
-  const table = ['| measure | value |', '| --- | --- |', ...rows.map(([k, v]) => `| ${k} | ${v.replace(/\|/g, '\\|')} |`)].join('\n');
+  const md = (cells: string[]): string => `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
   updateReadme(
     'gate',
     [
       `Command: \`${COMMAND}\` (${CLIENTS} clients, ${MESSAGE_SIZE} B messages, ${SECONDS} s measured after ${WARMUP_SECONDS} s warm-up; ${idle.toLocaleString('en-US')} idle connections).`,
-      `Gate with the real policy engine (default policy, warm DNS cache, decisions logged to /dev/null); sink and gate in their own processes.`,
-      `Measured ${new Date().toISOString().slice(0, 10)} on ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}; throughput target ${throughputMet ? 'met' : 'NOT met'}, idle target ${idleMet ? 'met' : 'NOT met'}.`,
+      `Gate ${RUNTIME === 'dist' ? 'compiled (npm run build)' : 'from source (tsx)'} with the real policy engine (default policy, warm DNS cache, decisions logged to /dev/null); sink, relay and gate in their own processes; CPU per message from /proc over each run.`,
+      `Measured ${new Date().toISOString().slice(0, 10)} on ${CPUS} × ${os.cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}; throughput target ${throughputMet ? 'met' : 'NOT met'}, idle target ${idleMet ? 'met' : 'NOT met'}.`,
       '',
-      table,
+      md(header),
+      md(header.map((_, i) => (i === 0 ? '---' : '---:'))),
+      ...throughput.map(md),
+      '',
+      '| measure | value |',
+      '| --- | --- |',
+      ...rows.map(([k, v]) => md([k, v])),
     ].join('\n'),
   );
-  if (PROFILE) console.log(`  CPU profile of the gate (with policy) written to ${PROFILE_DIR}`);
-  if (errors > 0 || lost > 0) process.exitCode = 1;
 }
 
 const role = process.env.BENCH_GATE_ROLE;
 if (role === 'sink') await sinkRole();
+else if (role === 'relay') await relayRole();
 else if (role === 'gate') await gateRole();
 else if (process.env.BENCH_GATE_NOFILE !== '1') {
   // Raise the open-files limit for this process and its children, then run again.

@@ -32,3 +32,36 @@ export function processTree(pid: number): number[] {
 export function treeCpuSeconds(pids: number[]): number {
   return pids.reduce((sum, p) => sum + cpuSeconds(p), 0);
 }
+
+/**
+ * CPU seconds the whole machine has been busy (every state but idle and
+ * iowait, steal included: time the VM wanted and did not get), summed over
+ * all CPUs, from /proc/stat.
+ */
+export function machineBusySeconds(): number {
+  try {
+    const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, , , irq, softirq, steal] = cpu;
+    return (user + nice + system + irq + softirq + (steal ?? 0)) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Resident memory of a process in MB, from /proc. */
+export function rssMb(pid: number): number {
+  try {
+    return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU seconds a process has spent in its own code (user), apart from the kernel's work for it (system). */
+export function userCpuSeconds(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[11]) / 100;
+  } catch {
+    return NaN;
+  }
+}

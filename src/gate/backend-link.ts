@@ -15,7 +15,9 @@ export type ForwardMode = 'xclient' | 'xforward' | 'none';
 
 export class BackendLink {
   private conn: BackendConnection | undefined;
+  /** Made once and restarted for each message: a timer per message was a cost of every message. */
   private keepaliveTimer: NodeJS.Timeout | undefined;
+  private keepaliveOn = false;
   /** Who the backend was told the client is (XCLIENT happens once per connection). */
   private introduced = '';
   mode: ForwardMode = 'none';
@@ -36,10 +38,15 @@ export class BackendLink {
     return this.conn?.extensions ?? new Map();
   }
 
-  /** Open the connection and introduce the client, unless already open. */
-  async ensure(facts: ClientFacts): Promise<void> {
+  /** Open the connection and introduce the client, unless already open (then at once, without a promise). */
+  ensure(facts: ClientFacts): Promise<void> | undefined {
+    if (this.open && this.mode !== 'xclient') return undefined;
     const who = `${facts.ip} ${facts.port} ${facts.helo ?? ''} ${facts.name ?? ''}`;
-    if (this.open && (this.mode !== 'xclient' || who === this.introduced)) return;
+    if (this.open && who === this.introduced) return undefined;
+    return this.reopen(facts, who);
+  }
+
+  private async reopen(facts: ClientFacts, who: string): Promise<void> {
     // A client forwarded by a trusted proxy changed: XCLIENT it afresh on a new connection.
     if (this.open) await this.quit();
     this.conn = undefined;
@@ -73,10 +80,18 @@ export class BackendLink {
   }
 
   /** Start a transaction: XFORWARD (when that is the mode) then the client's MAIL line as sent. */
-  async mail(line: Buffer, facts: ClientFacts): Promise<Reply> {
-    const conn = this.connection();
+  mail(line: Buffer, facts: ClientFacts): Promise<Reply> {
+    let conn: BackendConnection;
+    try {
+      conn = this.connection();
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const cmd = this.mode === 'xforward' ? xforwardCommand(conn.extensions.get('XFORWARD') ?? '', facts) : undefined;
-    if (!cmd) return conn.command(line);
+    return cmd ? this.forwardThenMail(conn, cmd, line) : conn.command(line);
+  }
+
+  private async forwardThenMail(conn: BackendConnection, cmd: string, line: Buffer): Promise<Reply> {
     if (conn.extensions.has('PIPELINING')) {
       const [x, m] = await conn.pipeline([cmd, line]);
       expect(x, 250, 'XFORWARD');
@@ -115,12 +130,16 @@ export class BackendLink {
     }
   }
 
-  /** NOOP now and then while the client is slow to send its message. */
+  /** NOOP now and then while the client is slow to send its message: every keepalive_s from now. */
   startKeepalive(): void {
     if (this.opts.keepalive_s <= 0) return;
-    this.stopKeepalive();
+    this.keepaliveOn = true;
+    if (this.keepaliveTimer) {
+      this.keepaliveTimer.refresh();
+      return;
+    }
     this.keepaliveTimer = setInterval(() => {
-      if (!this.open) return;
+      if (!this.keepaliveOn || !this.open) return;
       this.connection()
         .command('NOOP')
         .catch(() => undefined);
@@ -129,22 +148,27 @@ export class BackendLink {
   }
 
   stopKeepalive(): void {
-    if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
-    this.keepaliveTimer = undefined;
+    this.keepaliveOn = false;
   }
 
   close(): void {
-    this.stopKeepalive();
+    this.dropKeepalive();
     this.conn?.destroy();
     this.conn = undefined;
   }
 
   /** QUIT politely, then close. */
   async quit(): Promise<void> {
-    this.stopKeepalive();
+    this.dropKeepalive();
     const c = this.conn;
     this.conn = undefined;
     if (c) await c.quit();
+  }
+
+  private dropKeepalive(): void {
+    this.keepaliveOn = false;
+    clearInterval(this.keepaliveTimer);
+    this.keepaliveTimer = undefined;
   }
 
   private connection(): BackendConnection {

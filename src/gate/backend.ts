@@ -41,15 +41,27 @@ const MAX_REPLY_LINE = 4096;
 const MAX_REPLY_LINES = 200;
 const CRLF = Buffer.from('\r\n');
 const DOT_CRLF = Buffer.from('.\r\n');
+const REPLY_LINE = /^(\d{3})([ -]|$)(.*)$/;
 
 export class BackendConnection {
   private readonly socket: net.Socket;
   private buf = '';
   private lines: string[] = [];
+  /** Replies that came with nobody waiting for one. */
   private readonly replies: Reply[] = [];
-  private waiter: { resolve: (r: Reply) => void; reject: (e: BackendError) => void } | undefined;
+  private waiter: { resolve: (r: Reply) => void; reject: (e: BackendError) => void; endsExchange: boolean } | undefined;
   private failure: BackendError | undefined;
-  private chain: Promise<unknown> = Promise.resolve();
+  /**
+   * A command (or pipelined group) is written and its replies not all read:
+   * the next one waits its turn, so replies pair with their commands. The
+   * session sends one at a time anyway; the keepalive NOOP is what may overlap.
+   */
+  private busy = false;
+  private readonly queue: Array<() => void> = [];
+  /** The one reply deadline of this connection, re-armed for each reply awaited. */
+  private timer: NodeJS.Timeout | undefined;
+  private timerMs = -1;
+  private readonly onTimer = (): void => this.timedOut();
   /** EHLO keywords of the backend, upper-case keyword → rest of the line. */
   extensions = new Map<string, string>();
 
@@ -81,7 +93,7 @@ export class BackendConnection {
         clearTimeout(timer);
         const conn = new BackendConnection(socket, opts);
         conn
-          .readReply(opts.commandTimeoutMs)
+          .readReply(opts.commandTimeoutMs, false)
           .then((greeting) => {
             if (greeting.code !== 220) {
               conn.destroy();
@@ -103,11 +115,9 @@ export class BackendConnection {
 
   /** Send one command line (without CRLF) and read its reply. Commands are serialised. */
   command(line: string | Buffer, timeoutMs = this.opts.commandTimeoutMs): Promise<Reply> {
-    return this.serialise(async () => {
-      this.replies.length = 0; // nothing unsolicited may pass for this command's reply
-      this.write(typeof line === 'string' ? `${line}\r\n` : Buffer.concat([line, Buffer.from('\r\n')]));
-      return this.readReply(timeoutMs);
-    });
+    if (this.busy) return this.later(() => this.command(line, timeoutMs));
+    // Nothing unsolicited may pass for this command's reply.
+    return this.request(typeof line === 'string' ? `${line}\r\n` : Buffer.concat([line, CRLF]), timeoutMs, true);
   }
 
   /**
@@ -116,13 +126,8 @@ export class BackendConnection {
    * wake-up of the backend: fewer of them is most of the relay's speed.
    */
   pipeline(lines: Array<string | Buffer>, timeoutMs = this.opts.commandTimeoutMs): Promise<Reply[]> {
-    return this.serialise(async () => {
-      this.replies.length = 0;
-      this.write(Buffer.concat(lines.map((l) => Buffer.concat([typeof l === 'string' ? Buffer.from(l, 'latin1') : l, CRLF]))));
-      const out: Reply[] = [];
-      for (let i = 0; i < lines.length; i++) out.push(await this.readReply(timeoutMs));
-      return out;
-    });
+    if (this.busy) return this.later(() => this.pipeline(lines, timeoutMs));
+    return this.group(Buffer.concat(lines.map((l) => Buffer.concat([typeof l === 'string' ? Buffer.from(l, 'latin1') : l, CRLF]))), lines.length, timeoutMs);
   }
 
   /** EHLO, recording the backend's extensions; falls back to HELO when EHLO is refused. */
@@ -142,19 +147,14 @@ export class BackendConnection {
 
   /** After a 354: send the message (CRLF lines), dot-stuffed, and the final dot; read the reply. */
   sendMessage(message: Buffer, timeoutMs: number): Promise<Reply> {
-    return this.serialise(async () => {
-      this.write(Buffer.concat([...dotStuffed(message), DOT_CRLF]));
-      return this.readReply(timeoutMs);
-    });
+    if (this.busy) return this.later(() => this.sendMessage(message, timeoutMs));
+    return this.request(Buffer.concat([...dotStuffed(message), DOT_CRLF]), timeoutMs, false);
   }
 
   /** RFC 3030: the whole message as one `BDAT n LAST` chunk (no dot-stuffing, no 354 round trip); its reply. */
   sendChunk(message: Buffer, timeoutMs: number): Promise<Reply> {
-    return this.serialise(async () => {
-      this.replies.length = 0;
-      this.write(Buffer.concat([Buffer.from(`BDAT ${message.length} LAST\r\n`), message]));
-      return this.readReply(timeoutMs);
-    });
+    if (this.busy) return this.later(() => this.sendChunk(message, timeoutMs));
+    return this.request(Buffer.concat([Buffer.from(`BDAT ${message.length} LAST\r\n`), message]), timeoutMs, true);
   }
 
   /** Polite close: QUIT, then close whatever the answer. */
@@ -173,57 +173,92 @@ export class BackendConnection {
     this.socket.destroy();
   }
 
-  private serialise<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.chain.then(fn, fn);
-    this.chain = run.catch(() => undefined);
-    return run;
-  }
-
-  private write(data: string | Buffer): void {
-    if (this.failure) throw this.failure;
-    this.socket.write(data);
-  }
-
-  private readReply(timeoutMs: number): Promise<Reply> {
-    const ready = this.replies.shift();
-    if (ready) return Promise.resolve(ready);
+  /** Write `data` and read one reply; the exchange ends with it. */
+  private request(data: string | Buffer, timeoutMs: number, fresh: boolean): Promise<Reply> {
     if (this.failure) return Promise.reject(this.failure);
+    this.busy = true;
+    if (fresh) this.replies.length = 0;
+    this.socket.write(data);
+    return this.readReply(timeoutMs, true);
+  }
+
+  /** Write `data` and read `n` replies; the exchange ends with the last (or a failure). */
+  private async group(data: Buffer, n: number, timeoutMs: number): Promise<Reply[]> {
+    if (this.failure) throw this.failure;
+    this.busy = true;
+    this.replies.length = 0;
+    this.socket.write(data);
+    const out: Reply[] = [];
+    try {
+      for (let i = 0; i < n; i++) out.push(await this.readReply(timeoutMs, false));
+    } finally {
+      this.exchangeDone();
+    }
+    return out;
+  }
+
+  /** Run `fn` once the exchange in flight is over. */
+  private later<T>(fn: () => Promise<T>): Promise<T> {
+    return new Promise((resolve, reject) => this.queue.push(() => void fn().then(resolve, reject)));
+  }
+
+  /**
+   * The next exchange may go. Not at once: the rest of the chunk being parsed
+   * may hold unsolicited lines, which must be set aside before it writes.
+   */
+  private exchangeDone(): void {
+    this.busy = false;
+    const next = this.queue.shift();
+    if (next) queueMicrotask(next);
+  }
+
+  private readReply(timeoutMs: number, endsExchange: boolean): Promise<Reply> {
+    const ready = this.replies.shift();
+    if (ready || this.failure) {
+      if (endsExchange) this.exchangeDone();
+      return ready ? Promise.resolve(ready) : Promise.reject(this.failure);
+    }
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiter = undefined;
-        const e = new BackendError('timeout', `backend did not answer within ${Math.round(timeoutMs / 1000)}s`);
-        // The dialogue is out of step now: the connection cannot be reused.
-        this.fail(e);
-        this.socket.destroy();
-        reject(e);
-      }, timeoutMs);
-      this.waiter = {
-        resolve: (r) => {
-          clearTimeout(timer);
-          resolve(r);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      };
+      this.armTimer(timeoutMs);
+      this.waiter = { resolve, reject, endsExchange };
     });
   }
 
+  /** The deadline of the reply awaited now: the connection's timer, re-armed rather than re-made. */
+  private armTimer(ms: number): void {
+    if (this.timer !== undefined && this.timerMs === ms) {
+      this.timer.refresh();
+      return;
+    }
+    clearTimeout(this.timer);
+    this.timer = setTimeout(this.onTimer, ms);
+    this.timerMs = ms;
+  }
+
+  private timedOut(): void {
+    // The timer outlives replies that came in time; only a reply still awaited has timed out.
+    if (!this.waiter) return;
+    // The dialogue is out of step now: the connection cannot be reused.
+    this.fail(new BackendError('timeout', `backend did not answer within ${Math.round(this.timerMs / 1000)}s`));
+    this.socket.destroy();
+  }
+
   private onData(s: string): void {
-    this.buf += s;
+    const buf = this.buf.length > 0 ? this.buf + s : s;
+    let start = 0;
     let nl: number;
-    while ((nl = this.buf.indexOf('\n')) >= 0) {
-      const line = this.buf.slice(0, nl).replace(/\r$/, '');
-      this.buf = this.buf.slice(nl + 1);
-      this.onLine(line);
+    while ((nl = buf.indexOf('\n', start)) >= 0) {
+      const end = nl > start && buf.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
+      this.onLine(buf.slice(start, end));
+      start = nl + 1;
       if (this.failure) return;
     }
+    this.buf = start === 0 ? buf : buf.slice(start);
     if (this.buf.length > MAX_REPLY_LINE) this.protocolError('reply line too long');
   }
 
   private onLine(line: string): void {
-    const m = /^(\d{3})([ -]|$)(.*)$/.exec(line);
+    const m = REPLY_LINE.exec(line);
     if (!m || (this.lines.length > 0 && !line.startsWith(this.lines[0].slice(0, 3)))) {
       this.protocolError(`unexpected reply line "${line.slice(0, 80)}"`);
       return;
@@ -234,12 +269,16 @@ export class BackendConnection {
       return;
     }
     if (m[2] === '-') return;
-    const reply: Reply = { code: Number(m[1]), lines: this.lines.map((l) => l.slice(4)) };
+    const reply: Reply = { code: Number(m[1]), lines: this.lines.length === 1 ? [line.slice(4)] : this.lines.map((l) => l.slice(4)) };
     this.lines = [];
     const w = this.waiter;
     this.waiter = undefined;
-    if (w) w.resolve(reply);
-    else this.replies.push(reply);
+    if (!w) {
+      this.replies.push(reply);
+      return;
+    }
+    if (w.endsExchange) this.exchangeDone();
+    w.resolve(reply);
   }
 
   private protocolError(what: string): void {
@@ -250,8 +289,11 @@ export class BackendConnection {
   private fail(e: BackendError): void {
     if (this.failure) return;
     this.failure = e;
+    clearTimeout(this.timer);
+    this.timer = undefined;
     const w = this.waiter;
     this.waiter = undefined;
+    if (w?.endsExchange) this.exchangeDone();
     w?.reject(e);
   }
 }

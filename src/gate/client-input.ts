@@ -3,6 +3,11 @@
 // (dot-unstuffed, size- and line-limited). Bytes read ahead stay buffered, so
 // the session can tell when a client sent more than it was asked for
 // (pipelining, pregreet). The socket is paused while too much is buffered.
+//
+// This runs for every command of every message, so it keeps its costs per
+// read down: one promise per line or message (not one per wait), one timer
+// per connection re-armed for each wait (not a new one each time), and the
+// message copied in runs of lines that need no change rather than line by line.
 
 import type { Socket } from 'node:net';
 
@@ -36,17 +41,26 @@ const LF = 10;
 const CR = 13;
 const DOT = 46;
 const CRLF = Buffer.from('\r\n');
+const EMPTY = Buffer.alloc(0);
 /** Buffered bytes beyond which the socket is paused until the session reads them. */
 const HIGH_WATER = 64 * 1024;
 
+const TOOLONG: LineResult = Object.freeze({ kind: 'toolong' });
+const TIMEOUT = Object.freeze({ kind: 'timeout' as const });
+const EOF = Object.freeze({ kind: 'eof' as const });
+
 export class ClientInput {
-  private buf: Buffer = Buffer.alloc(0);
+  private buf: Buffer = EMPTY;
   private pos = 0;
   private ended = false;
   private wake: (() => void) | undefined;
   private socket: Socket;
   /** Total bytes received since the last `markReceived()` check (for the pregreet test). */
   private receivedCount = 0;
+  /** The one timer of this connection's waits; fires `onTimeout` unless the wait ended first. */
+  private timer: NodeJS.Timeout | undefined;
+  private timerMs = -1;
+  private onTimeout: (() => void) | undefined;
 
   private readonly onData = (chunk: Buffer): void => {
     this.receivedCount += chunk.length;
@@ -63,6 +77,11 @@ export class ClientInput {
   private readonly onEnd = (): void => {
     this.ended = true;
     this.notify();
+  };
+  private readonly onTimer = (): void => {
+    const f = this.onTimeout;
+    this.onTimeout = undefined;
+    f?.();
   };
 
   constructor(socket: Socket) {
@@ -89,6 +108,13 @@ export class ClientInput {
     this.listen(socket);
   }
 
+  /** The session is over: no wait is pending any more, and the timer must not hold the process. */
+  close(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.onTimeout = undefined;
+  }
+
   /** Bytes received and not yet consumed. */
   get pending(): number {
     return this.buf.length - this.pos;
@@ -103,7 +129,7 @@ export class ClientInput {
   }
 
   discard(): void {
-    this.buf = Buffer.alloc(0);
+    this.buf = EMPTY;
     this.pos = 0;
   }
 
@@ -111,12 +137,12 @@ export class ClientInput {
   waitForInput(ms: number): Promise<boolean> {
     if (this.ended) return Promise.resolve(true);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
+      this.arm(ms, () => {
         this.wake = undefined;
         resolve(false);
-      }, ms);
+      });
       this.wake = () => {
-        clearTimeout(timer);
+        this.onTimeout = undefined;
         resolve(true);
       };
       this.socket.resume();
@@ -124,27 +150,12 @@ export class ClientInput {
   }
 
   /** One line, without its CRLF (or bare LF). A line over `limit` bytes is discarded whole and reported as toolong. */
-  async readLine(limit: number, timeoutMs: number): Promise<LineResult> {
-    const deadline = Date.now() + timeoutMs;
-    let discarding = false;
-    for (;;) {
-      const lf = this.buf.indexOf(LF, this.pos);
-      if (lf >= 0) {
-        const crlf = lf > this.pos && this.buf[lf - 1] === CR;
-        const raw = this.buf.subarray(this.pos, crlf ? lf - 1 : lf);
-        this.pos = lf + 1;
-        if (discarding || raw.length > limit) return { kind: 'toolong' };
-        return { kind: 'line', text: raw.toString('utf8'), raw, bareLf: !crlf };
-      }
-      if (this.pending > limit + 2) {
-        // Keep nothing of an over-long line but the fact that it is one.
-        discarding = true;
-        this.discard();
-      }
-      if (this.ended) return { kind: 'eof' };
-      const left = deadline - Date.now();
-      if (left <= 0 || !(await this.waitForInput(left))) return { kind: 'timeout' };
-    }
+  readLine(limit: number, timeoutMs: number): Promise<LineResult> {
+    // Whether part of an over-long line was already thrown away, across waits.
+    const state = { discarding: false };
+    const now = this.takeLine(limit, state);
+    if (now) return Promise.resolve(now);
+    return this.waitFor(timeoutMs, () => this.takeLine(limit, state), TIMEOUT);
   }
 
   /**
@@ -153,65 +164,74 @@ export class ClientInput {
    * canonical framing whatever line ends the client used: what the gate
    * checked is what the backend gets (no SMTP smuggling through the gate).
    */
-  async readData(limits: DataLimits): Promise<DataResult> {
-    const deadline = Date.now() + limits.timeoutMs;
-    const parts: Buffer[] = [];
-    let size = 0;
-    let tooBig = false;
-    let longLine = false;
-    let bareLf = false;
-    let atLineStart = true;
-    let lineLength = 0;
+  readData(limits: DataLimits): Promise<DataResult> {
+    const reader = new DataReader(limits);
+    const now = this.takeData(reader);
+    if (now) return Promise.resolve(now);
+    return this.waitFor(limits.timeoutMs, () => this.takeData(reader), TIMEOUT);
+  }
 
-    const append = (b: Buffer): void => {
-      size += b.length;
-      if (tooBig) return;
-      if (size > limits.maxBytes) {
-        tooBig = true;
-        parts.length = 0;
-        return;
-      }
-      parts.push(b);
-    };
+  /**
+   * Resolve with `take()`'s first answer, trying again as input arrives;
+   * `timedOut` once `ms` have passed; eof when the stream ends first.
+   */
+  private waitFor<T>(ms: number, take: () => T | undefined, timedOut: T): Promise<T | typeof EOF> {
+    if (this.ended) return Promise.resolve(EOF);
+    return new Promise((resolve) => {
+      const attempt = (): void => {
+        const r = take() ?? (this.ended ? EOF : undefined);
+        if (r !== undefined) {
+          this.onTimeout = undefined;
+          resolve(r);
+          return;
+        }
+        this.wake = attempt;
+        this.socket.resume();
+      };
+      this.arm(ms, () => {
+        this.wake = undefined;
+        resolve(timedOut);
+      });
+      this.wake = attempt;
+      this.socket.resume();
+    });
+  }
 
-    for (;;) {
-      for (;;) {
-        const lf = this.buf.indexOf(LF, this.pos);
-        if (lf < 0) {
-          // A line longer than the limit: move what we have into the message so
-          // the buffer stays small, keeping a trailing CR that may start CRLF.
-          let end = this.buf.length;
-          if (end - this.pos > limits.lineLimit + 2) {
-            if (this.buf[end - 1] === CR) end--;
-            let chunk = this.buf.subarray(this.pos, end);
-            if (atLineStart && chunk[0] === DOT) chunk = chunk.subarray(1);
-            lineLength += end - this.pos;
-            longLine ||= lineLength > limits.lineLimit;
-            append(chunk);
-            atLineStart = false;
-            this.pos = end;
-          }
-          break;
-        }
-        const crlf = lf > this.pos && this.buf[lf - 1] === CR;
-        const content = this.buf.subarray(this.pos, crlf ? lf - 1 : lf);
-        this.pos = lf + 1;
-        if (!crlf) bareLf = true;
-        if (atLineStart && crlf && content.length === 1 && content[0] === DOT) {
-          const message = tooBig ? Buffer.alloc(0) : Buffer.concat(parts);
-          return { kind: 'data', message, size, tooBig, longLine, bareLf };
-        }
-        lineLength += content.length;
-        longLine ||= lineLength > limits.lineLimit;
-        append(atLineStart && content[0] === DOT ? content.subarray(1) : content);
-        append(CRLF);
-        atLineStart = true;
-        lineLength = 0;
-      }
-      if (this.ended) return { kind: 'eof' };
-      const left = deadline - Date.now();
-      if (left <= 0 || !(await this.waitForInput(left))) return { kind: 'timeout' };
+  /** The next complete line, or undefined when more input is needed. */
+  private takeLine(limit: number, state: { discarding: boolean }): LineResult | undefined {
+    const lf = this.buf.indexOf(LF, this.pos);
+    if (lf >= 0) {
+      const crlf = lf > this.pos && this.buf[lf - 1] === CR;
+      const raw = this.buf.subarray(this.pos, crlf ? lf - 1 : lf);
+      this.pos = lf + 1;
+      if (state.discarding || raw.length > limit) return TOOLONG;
+      return { kind: 'line', text: raw.toString('utf8'), raw, bareLf: !crlf };
     }
+    if (this.pending > limit + 2) {
+      // Keep nothing of an over-long line but the fact that it is one.
+      state.discarding = true;
+      this.discard();
+    }
+    return undefined;
+  }
+
+  /** Feed the buffered input to `reader`; its result once the final dot was read. */
+  private takeData(reader: DataReader): DataResult | undefined {
+    const r = reader.scan(this.buf, this.pos);
+    this.pos = reader.consumed;
+    return r;
+  }
+
+  /** Call `fn` after `ms` unless the wait ends first; the connection's one timer, re-armed. */
+  private arm(ms: number, fn: () => void): void {
+    this.onTimeout = fn;
+    if (this.timer !== undefined && this.timerMs === ms) {
+      this.timer.refresh();
+      return;
+    }
+    clearTimeout(this.timer);
+    this.timer = setTimeout(this.onTimer, ms);
+    this.timerMs = ms;
   }
 
   private listen(socket: Socket): void {
@@ -225,5 +245,86 @@ export class ClientInput {
     const w = this.wake;
     this.wake = undefined;
     w?.();
+  }
+}
+
+/**
+ * One DATA section being read: unstuffs, re-ends lines with CRLF, counts
+ * size and line lengths. Lines that need no change (CRLF-ended, no leading
+ * dot to remove) are kept as runs of the input and copied once.
+ */
+class DataReader {
+  private readonly parts: Buffer[] = [];
+  private size = 0;
+  private tooBig = false;
+  private longLine = false;
+  private bareLf = false;
+  private atLineStart = true;
+  private lineLength = 0;
+  /** Where scanning stopped in the buffer given to the last scan(). */
+  consumed = 0;
+
+  constructor(private readonly limits: DataLimits) {}
+
+  /** Read lines of `buf` from `pos`; the result once the final dot was read, else undefined (all of buf used or kept). */
+  scan(buf: Buffer, pos: number): DataResult | undefined {
+    const { lineLimit } = this.limits;
+    // Start of the run of unchanged lines not yet appended.
+    let run = pos;
+    for (;;) {
+      const lf = buf.indexOf(LF, pos);
+      if (lf < 0) {
+        this.append(buf.subarray(run, pos));
+        // A line longer than the limit: move what we have into the message so
+        // the buffer stays small, keeping a trailing CR that may start CRLF.
+        let end = buf.length;
+        if (end - pos > lineLimit + 2) {
+          if (buf[end - 1] === CR) end--;
+          let chunk = buf.subarray(pos, end);
+          if (this.atLineStart && chunk[0] === DOT) chunk = chunk.subarray(1);
+          this.lineLength += end - pos;
+          this.longLine ||= this.lineLength > lineLimit;
+          this.append(chunk);
+          this.atLineStart = false;
+          pos = end;
+        }
+        this.consumed = pos;
+        return undefined;
+      }
+      const crlf = lf > pos && buf[lf - 1] === CR;
+      const contentEnd = crlf ? lf - 1 : lf;
+      const dotted = this.atLineStart && buf[pos] === DOT && contentEnd > pos;
+      if (!crlf) this.bareLf = true;
+      if (this.atLineStart && crlf && contentEnd - pos === 1 && buf[pos] === DOT) {
+        this.append(buf.subarray(run, pos));
+        this.consumed = lf + 1;
+        const message = this.tooBig ? EMPTY : Buffer.concat(this.parts);
+        return { kind: 'data', message, size: this.size, tooBig: this.tooBig, longLine: this.longLine, bareLf: this.bareLf };
+      }
+      this.lineLength += contentEnd - pos;
+      this.longLine ||= this.lineLength > lineLimit;
+      if (!crlf || dotted) {
+        // This line changes (a bare LF becomes CRLF, a leading dot goes): end the run before it.
+        this.append(buf.subarray(run, pos));
+        this.append(buf.subarray(dotted ? pos + 1 : pos, contentEnd));
+        this.append(CRLF);
+        run = lf + 1;
+      }
+      this.atLineStart = true;
+      this.lineLength = 0;
+      pos = lf + 1;
+    }
+  }
+
+  private append(b: Buffer): void {
+    if (b.length === 0) return;
+    this.size += b.length;
+    if (this.tooBig) return;
+    if (this.size > this.limits.maxBytes) {
+      this.tooBig = true;
+      this.parts.length = 0;
+      return;
+    }
+    this.parts.push(b);
   }
 }

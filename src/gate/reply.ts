@@ -18,7 +18,8 @@ export function replyLines(r: Reply): string[] {
 }
 
 export function formatReply(r: Reply): string {
-  return replyLines(r).join('');
+  // One line is nearly every reply the gate writes.
+  return r.lines.length === 1 ? `${r.code} ${r.lines[0]}\r\n` : replyLines(r).join('');
 }
 
 /** Text of a reply in one line (for logs and reasons). */

@@ -6,6 +6,7 @@ import os from 'node:os';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
+import { childLogger } from '../log.js';
 import { systemClock, type Clock, type Envelope, type Verdict } from '../core/types.js';
 import type { Resolver } from '../dns/types.js';
 import { normaliseIp } from '../dns/reverse.js';
@@ -69,7 +70,7 @@ export async function startGate(opts: StartGateOptions): Promise<RunningGate> {
   const listen = hostPort('listen', listenSpec);
   const backend = hostPort('backend', backendSpec);
   const clock = opts.clock ?? systemClock;
-  const logger = opts.logger.child({ room: 'gate' });
+  const logger = childLogger(opts.logger, { room: 'gate' });
 
   const ctx: GateContext = {
     cfg,

@@ -8,6 +8,7 @@ import tls from 'node:tls';
 import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { childLogger, infoLine } from '../log.js';
 import type { Envelope, Stage, Verdict } from '../core/types.js';
 import type { Resolver } from '../dns/types.js';
 import { BackendLink } from './backend-link.js';
@@ -87,6 +88,10 @@ export class GateSession {
   private adopted = false;
   private ownNameLookup: Promise<ClientName>;
   private ownEarlyVerdicts: Array<Promise<Verdict>> = [];
+  /** The name lookup identify() took clientName from: later MAILs need not wait for it again. */
+  private identified: Promise<ClientName> | undefined;
+  /** Early verdicts already found to refuse nothing: later MAILs need not wait for them again. */
+  private earlyPassed: Array<Promise<Verdict>> | undefined;
 
   private secure = false;
   private greeting: 'HELO' | 'EHLO' | undefined;
@@ -117,7 +122,7 @@ export class GateSession {
       this.closed = true;
     });
     this.input = new ClientInput(socket);
-    this.log = ctx.logger.child({ session: this.id, client: peer.ip });
+    this.log = childLogger(ctx.logger, { session: this.id, client: peer.ip });
     this.env = {
       clientIp: peer.ip,
       rcpts: [],
@@ -340,12 +345,16 @@ export class GateSession {
     }
     if (this.forwarded.has('ADDR')) this.adoptForwarded();
     // Rejections decided at connect/HELO are given here, as smtpd_delay_reject does.
-    for (const early of this.earlyVerdicts) {
-      const refusal = this.refusal(await early);
-      if (refusal) {
-        await this.reply(refusal);
-        return;
+    if (this.earlyPassed !== this.earlyVerdicts) {
+      const early = this.earlyVerdicts;
+      for (const verdict of early) {
+        const refusal = this.refusal(await verdict);
+        if (refusal) {
+          await this.reply(refusal);
+          return;
+        }
       }
+      this.earlyPassed = early;
     }
     await this.identify();
     this.env.from = path.address;
@@ -358,18 +367,14 @@ export class GateSession {
     }
     let r: Reply;
     const reused = this.link.open;
-    const start = async (): Promise<Reply> => {
-      await this.link.ensure(this.facts());
-      return this.link.mail(raw, this.facts());
-    };
     try {
       try {
-        r = await start();
+        r = await this.startBackend(raw);
       } catch (e) {
         // A kept connection the backend closed while idle: one fresh try.
         if (!(reused && isBackendError(e) && e.kind !== 'timeout')) throw e;
         this.link.close();
-        r = await start();
+        r = await this.startBackend(raw);
       }
     } catch (e) {
       this.env.from = undefined;
@@ -379,6 +384,13 @@ export class GateSession {
     if (r.code >= 200 && r.code < 300) this.inTransaction = true;
     else this.env.from = undefined;
     await this.reply(r);
+  }
+
+  /** The backend connection opened (and the client introduced) if need be, then the client's MAIL line. */
+  private startBackend(raw: Buffer): Promise<Reply> {
+    const facts = this.facts();
+    const opening = this.link.ensure(facts);
+    return opening ? opening.then(() => this.link.mail(raw, facts)) : this.link.mail(raw, facts);
   }
 
   private async rcpt(cmd: Command, raw: Buffer): Promise<void> {
@@ -439,7 +451,7 @@ export class GateSession {
     }
     const endOfData = async (r: Reply): Promise<void> => {
       await this.resetTransaction();
-      await this.reply(r, { afterData: true });
+      await this.reply(r, true);
     };
     if (d.bareLf) await this.doorFail('bare_lf', 'message line ended by a bare LF');
     if (this.enforced) return endOfData(this.enforced);
@@ -461,10 +473,12 @@ export class GateSession {
     } catch (e) {
       return endOfData(this.backendFault(e, '4.4.2', 'end of DATA'));
     }
-    this.log.info(
-      { from: this.env.from, rcpts: this.accepted, size: d.size, backend: replyText(r) },
-      r.code >= 200 && r.code < 300 ? 'message passed to the backend' : 'backend refused the message',
-    );
+    if (this.log.isLevelEnabled('info')) {
+      this.infoLine(
+        { from: this.env.from, rcpts: this.accepted, size: d.size, backend: replyText(r) },
+        r.code >= 200 && r.code < 300 ? 'message passed to the backend' : 'backend refused the message',
+      );
+    }
     // The backend's transaction ended with its reply, whatever it was.
     this.inTransaction = false;
     return endOfData(r);
@@ -603,10 +617,15 @@ export class GateSession {
     this.log.debug({ forwarded: Object.fromEntries(f) }, 'judging the client forwarded by XFORWARD');
   }
 
-  /** The client's verified name, once looked up. */
-  private async identify(): Promise<void> {
-    this.clientName = await this.nameLookup;
-    if (this.clientName.name) this.env.clientPtr = this.clientName.name;
+  /** The client's verified name, once looked up (at once when it was taken from this lookup before). */
+  private identify(): Promise<void> | undefined {
+    const lookup = this.nameLookup;
+    if (this.identified === lookup) return undefined;
+    return lookup.then((name) => {
+      this.clientName = name;
+      if (name.name) this.env.clientPtr = name.name;
+      this.identified = lookup;
+    });
   }
 
   // ---------------------------------------------------------------- policy
@@ -623,12 +642,27 @@ export class GateSession {
     }
     if (v.headers.length > 0) this.stageHeaders = v.headers;
     const decided = v.action !== 'continue' || stage === 'eom';
-    this.log[decided ? 'info' : 'debug'](
-      { stage, action: v.action, rule: v.rule, code: v.code, text: v.text, evidence: v.evidence, wouldHave: v.wouldHave },
-      'verdict',
-    );
+    const level = decided ? 'info' : 'debug';
+    if (this.log.isLevelEnabled(level)) {
+      const fields = { stage, action: v.action, rule: v.rule, code: v.code, text: v.text, evidence: v.evidence, wouldHave: v.wouldHave };
+      if (level === 'info') this.infoLine(fields, 'verdict');
+      else this.log.debug(fields, 'verdict');
+    }
     if (decided) this.emit(v, env);
     return v;
+  }
+
+  /**
+   * An info line written on every message: built directly (infoLine) rather
+   * than through pino's generic path. Fields JSON cannot write (evidence is
+   * plain data, so never expected) go through pino's safe serialiser instead.
+   */
+  private infoLine(fields: Record<string, unknown>, msg: string): void {
+    try {
+      infoLine(this.log, fields, msg);
+    } catch {
+      this.log.info(fields, msg);
+    }
   }
 
   /** The reply that refuses the command for this verdict, or undefined when the dialogue goes on. */
@@ -724,7 +758,7 @@ export class GateSession {
     this.env.message = undefined;
     this.stageHeaders = [];
     this.tx = this.ctx.policy.transaction({ seesMessage: true });
-    this.forwarded = new Map();
+    if (this.forwarded.size > 0) this.forwarded = new Map();
     if (this.adopted) {
       // Back to the peer itself until the next XFORWARD.
       this.adopted = false;
@@ -734,6 +768,7 @@ export class GateSession {
       this.clientPort = this.peer.port;
       this.clientName = { tempFail: false };
       this.nameLookup = this.ownNameLookup;
+      this.identified = undefined;
       this.earlyVerdicts = this.ownEarlyVerdicts;
     }
     if (backendHadOne) await this.link.rset();
@@ -751,12 +786,17 @@ export class GateSession {
    * allowed to before this reply fails the pipelining test; with `enforce`
    * it gets the refusal instead. Returns false when `r` was not sent.
    */
-  private async reply(r: Reply, opts: { afterData?: boolean } = {}): Promise<boolean> {
+  private reply(r: Reply, afterData = false): boolean | Promise<boolean> {
+    if (this.input.pending > 0 && !this.enforced && !this.mayPipeline(afterData)) return this.replyAfterReadAhead(r);
+    // Nearly every reply: written at once, no promise.
+    const writing = this.writeReply(r);
+    return writing ? writing.then(() => true) : true;
+  }
+
+  private async replyAfterReadAhead(r: Reply): Promise<boolean> {
     let sent = r;
-    if (this.input.pending > 0 && !this.enforced && !this.mayPipeline(opts.afterData ?? false)) {
-      await this.doorFail('pipelining', `${this.current || 'a line'} followed by more input before its reply`);
-      if (this.enforced) sent = this.enforced;
-    }
+    await this.doorFail('pipelining', `${this.current || 'a line'} followed by more input before its reply`);
+    if (this.enforced) sent = this.enforced;
     await this.writeReply(sent);
     return sent === r;
   }
@@ -770,11 +810,16 @@ export class GateSession {
     await this.reply(r);
   }
 
-  private async writeReply(r: Reply): Promise<void> {
+  /** Write `r`: at once (undefined), or a byte at a time when tarpitted (a promise). */
+  private writeReply(r: Reply): Promise<void> | undefined {
     if (!this.tarpitted) {
       this.write(formatReply(r));
-      return;
+      return undefined;
     }
+    return this.stutterReply(r);
+  }
+
+  private async stutterReply(r: Reply): Promise<void> {
     const { stutter_ms, max_line_ms } = this.ctx.cfg.tarpit;
     for (const line of replyLines(r)) {
       await stutter((s) => this.write(s), () => !this.closed, line, stutter_ms, max_line_ms);
@@ -787,6 +832,7 @@ export class GateSession {
   }
 
   private async finish(): Promise<void> {
+    this.input.close();
     if (this.doorTested && !this.doorFailed && this.commands > 0) this.ctx.door.pass(this.peer.ip);
     if (this.tarpitted) this.ctx.tarpit.release();
     this.tarpitted = false;

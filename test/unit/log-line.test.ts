@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Writable } from 'node:stream';
-import { createLogger, infoLine } from '../../src/log.js';
+import { childLogger, createLogger, infoLine } from '../../src/log.js';
 
 const FIELDS = {
   instance: 'a1b2.6b027f38.7680a.0',
@@ -55,4 +55,22 @@ test('infoLine on any other logger goes through pino', () => {
   assert.equal(line.msg, 'decision');
   assert.equal(line.room, 'x');
   assert.equal(line.a, 1);
+});
+
+test('infoLine on a childLogger of a createLogger logger: the same JSON line as the child would write', (t) => {
+  const file = join(mkdtempSync(join(tmpdir(), 'frontline-log-')), 'x.log');
+  const log = childLogger(childLogger(createLogger({ level: 'info', file, buffered: false }), { room: 'gate' }), { session: 'A1B2', client: '192.0.2.1' });
+  const now = Date.now;
+  Date.now = () => 1_700_000_000_123;
+  t.after(() => {
+    Date.now = now;
+  });
+  log.info(FIELDS, 'verdict');
+  // The fast path, not pino's: infoLine must not call the child's info.
+  log.info = () => assert.fail('infoLine went through pino');
+  infoLine(log, FIELDS, 'verdict');
+  Date.now = now;
+  const [viaPino, fast] = readFileSync(file, 'utf8').trimEnd().split('\n');
+  assert.equal(fast, viaPino);
+  assert.equal(JSON.parse(fast).session, 'A1B2');
 });
