@@ -17,6 +17,7 @@
 //   BENCH_PROFILE=1 …   also writes CPU profiles (node --cpu-prof) of the gate, with and without policy, and of the raw relay to bench/profiles/{gate-policy,gate-no-policy,raw-relay}/
 //   BENCH_README=0 …    prints the table without rewriting bench/README.md (for trial runs)
 //   BENCH_ONLY=gate,bare …  only these of direct, relay, gate, bare, idle (a trial run: README left alone)
+//   BENCH_GATE_WORKERS=1 …  one gate process in the throughput runs (default 2, as `serve --workers 2`: one per core)
 //
 // Two more runs bound it: the gate in front of the sink with a policy that
 // never decides, separating the relay's own cost from the policy engine's; and
@@ -31,6 +32,8 @@
 // Re-executes itself under `ulimit -n` raised as far as the hard limit allows.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import cluster from 'node:cluster';
+import net from 'node:net';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import os from 'node:os';
@@ -43,7 +46,7 @@ import { SmtpConn, runLoad, startFastSink, type LoadResult } from './lib/smtp-lo
 import { startRawRelay } from './lib/raw-relay.js';
 import { updateReadme } from './lib/readme.js';
 import { RUNTIME, buildServer } from './lib/build.js';
-import { cpuSeconds, machineBusySeconds, rssMb, userCpuSeconds } from './lib/process-stats.js';
+import { cpuSeconds as cpuOf, machineBusySeconds, processTree, rssMb, userCpuSeconds as userCpuOf } from './lib/process-stats.js';
 import type { GatePolicy } from '../src/gate/policy-port.js';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -61,6 +64,8 @@ const COMMAND = `${RUNTIME === 'tsx' ? 'BENCH_RUNTIME=tsx ' : ''}npm run bench -
 const PROFILE = process.env.BENCH_PROFILE === '1';
 const PROFILE_DIR = fileURLToPath(new URL('./profiles/', import.meta.url));
 const CPUS = os.cpus().length;
+/** Gate processes in the throughput runs (the idle run measures one process's memory). */
+const GATE_WORKERS = Math.max(1, Number(process.env.BENCH_GATE_WORKERS ?? 2));
 
 const ZONE = {
   'bench.test': [{ TXT: 'v=spf1 ip4:127.0.0.1 -all' }, { MX: [10, 'mx.bench.test'] }, { A: '127.0.0.1' }],
@@ -127,12 +132,42 @@ async function gateRole(): Promise<void> {
     process.env.BENCH_POLICY === 'none'
       ? { transaction: () => ({ evaluate: async (stage) => ({ action: 'continue', headers: [], rule: 'default', stage, evidence: [] }) }) }
       : Policy.fromConfig(cfg, { resolver, logger });
-  const gate = await startGate({ config: cfg, policy, logger, listen: '127.0.0.1:0', backend: process.env.BENCH_BACKEND as string, resolver });
+  const port = process.env.BENCH_GATE_PORT ?? '0';
+  const gate = await startGate({ config: cfg, policy, logger, listen: `127.0.0.1:${port}`, backend: process.env.BENCH_BACKEND as string, resolver });
+  if (cluster.isWorker) {
+    process.send?.('ready');
+    return;
+  }
   console.log(`gate ready ${gate.port}`);
   createInterface({ input: process.stdin }).on('line', (l) => {
     if (l === 'connections') console.log(`connections ${gate.connections}`);
   });
   process.stdin.on('end', () => process.exit(0));
+}
+
+/**
+ * `BENCH_GATE_WORKERS=N` (N > 1): N gate processes sharing one port through
+ * node:cluster, as `frontline serve --workers N` runs its gate — one per
+ * core; a single gate process is one busy core while the other has time.
+ */
+async function gateCluster(workers: number): Promise<void> {
+  const port = await new Promise<number>((resolve) => {
+    const probe = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (probe.address() as net.AddressInfo).port;
+      probe.close(() => resolve(p));
+    });
+  });
+  let ready = 0;
+  for (let i = 0; i < workers; i++) {
+    cluster.fork({ BENCH_GATE_PORT: String(port) }).on('message', () => {
+      if (++ready === workers) console.log(`gate ready ${port}`);
+    });
+  }
+  process.stdin.resume();
+  process.stdin.on('end', () => {
+    for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGKILL');
+    process.exit(0);
+  });
 }
 
 type Role = 'sink' | 'relay' | 'gate';
@@ -192,8 +227,13 @@ interface Run extends LoadResult {
   load: number;
 }
 
-async function measureLoad(port: number, pids: number[]): Promise<Run> {
-  // CPU is sampled around the whole run (warm-up included) and scaled to the measured window's rate.
+async function measureLoad(port: number, roots: number[]): Promise<Run> {
+  // CPU is sampled around the whole run (warm-up included) and scaled to the measured window's rate;
+  // a process counts with its children (a clustered gate's workers).
+  const trees = roots.map(processTree);
+  const cpuSeconds = (i: number): number => trees[i].reduce((sum, p) => sum + cpuOf(p), 0);
+  const userCpuSeconds = (i: number): number => trees[i].reduce((sum, p) => sum + userCpuOf(p), 0);
+  const pids = roots.map((_, i) => i);
   const before = pids.map(cpuSeconds);
   const userBefore = pids.map(userCpuSeconds);
   const machine0 = machineBusySeconds();
@@ -205,8 +245,8 @@ async function measureLoad(port: number, pids: number[]): Promise<Run> {
   return {
     ...r,
     rate: r.accepted / r.seconds,
-    cpu: pids.map((p, i) => (cpuSeconds(p) - before[i]) / wall),
-    userCpu: pids.map((p, i) => (userCpuSeconds(p) - userBefore[i]) / wall),
+    cpu: pids.map((i) => (cpuSeconds(i) - before[i]) / wall),
+    userCpu: pids.map((i) => (userCpuSeconds(i) - userBefore[i]) / wall),
     clientCpu: (client.user + client.system) / 1e6 / wall,
     machineCpu: (machineBusySeconds() - machine0) / wall,
     load: os.loadavg()[0],
@@ -287,7 +327,7 @@ async function main(): Promise<void> {
   const messages = async (): Promise<number> => Number((await sink.ask('count', 'messages ')).split(' ')[1]);
   const env = { BENCH_DNS: dns.server, BENCH_BACKEND: `127.0.0.1:${sink.port}`, BENCH_RUNTIME: RUNTIME };
 
-  console.log(`gate bench: ${CLIENTS} clients, ${MESSAGE_SIZE} B messages, ${SECONDS} s after ${WARMUP_SECONDS} s warm-up; ${idle} idle connections (ulimit -n ${limit}); gate ${RUNTIME === 'dist' ? 'compiled' : 'from source'}; load average ${os.loadavg()[0].toFixed(2)}`);
+  console.log(`gate bench: ${CLIENTS} clients, ${MESSAGE_SIZE} B messages, ${SECONDS} s after ${WARMUP_SECONDS} s warm-up; ${idle} idle connections (ulimit -n ${limit}); gate ${RUNTIME === 'dist' ? 'compiled' : 'from source'}, ${GATE_WORKERS} gate process${GATE_WORKERS === 1 ? '' : 'es'} (BENCH_GATE_WORKERS); load average ${os.loadavg()[0].toFixed(2)}`);
   let lost = 0;
   /** One load run against `port`, the sink's message count checked against the clients' 250s. */
   const run = async (what: string, port: number, relayPid?: number): Promise<Run> => {
@@ -310,8 +350,9 @@ async function main(): Promise<void> {
   };
   const direct = ONLY.has('direct') ? await run('direct to sink:', sink.port) : undefined;
   const relay = ONLY.has('relay') ? await through('raw TCP relay:', startChild('relay', env, profile('raw-relay'))) : undefined;
-  const via = ONLY.has('gate') ? await through('through gate:', startChild('gate', env, profile('gate-policy'))) : undefined;
-  const bare = ONLY.has('bare') ? await through('gate, no policy:', startChild('gate', { ...env, BENCH_POLICY: 'none' }, profile('gate-no-policy'))) : undefined;
+  const gateEnv = { ...env, BENCH_GATE_WORKERS: String(GATE_WORKERS) };
+  const via = ONLY.has('gate') ? await through('through gate:', startChild('gate', gateEnv, profile('gate-policy'))) : undefined;
+  const bare = ONLY.has('bare') ? await through('gate, no policy:', startChild('gate', { ...gateEnv, BENCH_POLICY: 'none' }, profile('gate-no-policy'))) : undefined;
 
   const idling = ONLY.has('idle') ? await idleRun(env, idle) : undefined;
   await sink.stop();
@@ -373,7 +414,7 @@ async function main(): Promise<void> {
   updateReadme(
     'gate',
     [
-      `Command: \`${COMMAND}\` (${CLIENTS} clients, ${MESSAGE_SIZE} B messages, ${SECONDS} s measured after ${WARMUP_SECONDS} s warm-up; ${idle.toLocaleString('en-US')} idle connections).`,
+      `Command: \`${COMMAND}\` (${CLIENTS} clients, ${MESSAGE_SIZE} B messages, ${SECONDS} s measured after ${WARMUP_SECONDS} s warm-up; ${idle.toLocaleString('en-US')} idle connections; ${GATE_WORKERS} gate process${GATE_WORKERS === 1 ? '' : 'es'} in the throughput runs, one in the idle run).`,
       `Gate ${RUNTIME === 'dist' ? 'compiled (npm run build)' : 'from source (tsx)'} with the real policy engine (default policy, warm DNS cache, decisions logged to /dev/null); sink, relay and gate in their own processes; CPU per message from /proc over each run.`,
       `Measured ${new Date().toISOString().slice(0, 10)} on ${CPUS} × ${os.cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}; throughput target ${throughputMet ? 'met' : 'NOT met'}, idle target ${idleMet ? 'met' : 'NOT met'}.`,
       '',
@@ -391,7 +432,11 @@ async function main(): Promise<void> {
 const role = process.env.BENCH_GATE_ROLE;
 if (role === 'sink') await sinkRole();
 else if (role === 'relay') await relayRole();
-else if (role === 'gate') await gateRole();
+else if (role === 'gate') {
+  const workers = Number(process.env.BENCH_GATE_WORKERS ?? 1);
+  if (workers > 1 && cluster.isPrimary) await gateCluster(workers);
+  else await gateRole();
+}
 else if (process.env.BENCH_GATE_NOFILE !== '1') {
   // Raise the open-files limit for this process and its children, then run again.
   const r = spawnSync('bash', ['-c', 'ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"; exec "$0" "$@"', process.execPath, '--import', 'tsx', SELF], {
