@@ -11,6 +11,7 @@
 
 import net from 'node:net';
 import type { Reply } from './reply.js';
+import { RearmableTimer } from './rearmable-timer.js';
 
 export type BackendErrorKind = 'connect' | 'timeout' | 'closed' | 'protocol';
 
@@ -59,9 +60,7 @@ export class BackendConnection {
   private busy = false;
   private readonly queue: Array<() => void> = [];
   /** The one reply deadline of this connection, re-armed for each reply awaited. */
-  private timer: NodeJS.Timeout | undefined;
-  private timerMs = -1;
-  private readonly onTimer = (): void => this.timedOut();
+  private readonly timer = new RearmableTimer(() => this.timedOut());
   /** EHLO keywords of the backend, upper-case keyword → rest of the line. */
   extensions = new Map<string, string>();
 
@@ -219,27 +218,16 @@ export class BackendConnection {
       return ready ? Promise.resolve(ready) : Promise.reject(this.failure);
     }
     return new Promise((resolve, reject) => {
-      this.armTimer(timeoutMs);
+      this.timer.arm(timeoutMs);
       this.waiter = { resolve, reject, endsExchange };
     });
-  }
-
-  /** The deadline of the reply awaited now: the connection's timer, re-armed rather than re-made. */
-  private armTimer(ms: number): void {
-    if (this.timer !== undefined && this.timerMs === ms) {
-      this.timer.refresh();
-      return;
-    }
-    clearTimeout(this.timer);
-    this.timer = setTimeout(this.onTimer, ms);
-    this.timerMs = ms;
   }
 
   private timedOut(): void {
     // The timer outlives replies that came in time; only a reply still awaited has timed out.
     if (!this.waiter) return;
     // The dialogue is out of step now: the connection cannot be reused.
-    this.fail(new BackendError('timeout', `backend did not answer within ${Math.round(this.timerMs / 1000)}s`));
+    this.fail(new BackendError('timeout', `backend did not answer within ${Math.round(this.timer.duration / 1000)}s`));
     this.socket.destroy();
   }
 
@@ -289,8 +277,7 @@ export class BackendConnection {
   private fail(e: BackendError): void {
     if (this.failure) return;
     this.failure = e;
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.timer.clear();
     const w = this.waiter;
     this.waiter = undefined;
     if (w?.endsExchange) this.exchangeDone();

@@ -10,6 +10,7 @@
 // message copied in runs of lines that need no change rather than line by line.
 
 import type { Socket } from 'node:net';
+import { RearmableTimer } from './rearmable-timer.js';
 
 export type LineResult =
   | { kind: 'line'; text: string; raw: Buffer; bareLf: boolean }
@@ -58,8 +59,7 @@ export class ClientInput {
   /** Total bytes received since the last `markReceived()` check (for the pregreet test). */
   private receivedCount = 0;
   /** The one timer of this connection's waits; fires `onTimeout` unless the wait ended first. */
-  private timer: NodeJS.Timeout | undefined;
-  private timerMs = -1;
+  private readonly timer = new RearmableTimer(() => this.onTimer());
   private onTimeout: (() => void) | undefined;
 
   private readonly onData = (chunk: Buffer): void => {
@@ -78,11 +78,11 @@ export class ClientInput {
     this.ended = true;
     this.notify();
   };
-  private readonly onTimer = (): void => {
+  private onTimer(): void {
     const f = this.onTimeout;
     this.onTimeout = undefined;
     f?.();
-  };
+  }
 
   constructor(socket: Socket) {
     this.socket = socket;
@@ -110,8 +110,7 @@ export class ClientInput {
 
   /** The session is over: no wait is pending any more, and the timer must not hold the process. */
   close(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
+    this.timer.clear();
     this.onTimeout = undefined;
   }
 
@@ -225,14 +224,9 @@ export class ClientInput {
   /** Call `fn` after `ms` unless the wait ends first; the connection's one timer, re-armed. */
   private arm(ms: number, fn: () => void): void {
     this.onTimeout = fn;
-    if (this.timer !== undefined && this.timerMs === ms) {
-      this.timer.refresh();
-      return;
-    }
-    clearTimeout(this.timer);
-    this.timer = setTimeout(this.onTimer, ms);
-    this.timerMs = ms;
+    this.timer.arm(ms);
   }
+
 
   private listen(socket: Socket): void {
     socket.on('data', this.onData);
