@@ -30,9 +30,10 @@ export function workerCount(setting: WorkersSetting): number {
 /**
  * Node flags for the workers. A larger young generation: a decision
  * allocates many short-lived objects (request attributes, evidence, the log
- * line), and with V8's default semi-space (16 MB) the scavenger ran often
- * enough to be ~12% of a worker's CPU; 64 MB cut the CPU per decision by
- * 10–15% in bench/policy-server.ts (docs/performance.md). A flag already
+ * line), and the scavenger was ~7–12% of a worker's CPU in profiles. With
+ * 64 MB, bench/policy-server.ts measured 153 µs of CPU per decision against
+ * 170–188 µs in paired runs; later runs with 16, 32 and 64 MB were within
+ * the machine's noise of each other (docs/performance.md). A flag already
  * given (NODE_OPTIONS or the command line) wins.
  */
 export function workerExecArgv(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): string[] {
