@@ -41,6 +41,8 @@ export function lineDestination(opts: DestinationOptions): LineDestination {
     contentMode: 'buffer',
   });
   let broken = false;
+  /** Nothing can be written any more (sonic-boom's `destroyed` is missing from its types). */
+  const gone = (): boolean => broken || (boom as unknown as { destroyed: boolean }).destroyed;
   boom.on('error', (err: NodeJS.ErrnoException) => {
     // A closed pipe (stdout to a process that went away) ends logging; anything else is reported once.
     if (broken) return;
@@ -48,7 +50,7 @@ export function lineDestination(opts: DestinationOptions): LineDestination {
     if (err.code !== 'EPIPE') process.stderr.write(`frontline: log destination failed: ${err.message}\n`);
   });
   const flushSync = (): void => {
-    if (broken || (boom as unknown as { destroyed: boolean }).destroyed) return;
+    if (gone()) return;
     try {
       boom.flushSync();
     } catch {
@@ -59,7 +61,7 @@ export function lineDestination(opts: DestinationOptions): LineDestination {
     onExit(boom, flushSync);
     if (opts.flushMs > 0) {
       const timer = setInterval(() => {
-        if (broken || (boom as unknown as { destroyed: boolean }).destroyed) return;
+        if (gone()) return;
         try {
           boom.flush();
         } catch {
@@ -70,9 +72,10 @@ export function lineDestination(opts: DestinationOptions): LineDestination {
     }
   }
   return {
+    // In byte mode sonic-boom takes Buffers, though its types only say string.
     write: (line) => (broken ? false : boom.write(Buffer.from(line, 'utf8') as unknown as string)),
     flush: (cb) => {
-      if (broken || (boom as unknown as { destroyed: boolean }).destroyed) return cb?.();
+      if (gone()) return cb?.();
       boom.flush(cb);
     },
     flushSync,
