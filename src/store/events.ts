@@ -5,20 +5,62 @@ import { domainOf } from '../core/address.js';
 import type { Evidence } from '../core/types.js';
 import { InvalidEntryError } from './errors.js';
 import { parseNetwork, formatNetwork } from './ip.js';
+import { Lru } from '../core/lru.js';
 import type { DecisionEvent, EventEvidence, EventQuery } from './types.js';
 
 const DETAIL_MAX = 300;
 const FIELD_MAX = 500;
 const RCPTS_MAX = 100;
 
+/**
+ * Compact copies of frozen evidence, and the copies themselves: the evidence
+ * cache hands the same frozen objects to many decisions, so each is compacted
+ * (and serialised, below) once rather than once per decision.
+ */
+const compactOf = new WeakMap<object, EventEvidence>();
+const compactOnes = new WeakSet<object>();
+const jsonOf = new WeakMap<object, string>();
+
+function compactOne(e: Evidence | EventEvidence): EventEvidence {
+  if (compactOnes.has(e)) return e as EventEvidence;
+  const frozen = Object.isFrozen(e);
+  if (frozen) {
+    const known = compactOf.get(e);
+    if (known !== undefined) return known;
+  }
+  const out: EventEvidence = { check: e.check, result: e.result };
+  if (e.detail) out.detail = e.detail.length > DETAIL_MAX ? `${e.detail.slice(0, DETAIL_MAX - 1)}…` : e.detail;
+  if (typeof e.ms === 'number') out.ms = e.ms;
+  if (frozen) {
+    compactOf.set(e, Object.freeze(out));
+    compactOnes.add(out);
+  }
+  return out;
+}
+
 /** Evidence as the log keeps it: no structured data, detail cut to 300 characters. */
 export function compactEvidence(evidence: Array<Evidence | EventEvidence>): EventEvidence[] {
-  return evidence.map((e) => {
-    const out: EventEvidence = { check: e.check, result: e.result };
-    if (e.detail) out.detail = e.detail.length > DETAIL_MAX ? `${e.detail.slice(0, DETAIL_MAX - 1)}…` : e.detail;
-    if (typeof e.ms === 'number') out.ms = e.ms;
-    return out;
-  });
+  return evidence.map(compactOne);
+}
+
+/**
+ * The JSON text of compactEvidence(evidence), as stored: made on the thread
+ * that decided, so the decision log's writer thread receives one string per
+ * event rather than a structured clone of a dozen objects (which cost both
+ * threads more than the insert itself).
+ */
+export function compactEvidenceJson(evidence: Array<Evidence | EventEvidence>): string {
+  let s = '[';
+  for (let i = 0; i < evidence.length; i++) {
+    const c = compactOne(evidence[i]);
+    let j = jsonOf.get(c);
+    if (j === undefined) {
+      j = JSON.stringify(c);
+      if (Object.isFrozen(c)) jsonOf.set(c, j);
+    }
+    s += i === 0 ? j : `,${j}`;
+  }
+  return `${s}]`;
 }
 
 function cut(v: string | undefined): string | undefined {
@@ -62,9 +104,16 @@ export function cleanEvent(e: DecisionEvent): DecisionEvent {
 
 /** The canonical text of an IP (so queries match however it was written), or the text as given. */
 function canonicalOrRaw(ip: string): string {
-  const n = parseNetwork(ip);
-  return n && !ip.includes('/') ? formatNetwork(n).replace(/\/\d+$/, '') : ip;
+  let c = canonical.get(ip);
+  if (c === undefined) {
+    const n = parseNetwork(ip);
+    c = n && !ip.includes('/') ? formatNetwork(n).replace(/\/\d+$/, '') : ip;
+    canonical.set(ip, c);
+  }
+  return c;
 }
+/** Clients repeat: their canonical text, remembered (the writer thread cleans every event). */
+const canonical = new Lru<string, string>(10_000);
 
 export function rcptDomains(rcpts: string[]): string[] {
   return [...new Set(rcpts.map(domainOf).filter((d): d is string => d !== undefined))];

@@ -12,7 +12,7 @@
 import Database from 'better-sqlite3';
 import { domainOf } from '../../core/address.js';
 import { StoreUnavailableError } from '../errors.js';
-import { cleanEvent, compactEvidence, rcptDomains } from '../events.js';
+import { cleanEvent, compactEvidence, compactEvidenceJson, rcptDomains } from '../events.js';
 import type { DecisionEvent, PruneOptions } from '../types.js';
 
 /** Version of the events file's layout, kept in its `user_version`. */
@@ -106,9 +106,13 @@ export function initEventsSchema(db: Database.Database): void {
 /** Values per packed event. */
 export const EVENT_WIDTH = 12;
 
-/** Append an event's values to a batch. Only its rcpts and evidence arrays are kept by reference (until the batch is posted). */
+/**
+ * Append an event's values to a batch. Its evidence goes as the JSON text the
+ * events table stores (compactEvidenceJson); only its rcpts array is kept by
+ * reference (until the batch is posted).
+ */
 export function packEvent(rows: unknown[], e: DecisionEvent): void {
-  rows.push(e.ts, e.sessionId, e.clientIp, e.helo, e.from, e.rcpts, e.stage, e.action, e.code, e.rule, e.text, e.evidence);
+  rows.push(e.ts, e.sessionId, e.clientIp, e.helo, e.from, e.rcpts, e.stage, e.action, e.code, e.rule, e.text, compactEvidenceJson(e.evidence ?? []));
 }
 
 function unpackEvent(rows: readonly unknown[], i: number): DecisionEvent {
@@ -119,7 +123,8 @@ function unpackEvent(rows: readonly unknown[], i: number): DecisionEvent {
     stage: rows[i + 6] as string,
     action: rows[i + 7] as string,
     rule: rows[i + 9] as string,
-    evidence: (rows[i + 11] ?? []) as DecisionEvent['evidence'],
+    // The evidence travels as JSON text (packEvent); the writer stores that text as it is.
+    evidence: [],
   };
   if (rows[i + 1] !== undefined) e.sessionId = rows[i + 1] as string;
   if (rows[i + 3] !== undefined) e.helo = rows[i + 3] as string;
@@ -130,9 +135,8 @@ function unpackEvent(rows: readonly unknown[], i: number): DecisionEvent {
 }
 
 /**
- * A copy of a batch that can be posted when the batch itself cannot (evidence
- * carrying values structured clone refuses, e.g. functions in `data`):
- * recipients as text, evidence compacted.
+ * A copy of a batch that can be posted when the batch itself cannot
+ * (recipients that structured clone refuses): recipients as text.
  */
 export function plainBatch(rows: readonly unknown[]): unknown[] {
   const out = rows.slice();
@@ -140,7 +144,7 @@ export function plainBatch(rows: readonly unknown[]): unknown[] {
     const rcpts = out[i + 5];
     out[i + 5] = Array.isArray(rcpts) ? rcpts.map((r) => String(r)) : [];
     const ev = out[i + 11];
-    out[i + 11] = Array.isArray(ev) ? compactEvidence(ev as DecisionEvent['evidence']).map((x) => ({ ...x, check: String(x.check), result: String(x.result) })) : [];
+    out[i + 11] = typeof ev === 'string' ? ev : '[]';
   }
   return out;
 }
@@ -172,6 +176,7 @@ export class EventSink {
           for (let i = 0; i + EVENT_WIDTH <= rows.length; i += EVENT_WIDTH) {
             try {
               const e = cleanEvent(unpackEvent(rows, i));
+              const evidence = rows[i + 11];
               this.insert.run(
                 e.ts,
                 e.sessionId ?? null,
@@ -186,7 +191,7 @@ export class EventSink {
                 e.code ?? null,
                 e.rule,
                 e.text ?? null,
-                JSON.stringify(e.evidence),
+                typeof evidence === 'string' ? evidence : JSON.stringify(compactEvidence((evidence ?? []) as DecisionEvent['evidence'])),
               );
               r.written++;
             } catch (err) {
