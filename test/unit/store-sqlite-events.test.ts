@@ -425,3 +425,48 @@ describe('without a thread', () => {
     }
   });
 });
+
+describe('the store file checkpointed by the writer thread', () => {
+  const autocheckpoint = (s: SqliteStore): number => s.database.pragma('wal_autocheckpoint', { simple: true }) as number;
+  /** WAL frames of the store file not yet copied back into it (a PASSIVE checkpoint that copies nothing new). */
+  const uncheckpointed = (path: string): number => {
+    const db = new Database(path);
+    try {
+      const [r] = db.pragma('wal_checkpoint(PASSIVE)') as Array<{ log: number; checkpointed: number }>;
+      return r.log - r.checkpointed;
+    } finally {
+      db.close();
+    }
+  };
+
+  test('once the thread is up the event loop never checkpoints; the thread does, and SQLite takes over again if it dies', async () => {
+    const path = fresh();
+    const s = await open(path);
+    try {
+      assert.equal(autocheckpoint(s), 1000, 'SQLite checkpoints by itself before there is a thread');
+      await s.logEvent(ev(0));
+      assert.equal(s.eventWriter.state, 'thread');
+      assert.equal(autocheckpoint(s), 0, 'the thread checkpoints: no checkpoint inside the event loop’s commits');
+      const now = Date.now();
+      for (let i = 0; i < 2000; i++) {
+        await s.greyPut(`net:192.0.2.0/24|a${i}@b.example|c@d.example`, { firstSeen: now, lastSeen: now, attempts: 1, passes: 0, clientIp: '192.0.2.1', expiresAt: now + 60_000 });
+      }
+      // Within a couple of the thread's ticks every frame is back in the store file.
+      let left = Infinity;
+      for (let t = 0; t < 40 && left > 0; t++) {
+        await new Promise((r) => setTimeout(r, 100));
+        left = uncheckpointed(path);
+      }
+      assert.equal(left, 0, 'the WAL was checkpointed without the event loop');
+      assert.equal((await s.greyGet('net:192.0.2.0/24|a1999@b.example|c@d.example'))?.attempts, 1);
+
+      const thread = s.eventWriter.thread!;
+      await thread.terminate();
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(s.eventWriter.state, 'in-process');
+      assert.equal(autocheckpoint(s), 1000, 'a dead thread hands checkpoints back to SQLite');
+    } finally {
+      await s.close();
+    }
+  });
+});

@@ -8,7 +8,7 @@
 // busy_timeout (the wait sleeps this thread, not an event loop).
 
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import type Database from 'better-sqlite3';
+import Database from 'better-sqlite3';
 import { EVENT_WIDTH, EventSink, openEventsDb, type EventsFileOptions } from './events-file.js';
 import { toThreadError } from './faults.js';
 import type { ThreadReply, ThreadRequest } from './event-writer.js';
@@ -18,6 +18,38 @@ const MAX_EVENTS_PER_COMMIT = 20_000;
 
 export interface EventThreadData extends EventsFileOptions {
   path: string;
+  /**
+   * The store's own file, whose WAL this thread checkpoints every
+   * `checkpointMs` (PASSIVE: it never waits for, nor blocks, a writer), so
+   * the event loop that commits greylist entries and bans never pays for a
+   * checkpoint (store.ts turns SQLite's automatic ones off once this thread
+   * is up). Absent: no checkpointing here.
+   */
+  checkpointPath?: string;
+  checkpointMs?: number;
+}
+
+/** Checkpoint the store file's WAL from here; returns the stop function. A failing checkpoint is retried at the next tick, never fatal. */
+function startCheckpointer(path: string, everyMs: number): () => void {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path, { fileMustExist: true });
+    db.pragma('busy_timeout = 0');
+  } catch {
+    db?.close();
+    return () => {};
+  }
+  const timer = setInterval(() => {
+    try {
+      db.pragma('wal_checkpoint(PASSIVE)');
+    } catch {
+      // busy (another process's checkpoint), or the file went away: next tick.
+    }
+  }, everyMs);
+  return () => {
+    clearInterval(timer);
+    db.close();
+  };
 }
 
 function main(): void {
@@ -73,6 +105,7 @@ function main(): void {
         return true;
       case 'close':
         commit();
+        stopCheckpointer();
         db.close();
         reply({ t: 'closed' });
         port.close();
@@ -89,7 +122,8 @@ function main(): void {
     }
     if (more) commit();
   });
-  reply({ t: 'ready' });
+  const stopCheckpointer = data.checkpointPath ? startCheckpointer(data.checkpointPath, data.checkpointMs ?? 1000) : () => {};
+  reply({ t: 'ready', checkpointing: data.checkpointPath !== undefined });
 }
 
 main();

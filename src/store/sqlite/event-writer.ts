@@ -42,7 +42,7 @@ const SKIPPED_LOG_INTERVAL_MS = 10_000;
 export type ThreadRequest = { t: 'batch'; id: number; rows: unknown[] } | { t: 'prune'; id: number; now: number; opts: PruneOptions } | { t: 'close' };
 
 export type ThreadReply =
-  | { t: 'ready' }
+  | { t: 'ready'; checkpointing?: boolean }
   | { t: 'fatal'; error: ThreadError }
   | { t: 'done'; ids: number[]; skipped?: number; problem?: string; error?: ThreadError }
   | { t: 'pruned'; id: number; n?: number; error?: ThreadError }
@@ -108,6 +108,10 @@ export interface EventWriterOptions {
   inProcess: boolean;
   /** How to start the thread (tests). */
   startThread?: (data: EventThreadData) => Worker;
+  /** The store file whose WAL the thread checkpoints (see EventThreadData), and how often. */
+  checkpoint?: { path: string; everyMs: number };
+  /** Told when the thread takes over checkpointing (true) and when it no longer does (false: it died). */
+  onCheckpointer?: (active: boolean) => void;
 }
 
 export class EventWriter {
@@ -125,6 +129,8 @@ export class EventWriter {
   private nextId = 1;
   private stopping = false;
   private lastSkippedLog = -Infinity;
+  /** The thread checkpoints the store file (it said so when it came up). */
+  private checkpointing = false;
   private readonly sink: EventSink;
   private readonly onTimer = (): void => {
     this.timer = undefined;
@@ -248,7 +254,8 @@ export class EventWriter {
   private start(): void {
     let w: Worker;
     try {
-      w = (this.opts.startThread ?? startEventThread)({ path: this.opts.path, ...this.opts.file });
+      const cp = this.opts.checkpoint;
+      w = (this.opts.startThread ?? startEventThread)({ path: this.opts.path, ...this.opts.file, ...(cp ? { checkpointPath: cp.path, checkpointMs: cp.everyMs } : {}) });
     } catch (e) {
       this.mode = 'in-process';
       this.opts.logger.error({ err: e instanceof Error ? e.message : String(e), file: this.opts.path }, 'decision log writer thread failed; writing events in-process');
@@ -301,6 +308,11 @@ export class EventWriter {
         this.lost(w, `cannot open ${this.opts.path}: ${m.error.code ? `${m.error.code}: ` : ''}${m.error.message}`);
         return;
       case 'ready':
+        if (m.checkpointing) {
+          this.checkpointing = true;
+          this.opts.onCheckpointer?.(true);
+        }
+        break;
       case 'closed':
         break;
     }
@@ -312,6 +324,10 @@ export class EventWriter {
     if (w !== this.worker) return;
     this.worker = undefined;
     this.mode = 'in-process';
+    if (this.checkpointing) {
+      this.checkpointing = false;
+      this.opts.onCheckpointer?.(false);
+    }
     const unfinished = [...this.posted.values()];
     const prunes = [...this.prunes.values()];
     this.posted.clear();

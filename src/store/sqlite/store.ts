@@ -66,6 +66,10 @@ export interface SqliteStoreInternals {
 
 /** Change rows older than this are pruned; a process that lagged longer reloads everything. */
 const CHANGES_KEEP_MS = 10 * 60 * 1000;
+/** How often the decision log's writer thread checkpoints the store file's WAL (docs/store.md). */
+const CHECKPOINT_MS = 1000;
+/** SQLite's default automatic checkpoint threshold, in WAL pages: what a store without that thread keeps. */
+const AUTOCHECKPOINT_PAGES = 1000;
 
 interface BanRow {
   cidr: string;
@@ -222,6 +226,17 @@ export class SqliteStore extends BaseStore {
       logger: this.logger,
       inProcess: memory,
       startThread: internals.startEventThread,
+      ...(memory ? {} : { checkpoint: { path: cfg.path, everyMs: CHECKPOINT_MS } }),
+      // SQLite's own checkpoints run inside the commit that crosses the threshold, on this event
+      // loop; while the writer thread checkpoints, they are off (and back on if it dies).
+      onCheckpointer: (active) => {
+        if (this.closed) return;
+        try {
+          this.db.pragma(`wal_autocheckpoint = ${active ? 0 : AUTOCHECKPOINT_PAGES}`);
+        } catch {
+          // a closing store: nothing to checkpoint any more
+        }
+      },
     });
     this.st = this.prepare();
   }
