@@ -14,7 +14,13 @@ export function buildServer(): string[] {
   return [join(REPO_ROOT, 'dist/cli/main.js')];
 }
 
-/** How startServe should run the CLI: compiled (built now) or from source (undefined: its default). */
+/**
+ * How startServe should run the CLI: compiled (built now) or from source
+ * (undefined: its default). BENCH_ENTRY=/other/tree/dist/cli/main.js runs
+ * another build instead (an A/B against a `git worktree` of an older commit,
+ * built there), without building this one.
+ */
 export function serverEntry(): string[] | undefined {
+  if (process.env.BENCH_ENTRY) return [process.env.BENCH_ENTRY];
   return RUNTIME === 'dist' ? buildServer() : undefined;
 }

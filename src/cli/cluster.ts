@@ -28,17 +28,29 @@ export function workerCount(setting: WorkersSetting): number {
 }
 
 /**
- * Node flags for the workers. A larger young generation: a decision
- * allocates many short-lived objects (request attributes, evidence, the log
- * line), and the scavenger was ~7–12% of a worker's CPU in profiles. With
- * 64 MB, bench/policy-server.ts measured 153 µs of CPU per decision against
- * 170–188 µs in paired runs; later runs with 16, 32 and 64 MB were within
- * the machine's noise of each other (docs/performance.md). A flag already
- * given (NODE_OPTIONS or the command line) wins.
+ * Node flags for the workers.
+ *
+ * A larger young generation: a decision allocates many short-lived objects
+ * (request attributes, evidence, the log line), and the scavenger was ~7–12%
+ * of a worker's CPU in profiles. With 64 MB, bench/policy-server.ts measured
+ * 153 µs of CPU per decision against 170–188 µs in paired runs; later runs
+ * with 16, 32 and 64 MB were within the machine's noise of each other
+ * (docs/performance.md).
+ *
+ * Single-threaded GC: V8's parallel scavenger starts helper threads that,
+ * with one worker per core, only take CPU from the other workers; on the
+ * 2-vCPU bench machine they cost ~14 µs per decision (four helpers at 3–4
+ * µs each, from /proc) while the worker's own thread did no more work
+ * without them (docs/performance.md).
+ *
+ * A flag already given (NODE_OPTIONS or the command line) wins.
  */
 export function workerExecArgv(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): string[] {
-  const given = [...execArgv, nodeOptions].some((a) => a.includes('--max-semi-space-size'));
-  return given ? [...execArgv] : [...execArgv, '--max-semi-space-size=64'];
+  const given = (flag: string): boolean => [...execArgv, nodeOptions].some((a) => a.includes(flag));
+  const out = [...execArgv];
+  if (!given('--max-semi-space-size')) out.push('--max-semi-space-size=64');
+  if (!given('single-threaded-gc')) out.push('--single-threaded-gc');
+  return out;
 }
 
 /** `--workers` as given on the command line. */
