@@ -34,9 +34,11 @@ import { encodeAttributes, runPolicyLoad } from './lib/policy-load.js';
 import { startRedis } from '../test/helpers/redis-server.js';
 import { updateReadme } from './lib/readme.js';
 import { RUNTIME, serverEntry } from './lib/build.js';
-import { cpuSeconds, percentile, processTree, treeCpuSeconds } from './lib/process-stats.js';
+import { cpuSeconds, percentile, processTree, threadCpuSeconds, threadSplit, treeCpuSeconds } from './lib/process-stats.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+/** BENCH_THREADS=1: print each server process's CPU per decision by thread (main thread user/kernel, other threads). */
+const THREADS = process.env.BENCH_THREADS === '1';
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const TRIPLETS = Number(process.env.BENCH_TRIPLETS ?? 50_000);
@@ -113,6 +115,8 @@ async function run(backend: 'sqlite' | 'redis', dnsServer: string, entry: string
   const tree = processTree(pid);
   let cpu0 = 0;
   let cpu1 = 0;
+  let threads0 = new Map() as ReturnType<typeof threadCpuSeconds>;
+  let threads1 = threads0;
   let rcpu0 = NaN;
   let rcpu1 = NaN;
   let selfCpu0 = process.cpuUsage();
@@ -133,16 +137,19 @@ async function run(backend: 'sqlite' | 'redis', dnsServer: string, entry: string
     onWindow: (edge) => {
       if (edge === 'start') {
         cpu0 = treeCpuSeconds(tree);
+        if (THREADS) threads0 = threadCpuSeconds(tree);
         selfCpu0 = process.cpuUsage();
         rcpu0 = redisPid ? cpuSeconds(redisPid) : NaN;
       } else {
         cpu1 = treeCpuSeconds(tree);
+        if (THREADS) threads1 = threadCpuSeconds(tree);
         selfCpu = process.cpuUsage(selfCpu0);
         rcpu1 = redisPid ? cpuSeconds(redisPid) : NaN;
       }
     },
   });
   const elapsed = load.elapsed;
+  if (THREADS) for (const line of threadSplit(threads0, threads1, load.sorted.length)) console.log(`  ${backend}: ${line}`);
   let deferred = 0;
   let passed = 0;
   for (const [action, n] of load.answers) {

@@ -29,9 +29,11 @@ import { encodeAttributes, runPolicyLoad, type LoadRequest } from './lib/policy-
 import { updateReadme } from './lib/readme.js';
 import { CASES } from './lib/policy-cases.js';
 import { RUNTIME, serverEntry } from './lib/build.js';
-import { percentile, processTree, treeCpuSeconds } from './lib/process-stats.js';
+import { percentile, processTree, threadCpuSeconds, threadSplit, treeCpuSeconds } from './lib/process-stats.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+/** BENCH_THREADS=1: print each server process's CPU per decision by thread (main thread user/kernel, other threads). */
+const THREADS = process.env.BENCH_THREADS === '1';
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const PROFILE = process.env.BENCH_PROFILE === '1';
@@ -128,6 +130,8 @@ async function measure(dnsServer: string, entry: string[] | undefined, profDir: 
   const pids = processTree(server.child.pid!);
   let cpu0 = 0;
   let cpu1 = 0;
+  let threads0 = new Map() as ReturnType<typeof threadCpuSeconds>;
+  let threads1 = threads0;
   let client0 = process.cpuUsage();
   let client = client0;
   const load = await runPolicyLoad({
@@ -139,14 +143,17 @@ async function measure(dnsServer: string, entry: string[] | undefined, profDir: 
     onWindow: (edge) => {
       if (edge === 'start') {
         cpu0 = treeCpuSeconds(pids);
+        if (THREADS) threads0 = threadCpuSeconds(pids);
         client0 = process.cpuUsage();
       } else {
         cpu1 = treeCpuSeconds(pids);
+        if (THREADS) threads1 = threadCpuSeconds(pids);
         client = process.cpuUsage(client0);
       }
     },
   });
   const elapsed = load.elapsed;
+  if (THREADS) for (const line of threadSplit(threads0, threads1, load.sorted.length)) console.log(`  ${line}`);
   const osLoad = os.loadavg()[0];
   await server.stop();
   rmSync(tmp, { recursive: true, force: true });

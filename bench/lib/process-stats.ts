@@ -1,7 +1,7 @@
 // Latency percentiles and CPU accounting from /proc, shared by the benches
 // that drive `frontline serve` in its own process (and its workers).
 
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 export function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
@@ -64,4 +64,49 @@ export function userCpuSeconds(pid: number): number {
   } catch {
     return NaN;
   }
+}
+
+/** CPU seconds per thread of some processes, keyed "pid/tid", from /proc/<pid>/task. */
+export function threadCpuSeconds(pids: number[]): Map<string, { user: number; sys: number; main: boolean }> {
+  const out = new Map<string, { user: number; sys: number; main: boolean }>();
+  for (const pid of pids) {
+    let tids: string[] = [];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      continue;
+    }
+    for (const tid of tids) {
+      try {
+        const f = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ');
+        out.set(`${pid}/${tid}`, { user: Number(f[11]) / 100, sys: Number(f[12]) / 100, main: tid === String(pid) });
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Per decision, in µs, between two threadCpuSeconds readings: every main
+ * thread (user and kernel apart) and the other threads of each process
+ * together (the decision log's writer, GC helpers, libuv's pool).
+ */
+export function threadSplit(before: ReturnType<typeof threadCpuSeconds>, after: ReturnType<typeof threadCpuSeconds>, decisions: number): string[] {
+  const perPid = new Map<string, { mainUser: number; mainSys: number; others: number }>();
+  for (const [k, a] of after) {
+    const b = before.get(k) ?? { user: 0, sys: 0 };
+    const pid = k.split('/')[0];
+    const p = perPid.get(pid) ?? { mainUser: 0, mainSys: 0, others: 0 };
+    if (a.main) {
+      p.mainUser += a.user - b.user;
+      p.mainSys += a.sys - b.sys;
+    } else p.others += a.user - b.user + (a.sys - b.sys);
+    perPid.set(pid, p);
+  }
+  const µs = (s: number): string => ((s / decisions) * 1e6).toFixed(1);
+  return [...perPid]
+    .filter(([, p]) => p.mainUser + p.mainSys + p.others > 0.005)
+    .map(([pid, p]) => `process ${pid}: main thread ${µs(p.mainUser)} µs user + ${µs(p.mainSys)} µs kernel, other threads ${µs(p.others)} µs`);
 }

@@ -37,11 +37,14 @@ export function workerCount(setting: WorkersSetting): number {
  * with 16, 32 and 64 MB were within the machine's noise of each other
  * (docs/performance.md).
  *
- * Single-threaded GC: V8's parallel scavenger starts helper threads that,
- * with one worker per core, only take CPU from the other workers; on the
- * 2-vCPU bench machine they cost ~14 µs per decision (four helpers at 3–4
- * µs each, from /proc) while the worker's own thread did no more work
- * without them (docs/performance.md).
+ * No parallel scavenge: V8's young-generation scavenger shares its work
+ * with helper threads that, with one worker per core, only take CPU from
+ * the other workers; on the 2-vCPU bench machine they cost ~14 µs per
+ * decision (four helpers at 3–4 µs each, from /proc) while the worker's own
+ * thread did no more work without them. Only the scavenge: the old
+ * generation is still marked concurrently, so its pauses stay short
+ * (`--single-threaded-gc`, which turns that off too, saved no more;
+ * docs/performance.md).
  *
  * A flag already given (NODE_OPTIONS or the command line) wins.
  */
@@ -49,7 +52,7 @@ export function workerExecArgv(execArgv: readonly string[] = process.execArgv, n
   const given = (flag: string): boolean => [...execArgv, nodeOptions].some((a) => a.includes(flag));
   const out = [...execArgv];
   if (!given('--max-semi-space-size')) out.push('--max-semi-space-size=64');
-  if (!given('single-threaded-gc')) out.push('--single-threaded-gc');
+  if (!given('parallel-scavenge') && !given('single-threaded-gc')) out.push('--no-parallel-scavenge');
   return out;
 }
 
