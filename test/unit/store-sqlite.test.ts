@@ -64,3 +64,48 @@ test('sqlite: a write waiting on another process\'s lock fails as StoreUnavailab
     rmSync(d, { recursive: true, force: true });
   }
 });
+
+test('sqlite: a greylist commit that finds the write lock taken never blocks the event loop; it retries, and fails only after busy_timeout', async () => {
+  const d = mkdtempSync(join(tmpdir(), 'fl-sqlite-'));
+  try {
+    const path = join(d, 'g.db');
+    const s = await SqliteStore.open({ backend: 'sqlite', path, busyTimeoutMs: 400, pollMs: 0 }, { purgeIntervalSeconds: 0 });
+    const now = Date.now();
+    const entry = (i: number) => ({ firstSeen: now, lastSeen: now, attempts: 1, passes: 0, clientIp: `192.0.2.${i}`, expiresAt: now + 60_000 });
+    const other = new Database(path);
+    other.exec('BEGIN IMMEDIATE'); // another process holds the write lock
+
+    let settled = false;
+    const first = s.greyPut('k1', entry(1)).then(() => (settled = true));
+    // The loop keeps turning while the commit waits: timers fire on time, more entries join it.
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, 30));
+    assert.ok(performance.now() - t0 < 25 + 30, 'a 30 ms timer was not held up by the waiting commit');
+    const second = s.greyPut('k2', entry(2));
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(settled, false, 'not acknowledged while it is not committed');
+    assert.equal((await s.greyGet('k1'))?.clientIp, '192.0.2.1', 'read-your-writes while it waits');
+    assert.equal((other.prepare('SELECT count(*) AS n FROM greylist').get() as { n: number }).n, 0, 'nothing committed yet');
+
+    other.exec('ROLLBACK'); // the lock is free: the retry commits both
+    await Promise.all([first, second]);
+    const check = new Database(path, { readonly: true });
+    assert.deepEqual((check.prepare('SELECT key FROM greylist ORDER BY key').all() as Array<{ key: string }>).map((r) => r.key), ['k1', 'k2']);
+    check.close();
+
+    // Held longer than busy_timeout: the entries fail as a waiting write would (StoreUnavailableError → 4xx).
+    other.exec('BEGIN IMMEDIATE');
+    const started = performance.now();
+    await assert.rejects(s.greyPut('k3', entry(3)), StoreUnavailableError);
+    const waited = performance.now() - started;
+    assert.ok(waited >= 390 && waited < 2000, `failed after ${Math.round(waited)} ms (busy_timeout 400)`);
+    assert.equal(await s.greyGet('k3'), undefined, 'a failed entry is not answered from memory');
+    other.exec('ROLLBACK');
+    other.close();
+    await s.greyPut('k3', entry(3));
+    assert.equal((await s.greyGet('k3'))?.clientIp, '192.0.2.3');
+    await s.close();
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});

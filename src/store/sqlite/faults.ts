@@ -32,3 +32,8 @@ export function fromThreadError(e: ThreadError): Error {
   if (e.code !== undefined && UNAVAILABLE.test(e.code)) return new StoreUnavailableError(`sqlite: ${e.code}: ${e.message}`);
   return new Error(`decision log writer: ${e.message}`);
 }
+
+/** SQLITE_BUSY and its extended codes: another connection holds the lock asked for. */
+export function isBusy(e: unknown): boolean {
+  return e instanceof Database.SqliteError && e.code.startsWith('SQLITE_BUSY');
+}
