@@ -102,6 +102,9 @@ export function cleanEvent(e: DecisionEvent): DecisionEvent {
   return out;
 }
 
+/** Clients repeat: their canonical text, remembered (the writer thread cleans every event). */
+const canonical = new Lru<string, string>(10_000);
+
 /** The canonical text of an IP (so queries match however it was written), or the text as given. */
 function canonicalOrRaw(ip: string): string {
   let c = canonical.get(ip);
@@ -112,8 +115,6 @@ function canonicalOrRaw(ip: string): string {
   }
   return c;
 }
-/** Clients repeat: their canonical text, remembered (the writer thread cleans every event). */
-const canonical = new Lru<string, string>(10_000);
 
 export function rcptDomains(rcpts: string[]): string[] {
   return [...new Set(rcpts.map(domainOf).filter((d): d is string => d !== undefined))];

@@ -12,7 +12,7 @@
 import Database from 'better-sqlite3';
 import { domainOf } from '../../core/address.js';
 import { StoreUnavailableError } from '../errors.js';
-import { cleanEvent, compactEvidence, compactEvidenceJson, rcptDomains } from '../events.js';
+import { cleanEvent, compactEvidenceJson, rcptDomains } from '../events.js';
 import type { DecisionEvent, PruneOptions } from '../types.js';
 
 /** Version of the events file's layout, kept in its `user_version`. */
@@ -143,8 +143,6 @@ export function plainBatch(rows: readonly unknown[]): unknown[] {
   for (let i = 0; i < out.length; i += EVENT_WIDTH) {
     const rcpts = out[i + 5];
     out[i + 5] = Array.isArray(rcpts) ? rcpts.map((r) => String(r)) : [];
-    const ev = out[i + 11];
-    out[i + 11] = typeof ev === 'string' ? ev : '[]';
   }
   return out;
 }
@@ -191,7 +189,7 @@ export class EventSink {
                 e.code ?? null,
                 e.rule,
                 e.text ?? null,
-                typeof evidence === 'string' ? evidence : JSON.stringify(compactEvidence((evidence ?? []) as DecisionEvent['evidence'])),
+                typeof evidence === 'string' ? evidence : '[]',
               );
               r.written++;
             } catch (err) {
