@@ -37,6 +37,8 @@ const THREADS = process.env.BENCH_THREADS === '1';
 const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const PROFILE = process.env.BENCH_PROFILE === '1';
+/** BENCH_NODE_ARGS='--flag …': extra node flags for the server processes (its workers inherit them), to try V8 settings. */
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 const WORKERS = process.env.BENCH_WORKERS ?? '2';
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 1));
 const EVIDENCE_CACHE = process.env.BENCH_EVIDENCE_CACHE !== '0';
@@ -122,7 +124,7 @@ async function measure(dnsServer: string, entry: string[] | undefined, profDir: 
   if (!EVIDENCE_CACHE) lines.push('policy:', '  evidence_cache:', '    ttl_s: 0');
   writeFileSync(config, `${lines.join('\n')}\n`);
   const server = await startServe(['--config', config, '--dns', dnsServer, '--policy-listen', '127.0.0.1:0', '--data-dir', join(tmp, 'data')], {
-    nodeArgs: PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
+    nodeArgs: [...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...NODE_ARGS],
     entry,
   });
   const target = { host: '127.0.0.1', port: server.port };

@@ -53,46 +53,64 @@ export interface EvaluatorOptions {
 
 const REFUSING: ReadonlySet<Action> = new Set(['reject', 'defer', 'tarpit']);
 
+/**
+ * One check's evidence for the envelope fields it depends on (see slotFits):
+ * settled, pending, and — for evidence the shared cache may hold — when it
+ * stops being fresh (absent: not shareable).
+ */
+interface Slot {
+  check: RegisteredCheck;
+  /** stageIndex of the check's stage. */
+  level: number;
+  perRcpt: boolean;
+  ip: string;
+  helo: string;
+  from: string;
+  sasl: string;
+  rcptCount: number;
+  rcpt: string;
+  evidence?: Evidence;
+  pending?: Promise<Evidence>;
+  expiresAt?: number;
+}
+
 /** Memoised evidence of one transaction. */
 export class EvidenceMemo {
-  private pending = new Map<string, Promise<Evidence>>();
-  /** Settled evidence by key, in the order it settled. */
-  readonly settled = new Map<string, Evidence>();
-  /** When settled evidence stops being fresh, for evidence the shared cache may hold; absent = not shareable. */
-  private readonly expiries = new Map<string, number>();
-  /** Keys of the envelope last asked about, by check name (see key()). */
-  private keyEnv: Envelope | undefined;
-  private readonly keys = new Map<string, string>();
+  /**
+   * Slots by check name. Found by comparing the few envelope fields a check
+   * depends on rather than by a string key: a key per check per lookup was
+   * a tenth of a decision's allocations, and a transaction rarely holds more
+   * than one slot per check.
+   */
+  private readonly slots = new Map<string, Slot[]>();
+  /** Settled slots, in the order they settled. */
+  private readonly order: Slot[] = [];
 
   constructor(
     private readonly opts: EvaluatorOptions,
     readonly seesMessage: boolean,
   ) {}
 
-  /** The key of a check for this envelope: what the evidence depends on. */
-  key(check: RegisteredCheck, env: Envelope): string {
-    // A walk asks for the same keys many times (cost ranking, peeks, the
-    // evidence list); they are kept for the envelope object last asked about,
-    // and forgotten at the start of every walk (the caller may have changed it).
-    if (env !== this.keyEnv) {
-      this.keyEnv = env;
-      this.keys.clear();
-    }
-    let k = this.keys.get(check.name);
-    if (k === undefined) {
-      k = keyOf(check, env);
-      this.keys.set(check.name, k);
-    }
-    return k;
+  /** The slot of a check for this envelope, if there is one. */
+  private find(check: RegisteredCheck, env: Envelope): Slot | undefined {
+    const list = this.slots.get(check.name);
+    if (list === undefined) return undefined;
+    for (let i = 0; i < list.length; i++) if (slotFits(list[i], env)) return list[i];
+    return undefined;
   }
 
-  /** Forget remembered keys: called when a walk starts. */
-  forgetKeys(): void {
-    this.keyEnv = undefined;
+  private slot(check: RegisteredCheck, env: Envelope): Slot {
+    const found = this.find(check, env);
+    if (found) return found;
+    const s = newSlot(check, env);
+    const list = this.slots.get(check.name);
+    if (list) list.push(s);
+    else this.slots.set(check.name, [s]);
+    return s;
   }
 
   peek(check: RegisteredCheck, env: Envelope): Evidence | undefined {
-    return this.settled.get(this.key(check, env));
+    return this.find(check, env)?.evidence;
   }
 
   /**
@@ -101,12 +119,11 @@ export class EvidenceMemo {
    * the shared evidence cache (then settled here). Undefined: ask get().
    */
   ready(check: RegisteredCheck, env: Envelope): Evidence | undefined {
-    const key = this.key(check, env);
-    const settled = this.settled.get(key);
-    if (settled || this.pending.has(key)) return settled;
-    if (check.needsMessage && !this.seesMessage) return this.settle(key, notVisible(check.name));
+    const slot = this.slot(check, env);
+    if (slot.evidence || slot.pending) return slot.evidence;
+    if (check.needsMessage && !this.seesMessage) return this.settle(slot, notVisible(check.name));
     const quick = quickEvidence(check, env);
-    if (quick) return this.settle(key, quick);
+    if (quick) return this.settle(slot, quick);
     const cache = this.opts.evidenceCache;
     const shared = cache?.keyOf(check.name, env);
     const hit = shared === undefined ? undefined : cache?.get(shared);
@@ -117,17 +134,16 @@ export class EvidenceMemo {
       const c = this.opts.checks.get(dep);
       if (!c || !this.ready(c, env)) depsReady = false;
     }
-    if (depsReady) return this.settle(key, hit.evidence, hit.expiresAt);
-    this.pending.set(
-      key,
-      Promise.all(hit.deps.map((d) => this.get(d, env))).then(() => this.settle(key, hit.evidence, hit.expiresAt)),
-    );
+    if (depsReady) return this.settle(slot, hit.evidence, hit.expiresAt);
+    slot.pending = Promise.all(hit.deps.map((d) => this.get(d, env))).then(() => this.settle(slot, hit.evidence, hit.expiresAt));
     return undefined;
   }
 
-  private settle(key: string, ev: Evidence, expiresAt?: number): Evidence {
-    this.settled.set(key, ev);
-    if (expiresAt !== undefined) this.expiries.set(key, expiresAt);
+  private settle(slot: Slot, ev: Evidence, expiresAt?: number): Evidence {
+    slot.evidence = ev;
+    slot.pending = undefined;
+    if (expiresAt !== undefined) slot.expiresAt = expiresAt;
+    this.order.push(slot);
     return ev;
   }
 
@@ -136,21 +152,13 @@ export class EvidenceMemo {
     if (!check) {
       return Promise.resolve({ check: name, result: 'temperror', detail: `internal error: check ${name} is not configured`, ms: 0, data: { internal: true } });
     }
-    const key = this.key(check, env);
-    const settled = this.settled.get(key);
-    if (settled) return Promise.resolve(settled);
-    let p = this.pending.get(key);
-    if (!p) {
-      p = this.compute(check, env, key).then((ev) => {
-        this.settled.set(key, ev);
-        return ev;
-      });
-      this.pending.set(key, p);
-    }
-    return p;
+    const slot = this.slot(check, env);
+    if (slot.evidence) return Promise.resolve(slot.evidence);
+    if (!slot.pending) slot.pending = this.compute(check, env, slot).then((ev) => this.settle(slot, ev));
+    return slot.pending;
   }
 
-  private async compute(check: RegisteredCheck, env: Envelope, key: string): Promise<Evidence> {
+  private async compute(check: RegisteredCheck, env: Envelope, slot: Slot): Promise<Evidence> {
     if (check.needsMessage && !this.seesMessage) return notVisible(check.name);
     const quick = quickEvidence(check, env);
     if (quick) return quick;
@@ -162,7 +170,7 @@ export class EvidenceMemo {
     const hit = cache.get(shared);
     if (hit) {
       for (const dep of hit.deps) await this.get(dep, env);
-      this.expiries.set(key, hit.expiresAt);
+      slot.expiresAt = hit.expiresAt;
       return hit.evidence;
     }
     const scope = cache.scope();
@@ -172,12 +180,12 @@ export class EvidenceMemo {
       evidence: async (name) => {
         const dep = await this.get(name, env);
         const c = this.opts.checks.get(name);
-        scope.dependsOn(name, c ? this.expiries.get(this.key(c, env)) : undefined);
+        scope.dependsOn(name, c ? this.find(c, env)?.expiresAt : undefined);
         return dep;
       },
     });
     const expiresAt = cache.put(shared, ev, scope);
-    if (expiresAt !== undefined) this.expiries.set(key, expiresAt);
+    if (expiresAt !== undefined) slot.expiresAt = expiresAt;
     return ev;
   }
 
@@ -196,9 +204,9 @@ export class EvidenceMemo {
   /** Evidence computed for this envelope (this recipient), in the order it settled. */
   current(env: Envelope): Evidence[] {
     const out: Evidence[] = [];
-    for (const [key, ev] of this.settled) {
-      const check = this.opts.checks.get(ev.check);
-      if (check && this.key(check, env) === key) out.push(ev);
+    for (let i = 0; i < this.order.length; i++) {
+      const slot = this.order[i];
+      if (slotFits(slot, env)) out.push(slot.evidence!);
     }
     return out;
   }
@@ -219,14 +227,36 @@ function notVisible(check: string): Evidence {
   return { check, result: 'none', detail: 'message not visible to the policy server', ms: 0, data: { [NOT_VISIBLE]: true } };
 }
 
-/** What a check's evidence depends on: the client, then what the stages up to its own added. */
-function keyOf(check: RegisteredCheck, env: Envelope): string {
+/**
+ * What a check's evidence depends on: the client, then what the stages up to
+ * its own added — the HELO name; the sender and SASL user; for a
+ * per-recipient check, the recipient count and the last recipient.
+ */
+function newSlot(check: RegisteredCheck, env: Envelope): Slot {
   const level = stageIndex(check.stage);
-  let k = `${check.name}\0${env.clientIp}`;
-  if (level >= HELO) k += `\0${env.helo ?? ''}`;
-  if (level >= MAIL) k += `\0${env.from ?? '\u0001'}\0${env.saslUser ?? ''}`;
-  if (check.perRcpt) k += `\0${env.rcpts.length}\0${env.rcpts[env.rcpts.length - 1] ?? ''}`;
-  return k;
+  const perRcpt = check.perRcpt === true;
+  return {
+    check,
+    level,
+    perRcpt,
+    ip: env.clientIp,
+    helo: level >= HELO ? (env.helo ?? '') : '',
+    // \u0001 tells "no MAIL FROM yet" from the null sender ''.
+    from: level >= MAIL ? (env.from ?? '\u0001') : '',
+    sasl: level >= MAIL ? (env.saslUser ?? '') : '',
+    rcptCount: perRcpt ? env.rcpts.length : 0,
+    rcpt: perRcpt ? (env.rcpts[env.rcpts.length - 1] ?? '') : '',
+  };
+}
+
+/** Whether a slot holds the check's evidence for this envelope (the fields newSlot took). */
+function slotFits(s: Slot, env: Envelope): boolean {
+  if (s.ip !== env.clientIp) return false;
+  const level = s.level;
+  if (level >= HELO && s.helo !== (env.helo ?? '')) return false;
+  if (level >= MAIL && (s.from !== (env.from ?? '\u0001') || s.sasl !== (env.saslUser ?? ''))) return false;
+  if (s.perRcpt) return s.rcptCount === env.rcpts.length && s.rcpt === (env.rcpts[env.rcpts.length - 1] ?? '');
+  return true;
 }
 const HELO = stageIndex('helo');
 const MAIL = stageIndex('mail');
@@ -272,8 +302,11 @@ class Walk {
       }
       case 'not':
         return this.cost(c.item);
-      default:
-        return Math.max(...c.items.map((i) => this.cost(i)));
+      default: {
+        let max = -Infinity;
+        for (const item of c.items) max = Math.max(max, this.cost(item));
+        return max;
+      }
     }
   }
 
@@ -343,7 +376,7 @@ class Walk {
    * decisive answer winning (the others run on and are memoised).
    */
   private junction(kind: 'any' | 'all', items: Condition[]): TV | Promise<TV> {
-    const ranked = items.map((item, i) => ({ item, i, cost: this.cost(item) })).sort((a, b) => a.cost - b.cost || a.i - b.i);
+    const ranked = rank(items, (c) => this.cost(c));
     const decisive: TV = kind === 'any' ? 'true' : 'false';
     const seen: TV[] = [];
     let i = 0;
@@ -357,7 +390,7 @@ class Walk {
   }
 
   /** The rest of a junction once a cheap child turned out to need waiting for. */
-  private async junctionAfter(kind: 'any' | 'all', ranked: Ranked[], at: number, pending: Promise<TV>, seen: TV[]): Promise<TV> {
+  private async junctionAfter(kind: 'any' | 'all', ranked: readonly Ranked[], at: number, pending: Promise<TV>, seen: TV[]): Promise<TV> {
     const decisive: TV = kind === 'any' ? 'true' : 'false';
     let v = await pending;
     if (v === decisive) return v;
@@ -372,7 +405,7 @@ class Walk {
   }
 
   /** The children from `from` on, all started at once; the first decisive value wins. */
-  private expensive(kind: 'any' | 'all', ranked: Ranked[], from: number, seen: TV[]): TV | Promise<TV> {
+  private expensive(kind: 'any' | 'all', ranked: readonly Ranked[], from: number, seen: TV[]): TV | Promise<TV> {
     if (from >= ranked.length) return combine(kind, seen);
     const decisive: TV = kind === 'any' ? 'true' : 'false';
     const waiting: Array<Promise<TV>> = [];
@@ -401,8 +434,27 @@ class Walk {
 
 interface Ranked {
   item: Condition;
-  i: number;
   cost: number;
+}
+
+/**
+ * Children by cost, cheapest first, ties in written order (a stable
+ * insertion sort: junctions have a handful of children). A rule's children
+ * nearly always come out in written order, so that case allocates one
+ * small array and no comparator.
+ */
+function rank(items: readonly Condition[], cost: (c: Condition) => number): Ranked[] {
+  const out = new Array<Ranked>(items.length);
+  for (let i = 0; i < items.length; i++) {
+    const r: Ranked = { item: items[i], cost: cost(items[i]) };
+    let j = i;
+    while (j > 0 && out[j - 1].cost > r.cost) {
+      out[j] = out[j - 1];
+      j--;
+    }
+    out[j] = r;
+  }
+  return out;
 }
 
 /** Kleene negation: UNKNOWN and FAULT stay what they are. */
@@ -472,7 +524,6 @@ export function evaluateRulesNow(
   memo: EvidenceMemo,
   opts: EvaluatorOptions,
 ): Verdict | Promise<Verdict> {
-  memo.forgetKeys();
   const run = new RuleWalk(rules, stage, env, memo, opts);
   try {
     for (let i = 0; i < rules.length; i++) {
