@@ -91,15 +91,31 @@ export function checkEvent(e: DecisionEvent): void {
 
 /** A copy fit for storage; throws InvalidEntryError when a required field is missing. */
 export function cleanEvent(e: DecisionEvent): DecisionEvent {
+  const out = cleanFields(e) as DecisionEvent;
+  out.evidence = compactEvidence(e.evidence ?? []);
+  return out;
+}
+
+/**
+ * The JSON text of cleanEvent(e), as a backend that stores events as text
+ * keeps it: the evidence goes in as compactEvidenceJson's text, serialised
+ * once per frozen evidence object rather than once per event.
+ */
+export function cleanEventJson(e: DecisionEvent): string {
+  const head = JSON.stringify(cleanFields(e));
+  return `${head.slice(0, -1)},"evidence":${compactEvidenceJson(e.evidence ?? [])}}`;
+}
+
+/** cleanEvent's copy of everything but the evidence. */
+function cleanFields(e: DecisionEvent): Omit<DecisionEvent, 'evidence'> {
   checkEvent(e);
-  const out: DecisionEvent = {
+  const out: Omit<DecisionEvent, 'evidence'> = {
     ts: Math.round(e.ts),
     clientIp: canonicalOrRaw(cut(e.clientIp) as string),
     rcpts: (e.rcpts ?? []).slice(0, RCPTS_MAX).map((r) => cut(r) as string),
     stage: e.stage,
     action: e.action,
     rule: cut(e.rule) as string,
-    evidence: compactEvidence(e.evidence ?? []),
   };
   if (e.sessionId !== undefined) out.sessionId = cut(e.sessionId);
   if (e.helo !== undefined) out.helo = cut(e.helo);

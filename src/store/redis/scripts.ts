@@ -169,21 +169,27 @@ return passes
 `;
 
 /**
- * Append a decision to the capped stream, its ID from the event time (so
- * time ranges are ID ranges); when that would go backwards (clock skew
- * between hosts), reuse the stream's last millisecond.
- * KEYS: stream. ARGV: ts, maxlen, JSON.
+ * Append a batch of decisions to the capped stream, each ID from its event
+ * time (so time ranges are ID ranges); when that would go backwards (clock
+ * skew between hosts), reuse the stream's last millisecond.
+ * KEYS: stream. ARGV: maxlen, then ts, JSON pairs. Returns how many.
  */
-export const EVENT_ADD_LUA = `
-local ok, id = pcall(redis.call, 'XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], ARGV[1] .. '-*', 'e', ARGV[3])
-if ok then return id end
-local info = redis.call('XINFO', 'STREAM', KEYS[1])
-local last = '0-0'
-for i = 1, #info, 2 do
-  if info[i] == 'last-generated-id' then last = info[i + 1] end
+export const EVENTS_ADD_LUA = `
+local n = 0
+for i = 2, #ARGV, 2 do
+  local ok = pcall(redis.call, 'XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], ARGV[i] .. '-*', 'e', ARGV[i + 1])
+  if not ok then
+    local info = redis.call('XINFO', 'STREAM', KEYS[1])
+    local last = '0-0'
+    for j = 1, #info, 2 do
+      if info[j] == 'last-generated-id' then last = info[j + 1] end
+    end
+    local ms = string.match(last, '^(%d+)-')
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], ms .. '-*', 'e', ARGV[i + 1])
+  end
+  n = n + 1
 end
-local ms = string.match(last, '^(%d+)-')
-return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], ms .. '-*', 'e', ARGV[3])
+return n
 `;
 
 /**

@@ -26,7 +26,8 @@ import { durationTable, type BanPlan } from '../bans.js';
 import { BaseStore, checkGreyEntry, checkRateRequest } from '../base-store.js';
 import { checkListKind } from '../entries.js';
 import { InvalidEntryError, StoreUnavailableError } from '../errors.js';
-import { cleanEvent, eventLimit, eventMatches } from '../events.js';
+import { cleanEventJson, eventLimit, eventMatches } from '../events.js';
+import { RedisEventBatch } from './event-batch.js';
 import { canonicalIp, networkContains, parseNetwork } from '../ip.js';
 import type { MemoryIndex } from '../memory-index.js';
 import type {
@@ -50,7 +51,7 @@ import type {
 } from '../types.js';
 import {
   BAN_LUA,
-  EVENT_ADD_LUA,
+  EVENTS_ADD_LUA,
   GREY_CLIENT_PASS_LUA,
   LIST_ADD_LUA,
   LIST_DEL_LUA,
@@ -70,7 +71,7 @@ interface Scripts {
   flListDel(...args: Arg[]): Promise<number>;
   flRate(...args: Arg[]): Promise<[number, string]>;
   flGreyClientPass(...args: Arg[]): Promise<number>;
-  flEventAdd(...args: Arg[]): Promise<string>;
+  flEventsAdd(...args: Arg[]): Promise<number>;
   flPurgeZset(...args: Arg[]): Promise<number>;
   flPurgeLists(...args: Arg[]): Promise<number>;
 }
@@ -130,6 +131,15 @@ export class RedisStore extends BaseStore {
   private lastErrorLog = 0;
   private subReadyOnce = false;
   private reloadTimer?: NodeJS.Timeout;
+  /** Decision events waiting to be sent, a batch per script call. */
+  private readonly events = new RedisEventBatch(async (pairs) => {
+    // Not this.call: close() sends the last batch after it has shut the door to new work.
+    try {
+      return await this.client.flEventsAdd(this.k.events, this.cfg.eventsMaxLen ?? 1_000_000, ...pairs);
+    } catch (e) {
+      throw translate(e);
+    }
+  });
 
   private constructor(
     private readonly cfg: RedisStoreConfig,
@@ -190,7 +200,7 @@ export class RedisStore extends BaseStore {
     client.defineCommand('flListDel', { numberOfKeys: 2, lua: LIST_DEL_LUA });
     client.defineCommand('flRate', { numberOfKeys: 1, lua: RATE_LUA });
     client.defineCommand('flGreyClientPass', { numberOfKeys: 1, lua: GREY_CLIENT_PASS_LUA });
-    client.defineCommand('flEventAdd', { numberOfKeys: 1, lua: EVENT_ADD_LUA });
+    client.defineCommand('flEventsAdd', { numberOfKeys: 1, lua: EVENTS_ADD_LUA });
     client.defineCommand('flPurgeZset', { numberOfKeys: 2, lua: PURGE_ZSET_LUA });
     client.defineCommand('flPurgeLists', { numberOfKeys: 1, lua: PURGE_LISTS_LUA });
     const sub = this.makeClient('sub');
@@ -507,14 +517,21 @@ export class RedisStore extends BaseStore {
 
   // ---- decision log
 
-  async logEvent(event: DecisionEvent): Promise<void> {
-    const e = cleanEvent(event);
-    delete e.id;
-    await this.call((c) => c.flEventAdd(this.k.events, e.ts, this.cfg.eventsMaxLen ?? 1_000_000, JSON.stringify(e)));
+  /** Batched (event-batch.ts): the promise settles when the event's batch is in the stream. */
+  logEvent(event: DecisionEvent): Promise<void> {
+    if (this.closed) return Promise.reject(new StoreUnavailableError('redis: store is closed'));
+    let json: string;
+    try {
+      json = cleanEventJson(event);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.events.push(Math.round(event.ts), json);
   }
 
   /** Newest first, scanning back through the stream (at most 200,000 entries per query). */
   async queryEvents(q: EventQuery): Promise<DecisionEvent[]> {
+    await this.events.sync();
     const limit = eventLimit(q);
     const query: EventQuery = { ...q, ip: q.ip === undefined ? undefined : canonicalIp(q.ip) };
     const out: DecisionEvent[] = [];
@@ -536,6 +553,7 @@ export class RedisStore extends BaseStore {
   }
 
   async pruneEvents(opts: PruneOptions): Promise<number> {
+    await this.events.sync();
     let n = 0;
     if (opts.maxAgeSeconds !== undefined) {
       const minId = Math.max(0, Math.floor(this.clock.now() - opts.maxAgeSeconds * 1000));
@@ -583,6 +601,7 @@ export class RedisStore extends BaseStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.events.sync();
     this.stopPurgeTimer();
     if (this.reloadTimer) clearTimeout(this.reloadTimer);
     this.sub.removeAllListeners('ready');
