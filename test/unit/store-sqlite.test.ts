@@ -109,3 +109,30 @@ test('sqlite: a greylist commit that finds the write lock taken never blocks the
     rmSync(d, { recursive: true, force: true });
   }
 });
+
+test('sqlite: greyDeleteByClient scans past its chunk size (no client index), for a host and a subnet; migration 4 drops the index', async () => {
+  const d = mkdtempSync(join(tmpdir(), 'fl-sqlite-'));
+  try {
+    const path = join(d, 'g.db');
+    const s = (await openStore({ backend: 'sqlite', path }, { purgeIntervalSeconds: 0 })) as SqliteStore;
+    const now = Date.now();
+    const entry = (clientIp: string) => ({ firstSeen: now, lastSeen: now, attempts: 1, passes: 0, clientIp, expiresAt: now + 60_000 });
+    // 5,000 rows, more than two chunks; 192.0.2.7 owns every 500th, spread over all of them.
+    const puts: Array<Promise<void>> = [];
+    for (let i = 0; i < 5000; i++) {
+      const ip = i % 500 === 0 ? '192.0.2.7' : `198.18.${i >> 8}.${i & 255}`;
+      puts.push(s.greyPut(`net:x|s${String(i).padStart(5, '0')}@a.test|r@b.test`, entry(ip)));
+    }
+    await Promise.all(puts);
+    assert.equal(await s.greyDeleteByClient('192.0.2.7'), 10);
+    assert.equal(await s.greyDeleteByClient('192.0.2.7/32'), 0);
+    // 198.18.0.0/24 held i = 0..255 minus i = 0 (192.0.2.7's).
+    assert.equal(await s.greyDeleteByClient('198.18.0.0/24'), 255);
+    assert.equal((await s.greyList({ limit: 10_000 })).length, 5000 - 10 - 255);
+    const indexes = (s.database.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'greylist'").all() as Array<{ name: string }>).map((r) => r.name);
+    assert.deepEqual(indexes.filter((n) => !n.startsWith('sqlite_autoindex')), ['greylist_by_expiry']);
+    await s.close();
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});

@@ -66,10 +66,13 @@ export interface SqliteStoreInternals {
 
 /** Change rows older than this are pruned; a process that lagged longer reloads everything. */
 const CHANGES_KEEP_MS = 10 * 60 * 1000;
+const GREY_GET_SQL = 'SELECT * FROM greylist WHERE key = ?';
 const GREY_PUT_SQL = `INSERT INTO greylist (key, client_ip, first_seen, last_seen, passed_at, attempts, passes, expires_at)
-  VALUES (@key, @clientIp, @firstSeen, @lastSeen, @passedAt, @attempts, @passes, @expiresAt)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?)
   ON CONFLICT (key) DO UPDATE SET client_ip = excluded.client_ip, first_seen = excluded.first_seen, last_seen = excluded.last_seen,
     passed_at = excluded.passed_at, attempts = excluded.attempts, passes = excluded.passes, expires_at = excluded.expires_at`;
+/** Rows read per transaction when greyDeleteByClient scans the table (the event loop runs between chunks). */
+const GREY_SCAN_ROWS = 2000;
 /** A greylist commit that finds the write lock taken tries again this much later (ms), until busy_timeout has passed. */
 const GREY_RETRY_MS = 1;
 /** How often the decision log's writer thread checkpoints the store file's WAL (docs/store.md). */
@@ -175,6 +178,20 @@ function eventFromRow(r: EventRow): DecisionEvent {
   return e;
 }
 
+/** A greylist entry waiting for its commit, and its caller. */
+interface GreyQueued {
+  key: string;
+  entry: GreyEntry;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+function greyCommitter(db: Database.Database, put: Database.Statement): Database.Transaction<(batch: GreyQueued[]) => void> {
+  return db.transaction((batch: GreyQueued[]) => {
+    for (const { key, entry: g } of batch) put.run(key, g.clientIp, g.firstSeen, g.lastSeen, g.passedAt ?? null, g.attempts, g.passes, g.expiresAt);
+  });
+}
+
 export class SqliteStore extends BaseStore {
   readonly backend = 'sqlite' as const;
   private readonly db: Database.Database;
@@ -187,7 +204,7 @@ export class SqliteStore extends BaseStore {
   private lastSeq = 0;
   private pollTimer?: NodeJS.Timeout;
   /** Greylist entries waiting for the commit at the end of this tick. */
-  private greyQueue: Array<{ key: string; entry: GreyEntry; resolve: () => void; reject: (e: unknown) => void }> = [];
+  private greyQueue: GreyQueued[] = [];
   /** Greylist entries written but not yet committed, by key: greyGet answers from here first. */
   private readonly greyPending = new Map<string, GreyEntry>();
   private flushScheduled = false;
@@ -201,7 +218,15 @@ export class SqliteStore extends BaseStore {
    * The main connection for an in-memory store (nobody else can hold its lock).
    */
   private readonly greyDb: Database.Database;
-  private readonly greyPutNow: Database.Statement;
+  /** One transaction writing a batch of queued entries: through the main connection (waits for the lock) and through greyDb (never waits). */
+  private readonly greyCommit: Database.Transaction<(batch: GreyQueued[]) => void>;
+  private readonly greyCommitNow: Database.Transaction<(batch: GreyQueued[]) => void>;
+  /**
+   * greyGet through greyDb: the connection that commits this process's
+   * greylist writes keeps its page cache across its own commits, where the
+   * main connection's cache is thrown away at every commit it did not make.
+   */
+  private readonly greyGetNow: Database.Statement<[string], GreyRow>;
   private readonly busyTimeoutMs: number;
   /** A greylist commit found the write lock taken: its retry, and since when it has been waiting. */
   private greyRetry?: NodeJS.Timeout;
@@ -270,7 +295,9 @@ export class SqliteStore extends BaseStore {
       },
     });
     this.st = this.prepare();
-    this.greyPutNow = this.greyDb === this.db ? this.st.greyPut : this.greyDb.prepare(GREY_PUT_SQL);
+    this.greyCommit = greyCommitter(this.db, this.st.greyPut);
+    this.greyCommitNow = this.greyDb === this.db ? this.greyCommit : greyCommitter(this.greyDb, this.greyDb.prepare(GREY_PUT_SQL));
+    this.greyGetNow = this.greyDb === this.db ? this.st.greyGet : this.greyDb.prepare<[string], GreyRow>(GREY_GET_SQL);
   }
 
   static async open(cfg: SqliteStoreConfig, deps: StoreDeps = {}, internals: SqliteStoreInternals = {}): Promise<SqliteStore> {
@@ -328,12 +355,13 @@ export class SqliteStore extends BaseStore {
            (SELECT count(*) FROM list_entries e WHERE e.list = l.name AND (e.expires_at IS NULL OR e.expires_at > ?)) AS entries
          FROM lists l ORDER BY l.name`,
       ),
-      greyGet: db.prepare<[string], GreyRow>('SELECT * FROM greylist WHERE key = ?'),
+      greyGet: db.prepare<[string], GreyRow>(GREY_GET_SQL),
       greyPut: db.prepare(GREY_PUT_SQL),
       greyDel: db.prepare<[string]>('DELETE FROM greylist WHERE key = ?'),
       greyList: db.prepare<[number, number], GreyRow>('SELECT * FROM greylist WHERE expires_at > ? ORDER BY last_seen DESC, key LIMIT ?'),
-      greyDelIp: db.prepare<[string]>('DELETE FROM greylist WHERE client_ip = ?'),
-      greyClients: db.prepare<[], { key: string; client_ip: string }>('SELECT key, client_ip FROM greylist'),
+      greyClientsAfter: db.prepare<[string, number], { key: string; client_ip: string }>(
+        'SELECT key, client_ip FROM greylist WHERE key > ? ORDER BY key LIMIT ?',
+      ),
       greyClientGet: db.prepare<[string], { passes: number; expires_at: number }>('SELECT passes, expires_at FROM grey_clients WHERE client = ?'),
       greyClientPut: db.prepare<[string, number, number, number]>(
         `INSERT INTO grey_clients (client, passes, updated_at, expires_at) VALUES (?, ?, ?, ?)
@@ -517,8 +545,18 @@ export class SqliteStore extends BaseStore {
   async greyGet(key: string): Promise<GreyEntry | undefined> {
     const queued = this.greyPending.get(key);
     if (queued) return queued.expiresAt > this.clock.now() ? queued : undefined;
-    const row = this.run(() => this.st.greyGet.get(key));
+    const row = this.readGrey(key);
     return row && row.expires_at > this.clock.now() ? greyFromRow(row) : undefined;
+  }
+
+  /** greyGetNow never waits for a lock (busy_timeout 0): in the rare case a read has to, the main connection waits. */
+  private readGrey(key: string): GreyRow | undefined {
+    try {
+      return this.greyGetNow.get(key);
+    } catch (e) {
+      if (!isBusy(e)) throw translate(e);
+    }
+    return this.run(() => this.st.greyGet.get(key));
   }
 
   /**
@@ -561,13 +599,9 @@ export class SqliteStore extends BaseStore {
     }
     const batch = this.greyQueue;
     if (batch.length === 0) return;
-    const db = wait ? this.db : this.greyDb;
-    const put = wait ? this.st.greyPut : this.greyPutNow;
     let failure: unknown;
     try {
-      db.transaction(() => {
-        for (const { key, entry: g } of batch) put.run({ key, ...g, passedAt: g.passedAt ?? null });
-      }).immediate();
+      (wait ? this.greyCommit : this.greyCommitNow).immediate(batch);
     } catch (e) {
       const now = performance.now();
       if (!wait && !this.closed && isBusy(e) && now - (this.greyBusySince ??= now) < this.busyTimeoutMs) {
@@ -596,24 +630,40 @@ export class SqliteStore extends BaseStore {
     return this.run(() => this.st.greyList.all(this.clock.now(), limit)).map((r) => ({ key: r.key, entry: greyFromRow(r) }));
   }
 
+  /**
+   * Without an index on client_ip (schema migration 4): a scan in key
+   * order, GREY_SCAN_ROWS rows per transaction, the event loop free in
+   * between — so a spamtrap hit on a large greylist never stalls the
+   * decisions around it.
+   */
   async greyDeleteByClient(ipOrCidr: string): Promise<number> {
     const net = parseNetwork(ipOrCidr);
     if (!net) throw new InvalidEntryError(`not an IP address or CIDR: ${JSON.stringify(ipOrCidr)}`);
-    const host = net.len === (net.v6 ? 128 : 32);
+    const host = net.len === (net.v6 ? 128 : 32) ? canonicalIp(ipOrCidr.replace(/\/\d+$/, '')) : undefined;
+    const matches = (clientIp: string): boolean => {
+      if (host !== undefined) return clientIp === host;
+      const ip = parseNetwork(clientIp);
+      return ip !== undefined && networkContains(net, ip);
+    };
     this.flushGrey();
-    return this.run(() =>
-      this.db
-        .transaction((): number => {
-          if (host) return this.st.greyDelIp.run(canonicalIp(ipOrCidr.replace(/\/\d+$/, ''))).changes;
-          let n = 0;
-          for (const r of this.st.greyClients.all()) {
-            const ip = parseNetwork(r.client_ip);
-            if (ip && networkContains(net, ip)) n += this.st.greyDel.run(r.key).changes;
-          }
-          return n;
-        })
-        .immediate(),
-    );
+    let after = '';
+    let n = 0;
+    for (;;) {
+      const chunk = this.run(() =>
+        this.db
+          .transaction((): { last?: string; full: boolean; deleted: number } => {
+            const rows = this.st.greyClientsAfter.all(after, GREY_SCAN_ROWS);
+            let deleted = 0;
+            for (const r of rows) if (matches(r.client_ip)) deleted += this.st.greyDel.run(r.key).changes;
+            return { last: rows.at(-1)?.key, full: rows.length === GREY_SCAN_ROWS, deleted };
+          })
+          .immediate(),
+      );
+      n += chunk.deleted;
+      if (!chunk.full || chunk.last === undefined) return n;
+      after = chunk.last;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
   }
 
   async greyClientPasses(client: string): Promise<number> {
