@@ -10,6 +10,7 @@ import { InvalidEntryError, isStoreUnavailable } from './errors.js';
 import { canonicalCidr, canonicalIp } from './ip.js';
 import { MemoryIndex } from './memory-index.js';
 import { NeverBan } from './never-ban.js';
+import { attemptOf } from './greylist.js';
 import {
   silentLogger,
   type Ban,
@@ -19,7 +20,9 @@ import {
   type ChangeListener,
   type DecisionEvent,
   type EventQuery,
+  type GreyAttempt,
   type GreyEntry,
+  type GreyTiming,
   type ListAddOptions,
   type ListBansOptions,
   type ListEntry,
@@ -117,6 +120,12 @@ export abstract class BaseStore implements Store {
 
   abstract greyGet(key: string): Promise<GreyEntry | undefined>;
   abstract greyPut(key: string, entry: GreyEntry): Promise<void>;
+
+  async greyAttempt(key: string, clientIp: string, now: number, timing: GreyTiming): Promise<GreyAttempt> {
+    const a = attemptOf(await this.greyGet(key), clientIp, now, timing);
+    await this.greyPut(key, a.entry);
+    return { outcome: a.outcome, seconds: a.seconds };
+  }
   abstract greyDelete(key: string): Promise<boolean>;
   abstract greyList(opts?: { limit?: number }): Promise<Array<{ key: string; entry: GreyEntry }>>;
   abstract greyDeleteByClient(ipOrCidr: string): Promise<number>;

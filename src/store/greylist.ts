@@ -13,7 +13,7 @@
 
 import type { Clock } from '../core/types.js';
 import { subnetOf } from './ip.js';
-import type { GreyEntry, Store } from './types.js';
+import type { GreyAttempt, GreyEntry, GreyTiming, Store } from './types.js';
 
 export interface GreylistConfig {
   /** Seconds a new triplet is deferred (default 300). */
@@ -62,8 +62,16 @@ export interface GreylistResult {
   origin: string;
 }
 
-/** The store operations greylisting needs (a Store has them all). */
-export type GreyStore = Pick<Store, 'greyGet' | 'greyPut' | 'greyClientPasses' | 'greyClientPass'>;
+/** The store operations greylisting needs (a Store has them all; greyAttempt, where a store has it, does greyGet and greyPut in one step). */
+export type GreyStore = Pick<Store, 'greyGet' | 'greyPut' | 'greyClientPasses' | 'greyClientPass'> & Partial<Pick<Store, 'greyAttempt'>>;
+
+/** One attempt on a triplet: the store's own step where it has one, else a read, the decision and a write. */
+async function attempt(store: GreyStore, key: string, clientIp: string, now: number, timing: GreyTiming): Promise<GreyAttempt> {
+  if (store.greyAttempt) return store.greyAttempt(key, clientIp, now, timing);
+  const a = attemptOf(await store.greyGet(key), clientIp, now, timing);
+  await store.greyPut(key, a.entry);
+  return a;
+}
 
 const ALNUM = /[a-z0-9]/;
 
@@ -132,45 +140,63 @@ export interface GreyDecision {
   firstPass: boolean;
 }
 
-/** The pure decision for one attempt, given the stored entry (or none). */
-export function decide(entry: GreyEntry | undefined, clientIp: string, now: number, cfg: GreylistConfig): GreyDecision {
-  const delay = cfg.delaySeconds * 1000;
-  const keepPassed = now + cfg.passedTtlSeconds * 1000;
+/**
+ * The pure decision for one attempt, given the stored entry (or none).
+ * Mirrored, line for line, by the Redis store's GREY_ATTEMPT_LUA (one round
+ * trip instead of a read and a write); the store conformance suite holds
+ * both to the same answers.
+ */
+export function attemptOf(entry: GreyEntry | undefined, clientIp: string, now: number, timing: GreyTiming): GreyAttempt & { entry: GreyEntry } {
+  const delay = timing.delaySeconds * 1000;
+  const keepPassed = now + timing.passedTtlSeconds * 1000;
   if (entry && entry.passedAt !== undefined && entry.expiresAt > now) {
     return {
-      action: 'pass',
-      reason: `triplet passed greylisting ${Math.round((now - entry.passedAt) / 1000)} s ago`,
+      outcome: 'known',
+      seconds: Math.round((now - entry.passedAt) / 1000),
       entry: { ...entry, lastSeen: now, attempts: entry.attempts + 1, passes: entry.passes + 1, clientIp, expiresAt: keepPassed },
-      firstPass: false,
     };
   }
-  const fresh = !entry || entry.expiresAt <= now || now - entry.firstSeen > cfg.retryWindowSeconds * 1000;
+  const fresh = !entry || entry.expiresAt <= now || now - entry.firstSeen > timing.retryWindowSeconds * 1000;
   if (fresh) {
     return {
-      action: 'defer',
-      secondsLeft: cfg.delaySeconds,
-      reason: `greylisted: first attempt of this triplet, retry after ${cfg.delaySeconds} s`,
-      entry: { firstSeen: now, lastSeen: now, attempts: 1, passes: 0, clientIp, expiresAt: now + cfg.retryWindowSeconds * 1000 },
-      firstPass: false,
+      outcome: 'first',
+      seconds: timing.delaySeconds,
+      entry: { firstSeen: now, lastSeen: now, attempts: 1, passes: 0, clientIp, expiresAt: now + timing.retryWindowSeconds * 1000 },
     };
   }
   const waited = now - entry.firstSeen;
   if (waited < delay) {
-    const secondsLeft = Math.max(1, Math.ceil((delay - waited) / 1000));
     return {
-      action: 'defer',
-      secondsLeft,
-      reason: `greylisted: retried too early, ${secondsLeft} s left`,
+      outcome: 'early',
+      seconds: Math.max(1, Math.ceil((delay - waited) / 1000)),
       entry: { ...entry, lastSeen: now, attempts: entry.attempts + 1, clientIp },
-      firstPass: false,
     };
   }
   return {
-    action: 'pass',
-    reason: `retried after ${Math.round(waited / 1000)} s: greylisting passed`,
+    outcome: 'retried',
+    seconds: Math.round(waited / 1000),
     entry: { ...entry, lastSeen: now, passedAt: now, attempts: entry.attempts + 1, passes: entry.passes + 1, clientIp, expiresAt: keepPassed },
-    firstPass: true,
   };
+}
+
+/** What an attempt's outcome means: pass or defer, and the reason the log and the reply give. */
+export function verdictOf(a: GreyAttempt, cfg: Pick<GreylistConfig, 'delaySeconds'>): Omit<GreyDecision, 'entry'> {
+  switch (a.outcome) {
+    case 'known':
+      return { action: 'pass', reason: `triplet passed greylisting ${a.seconds} s ago`, firstPass: false };
+    case 'first':
+      return { action: 'defer', secondsLeft: a.seconds, reason: `greylisted: first attempt of this triplet, retry after ${cfg.delaySeconds} s`, firstPass: false };
+    case 'early':
+      return { action: 'defer', secondsLeft: a.seconds, reason: `greylisted: retried too early, ${a.seconds} s left`, firstPass: false };
+    case 'retried':
+      return { action: 'pass', reason: `retried after ${a.seconds} s: greylisting passed`, firstPass: true };
+  }
+}
+
+/** The pure decision for one attempt, given the stored entry (or none). */
+export function decide(entry: GreyEntry | undefined, clientIp: string, now: number, cfg: GreylistConfig): GreyDecision {
+  const a = attemptOf(entry, clientIp, now, cfg);
+  return { ...verdictOf(a, cfg), entry: a.entry };
 }
 
 /**
@@ -193,8 +219,7 @@ export async function greylist(
       return { action: 'pass', reason: `auto-allowed: ${origin} passed greylisting ${passes} times`, key, origin };
     }
   }
-  const d = decide(await deps.store.greyGet(key), input.clientIp, now, cfg);
-  await deps.store.greyPut(key, d.entry);
+  const d = verdictOf(await attempt(deps.store, key, input.clientIp, now, cfg), cfg);
   if (d.firstPass && cfg.autoAllowAfter > 0) await deps.store.greyClientPass(origin, now + cfg.passedTtlSeconds * 1000);
   const out: GreylistResult = { action: d.action, reason: d.reason, key, origin };
   if (d.secondsLeft !== undefined) out.secondsLeft = d.secondsLeft;

@@ -102,6 +102,25 @@ export interface ListInfo {
   entries: number;
 }
 
+/** The greylisting delays an attempt is judged by (a part of GreylistConfig). */
+export interface GreyTiming {
+  delaySeconds: number;
+  retryWindowSeconds: number;
+  passedTtlSeconds: number;
+}
+
+/**
+ * What one attempt found: 'first' (new, expired or past its retry window:
+ * deferred), 'early' (retried before the delay: deferred), 'retried' (the
+ * retry that passes), 'known' (passed before: passes). `seconds`: for
+ * 'first' and 'early' the seconds until a retry can pass; for 'retried'
+ * how long the sender waited; for 'known' how long ago it first passed.
+ */
+export interface GreyAttempt {
+  outcome: 'first' | 'early' | 'retried' | 'known';
+  seconds: number;
+}
+
 export interface GreyEntry {
   firstSeen: number;
   lastSeen: number;
@@ -247,6 +266,13 @@ export interface Store {
   // Greylisting
   greyGet(key: string): Promise<GreyEntry | undefined>;
   greyPut(key: string, entry: GreyEntry): Promise<void>;
+  /**
+   * One greylisting attempt on a triplet: read its entry, decide
+   * (greylist.ts attemptOf), store the updated entry; answers the outcome.
+   * On Redis one atomic script, so two hosts that see the same triplet at
+   * once cannot lose either update.
+   */
+  greyAttempt(key: string, clientIp: string, now: number, timing: GreyTiming): Promise<GreyAttempt>;
   greyDelete(key: string): Promise<boolean>;
   greyList(opts?: { limit?: number }): Promise<Array<{ key: string; entry: GreyEntry }>>;
   /** Drop every entry last seen from this IP or inside this CIDR (greytrapping); returns how many. */

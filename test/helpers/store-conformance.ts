@@ -7,6 +7,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Store, StoreChange, StoreDeps, StoreLogger } from '../../src/store/types.js';
 import { InvalidEntryError } from '../../src/store/errors.js';
+import { attemptOf } from '../../src/store/greylist.js';
 import { ManualClock } from './fake-clock.js';
 
 export interface Namespace {
@@ -370,6 +371,54 @@ export function storeConformance(name: string, setup: () => Promise<Backend>, op
         assert.equal(await store.greyDeleteByClient('2001:db8::/32'), 1);
         assert.deepEqual((await store.greyList()).map((x) => x.key), ['d']);
         await assert.rejects(store.greyDeleteByClient('nonsense'), InvalidEntryError);
+      });
+
+      test('greyAttempt: first, early, retried, known, past the window — the answers and entries of attemptOf', async () => {
+        const { store, clock } = await fresh();
+        const timing = { delaySeconds: 60, retryWindowSeconds: 600, passedTtlSeconds: 3600 };
+        const key = 'net:192.0.2.0/24|a@b.example|c@d.example';
+        // Each step: the store's answer, and the entry it stored, are attemptOf's on what greyGet saw before.
+        const step = async (ip: string, outcome: string, seconds: number) => {
+          const before = await store.greyGet(key);
+          const expected = attemptOf(before, ip, clock.now(), timing);
+          assert.deepEqual(await store.greyAttempt(key, ip, clock.now(), timing), { outcome, seconds });
+          assert.equal(expected.outcome, outcome);
+          assert.deepEqual(await store.greyGet(key), expected.entry);
+        };
+        await step('192.0.2.1', 'first', 60);
+        clock.advance(20.5);
+        await step('192.0.2.2', 'early', 40);
+        clock.advance(39);
+        await step('192.0.2.2', 'early', 1);
+        clock.advance(0.7);
+        await step('192.0.2.3', 'retried', 60);
+        clock.advance(90);
+        await step('192.0.2.1', 'known', 90);
+        // Past the passed TTL the triplet starts over.
+        clock.advance(3600);
+        await step('192.0.2.1', 'first', 60);
+        // Past the retry window, too.
+        clock.advance(601);
+        await step('192.0.2.1', 'first', 60);
+        // An entry written by greyPut (another frontline's read and write) is taken up.
+        const other = 'spf:example.com|x@example.com|c@d.example';
+        await store.greyPut(other, { firstSeen: clock.now() - 120_000, lastSeen: clock.now() - 120_000, attempts: 1, passes: 0, clientIp: '2001:db8::1', expiresAt: clock.now() + 480_000 });
+        assert.deepEqual(await store.greyAttempt(other, '2001:DB8::2', clock.now(), timing), { outcome: 'retried', seconds: 120 });
+        const e = await store.greyGet(other);
+        assert.equal(e?.clientIp, '2001:db8::2');
+        assert.equal(e?.passedAt, clock.now());
+        assert.equal(e?.attempts, 2);
+      });
+
+      test('greyAttempt from two stores on one backend at once: every attempt counted', async () => {
+        const { store, clock, open } = await fresh();
+        const second = await open();
+        const timing = { delaySeconds: 60, retryWindowSeconds: 600, passedTtlSeconds: 3600 };
+        const key = 'net:192.0.2.0/24|a@b.example|c@d.example';
+        const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? second : store).greyAttempt(key, '192.0.2.1', clock.now(), timing)));
+        assert.equal(answers.filter((a) => a.outcome === 'first').length, 1);
+        assert.equal(answers.filter((a) => a.outcome === 'early').length, 39);
+        assert.equal((await store.greyGet(key))?.attempts, 40);
       });
 
       test('auto-allow counter per client counts up and expires', async () => {

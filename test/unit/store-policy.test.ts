@@ -263,13 +263,13 @@ describe('greylist', () => {
   });
 
   test('store down: 451 4.3.0 (never 5xx); with on_unavailable: continue the mail passes', async () => {
-    const down = await setup(CFG, { store: failing(['greyGet', 'greyPut', 'greyClientPasses', 'greyClientPass']) });
+    const down = await setup(CFG, { store: failing(['greyGet', 'greyPut', 'greyAttempt', 'greyClientPasses', 'greyClientPass']) });
     const v = await down.send(SMALL);
     assert.equal(v.action, 'defer');
     assert.equal(v.code, 451);
     assert.equal(v.status, '4.3.0');
     assert.match(v.text ?? '', /^temporary failure: greylist: store unavailable: redis down/);
-    const lenient = await setup(`${CFG}\nstore: { on_unavailable: continue }`, { store: failing(['greyGet', 'greyPut', 'greyClientPasses', 'greyClientPass']) });
+    const lenient = await setup(`${CFG}\nstore: { on_unavailable: continue }`, { store: failing(['greyGet', 'greyPut', 'greyAttempt', 'greyClientPasses', 'greyClientPass']) });
     const v2 = await lenient.send(SMALL);
     assert.equal(v2.action, 'continue');
     assert.equal(v2.evidence.find((e) => e.check === 'greylist')?.result, 'none');

@@ -151,6 +151,52 @@ return {allowed, string.format('%.17g', tokens)}
 `;
 
 /**
+ * One greylisting attempt on a triplet, atomically: greylist.ts attemptOf()
+ * line for line (keep the two in step; the store conformance suite runs the
+ * same sequence on both backends). The entry is the JSON that greyPut and
+ * greyGet use; an unreadable one counts as none, as greyGet's parse does.
+ * KEYS: triplet key. ARGV: now, client IP, delay, retry window, passed TTL
+ * (seconds). Returns {outcome, seconds}.
+ */
+export const GREY_ATTEMPT_LUA = `
+local now = tonumber(ARGV[1])
+local ip = ARGV[2]
+local delay = tonumber(ARGV[3]) * 1000
+local window = tonumber(ARGV[4]) * 1000
+local keep = now + tonumber(ARGV[5]) * 1000
+local e = nil
+local raw = redis.call('GET', KEYS[1])
+if raw then
+  local ok, v = pcall(cjson.decode, raw)
+  if ok and type(v) == 'table' and type(v.expiresAt) == 'number' and type(v.firstSeen) == 'number'
+    and type(v.attempts) == 'number' and type(v.passes) == 'number' then
+    if v.passedAt == cjson.null then v.passedAt = nil end
+    if v.expiresAt > now then e = v end
+  end
+end
+local outcome, seconds
+if e and e.passedAt ~= nil then
+  outcome = 'known'
+  seconds = math.floor((now - e.passedAt) / 1000 + 0.5)
+  e.lastSeen = now; e.attempts = e.attempts + 1; e.passes = e.passes + 1; e.clientIp = ip; e.expiresAt = keep
+elseif not e or now - e.firstSeen > window then
+  outcome = 'first'
+  seconds = tonumber(ARGV[3])
+  e = {firstSeen = now, lastSeen = now, attempts = 1, passes = 0, clientIp = ip, expiresAt = now + window}
+elseif now - e.firstSeen < delay then
+  outcome = 'early'
+  seconds = math.max(1, math.ceil((delay - (now - e.firstSeen)) / 1000))
+  e.lastSeen = now; e.attempts = e.attempts + 1; e.clientIp = ip
+else
+  outcome = 'retried'
+  seconds = math.floor((now - e.firstSeen) / 1000 + 0.5)
+  e.lastSeen = now; e.passedAt = now; e.attempts = e.attempts + 1; e.passes = e.passes + 1; e.clientIp = ip; e.expiresAt = keep
+end
+redis.call('SET', KEYS[1], cjson.encode(e), 'PX', math.max(1000, math.ceil(e.expiresAt - now) + 60000))
+return {outcome, seconds}
+`;
+
+/**
  * Auto-allow counter of a greylisting origin.
  * KEYS: counter key. ARGV: now, expiresAt. Returns the new count.
  */

@@ -35,7 +35,9 @@ import type {
   BanInput,
   DecisionEvent,
   EventQuery,
+  GreyAttempt,
   GreyEntry,
+  GreyTiming,
   ListBansOptions,
   ListEntry,
   ListInfo,
@@ -52,6 +54,7 @@ import type {
 import {
   BAN_LUA,
   EVENTS_ADD_LUA,
+  GREY_ATTEMPT_LUA,
   GREY_CLIENT_PASS_LUA,
   LIST_ADD_LUA,
   LIST_DEL_LUA,
@@ -71,6 +74,7 @@ interface Scripts {
   flListDel(...args: Arg[]): Promise<number>;
   flRate(...args: Arg[]): Promise<[number, string]>;
   flGreyClientPass(...args: Arg[]): Promise<number>;
+  flGreyAttempt(...args: Arg[]): Promise<[GreyAttempt['outcome'], number]>;
   flEventsAdd(...args: Arg[]): Promise<number>;
   flPurgeZset(...args: Arg[]): Promise<number>;
   flPurgeLists(...args: Arg[]): Promise<number>;
@@ -200,6 +204,7 @@ export class RedisStore extends BaseStore {
     client.defineCommand('flListDel', { numberOfKeys: 2, lua: LIST_DEL_LUA });
     client.defineCommand('flRate', { numberOfKeys: 1, lua: RATE_LUA });
     client.defineCommand('flGreyClientPass', { numberOfKeys: 1, lua: GREY_CLIENT_PASS_LUA });
+    client.defineCommand('flGreyAttempt', { numberOfKeys: 1, lua: GREY_ATTEMPT_LUA });
     client.defineCommand('flEventsAdd', { numberOfKeys: 1, lua: EVENTS_ADD_LUA });
     client.defineCommand('flPurgeZset', { numberOfKeys: 2, lua: PURGE_ZSET_LUA });
     client.defineCommand('flPurgeLists', { numberOfKeys: 1, lua: PURGE_LISTS_LUA });
@@ -448,6 +453,15 @@ export class RedisStore extends BaseStore {
   async greyPut(key: string, entry: GreyEntry): Promise<void> {
     const e = checkGreyEntry(entry);
     await this.call((c) => c.set(this.greyKeyName(key), JSON.stringify(e), 'PX', this.ttlMs(e.expiresAt)));
+  }
+
+  /** One script call (GREY_ATTEMPT_LUA): half the round trips of greyGet then greyPut, and atomic across hosts. */
+  override async greyAttempt(key: string, clientIp: string, now: number, timing: GreyTiming): Promise<GreyAttempt> {
+    const ip = canonicalIp(clientIp);
+    const [outcome, seconds] = await this.call((c) =>
+      c.flGreyAttempt(this.greyKeyName(key), now, ip, timing.delaySeconds, timing.retryWindowSeconds, timing.passedTtlSeconds),
+    );
+    return { outcome, seconds: Number(seconds) };
   }
 
   async greyDelete(key: string): Promise<boolean> {

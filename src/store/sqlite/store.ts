@@ -32,13 +32,16 @@ import { BaseStore, checkGreyEntry, checkRateRequest } from '../base-store.js';
 import { checkListKind } from '../entries.js';
 import { InvalidEntryError, StoreUnavailableError } from '../errors.js';
 import { checkEvent, eventLimit } from '../events.js';
+import { attemptOf } from '../greylist.js';
 import { canonicalIp, networkContains, parseNetwork } from '../ip.js';
 import type {
   Ban,
   BanInput,
   DecisionEvent,
   EventQuery,
+  GreyAttempt,
   GreyEntry,
+  GreyTiming,
   ListBansOptions,
   ListEntry,
   ListInfo,
@@ -185,17 +188,30 @@ function eventFromRow(r: EventRow): DecisionEvent {
   return e;
 }
 
-/** A greylist entry waiting for its commit, and its caller. */
-interface GreyQueued {
-  key: string;
-  entry: GreyEntry;
-  resolve: () => void;
-  reject: (e: unknown) => void;
-}
+/**
+ * A greylist write waiting for its commit, and its caller: an entry
+ * (greyPut), or an attempt (greyAttempt) decided inside the commit's
+ * transaction, from the row as it is once the write lock is held — so two
+ * processes on one file that see the same triplet at once both count.
+ */
+type GreyQueued = { key: string; reject: (e: unknown) => void } & (
+  | { entry: GreyEntry; resolve: () => void }
+  | { attempt: { clientIp: string; now: number; timing: GreyTiming }; outcome?: GreyAttempt; resolve: (a: GreyAttempt) => void }
+);
 
-function greyCommitter(db: Database.Database, put: Database.Statement): Database.Transaction<(batch: GreyQueued[]) => void> {
+function greyCommitter(db: Database.Database, put: Database.Statement, get: Database.Statement<[string], GreyRow>): Database.Transaction<(batch: GreyQueued[]) => void> {
   return db.transaction((batch: GreyQueued[]) => {
-    for (const { key, entry: g } of batch) put.run(key, g.clientIp, g.firstSeen, g.lastSeen, g.passedAt ?? null, g.attempts, g.passes, g.expiresAt);
+    for (const q of batch) {
+      let g: GreyEntry;
+      if ('entry' in q) g = q.entry;
+      else {
+        const row = get.get(q.key);
+        const a = attemptOf(row && greyFromRow(row), q.attempt.clientIp, q.attempt.now, q.attempt.timing);
+        g = a.entry;
+        q.outcome = { outcome: a.outcome, seconds: a.seconds };
+      }
+      put.run(q.key, g.clientIp, g.firstSeen, g.lastSeen, g.passedAt ?? null, g.attempts, g.passes, g.expiresAt);
+    }
   });
 }
 
@@ -302,9 +318,9 @@ export class SqliteStore extends BaseStore {
       },
     });
     this.st = this.prepare();
-    this.greyCommit = greyCommitter(this.db, this.st.greyPut);
-    this.greyCommitNow = this.greyDb === this.db ? this.greyCommit : greyCommitter(this.greyDb, this.greyDb.prepare(GREY_PUT_SQL));
     this.greyGetNow = this.greyDb === this.db ? this.st.greyGet : this.greyDb.prepare<[string], GreyRow>(GREY_GET_SQL);
+    this.greyCommit = greyCommitter(this.db, this.st.greyPut, this.st.greyGet);
+    this.greyCommitNow = this.greyDb === this.db ? this.greyCommit : greyCommitter(this.greyDb, this.greyDb.prepare(GREY_PUT_SQL), this.greyGetNow);
   }
 
   static async open(cfg: SqliteStoreConfig, deps: StoreDeps = {}, internals: SqliteStoreInternals = {}): Promise<SqliteStore> {
@@ -580,14 +596,32 @@ export class SqliteStore extends BaseStore {
     }
     if (this.closed) return Promise.reject(new StoreUnavailableError('sqlite: store is closed'));
     this.greyPending.set(key, e);
-    return new Promise((resolve, reject) => {
-      this.greyQueue.push({ key, entry: e, resolve, reject });
-      // A commit waiting for the lock takes these along when it retries.
-      if (!this.flushScheduled && this.greyRetry === undefined) {
-        this.flushScheduled = true;
-        setImmediate(() => this.flushGrey(false));
-      }
-    });
+    return new Promise((resolve, reject) => this.queueGrey({ key, entry: e, resolve, reject }));
+  }
+
+  /**
+   * Decided in the commit at the end of this tick (greyCommitter), reading
+   * the row under the write lock; the promise settles with the outcome once
+   * committed. greyGet sees the attempt's entry once it is committed.
+   */
+  override greyAttempt(key: string, clientIp: string, now: number, timing: GreyTiming): Promise<GreyAttempt> {
+    let ip: string;
+    try {
+      ip = canonicalIp(clientIp);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.closed) return Promise.reject(new StoreUnavailableError('sqlite: store is closed'));
+    return new Promise((resolve, reject) => this.queueGrey({ key, attempt: { clientIp: ip, now, timing }, resolve, reject }));
+  }
+
+  private queueGrey(q: GreyQueued): void {
+    this.greyQueue.push(q);
+    // A commit waiting for the lock takes these along when it retries.
+    if (!this.flushScheduled && this.greyRetry === undefined) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flushGrey(false));
+    }
   }
 
   /**
@@ -622,11 +656,12 @@ export class SqliteStore extends BaseStore {
     }
     this.greyQueue = [];
     this.greyBusySince = undefined;
-    for (const p of batch) {
-      if (failure === undefined) p.resolve();
-      else p.reject(failure);
+    for (const q of batch) {
+      if (failure !== undefined) q.reject(failure);
+      else if ('entry' in q) q.resolve();
+      else q.resolve(q.outcome as GreyAttempt);
     }
-    for (const { key, entry } of batch) if (this.greyPending.get(key) === entry) this.greyPending.delete(key);
+    for (const q of batch) if ('entry' in q && this.greyPending.get(q.key) === q.entry) this.greyPending.delete(q.key);
   }
 
   async greyDelete(key: string): Promise<boolean> {
