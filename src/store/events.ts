@@ -13,29 +13,38 @@ const FIELD_MAX = 500;
 const RCPTS_MAX = 100;
 
 /**
- * Compact copies of frozen evidence, and the copies themselves: the evidence
- * cache hands the same frozen objects to many decisions, so each is compacted
- * (and serialised, below) once rather than once per decision.
+ * Compact copies of frozen evidence and their JSON: the evidence cache hands
+ * the same frozen objects to many decisions, so each is compacted and
+ * serialised once rather than once per decision. One map, keyed by both the
+ * frozen original and its compact copy (a copy is its own compact form):
+ * one lookup per evidence entry on the way to the JSON text, where separate
+ * maps took four.
  */
-const compactOf = new WeakMap<object, EventEvidence>();
-const compactOnes = new WeakSet<object>();
-const jsonOf = new WeakMap<object, string>();
+interface Compacted {
+  compact: EventEvidence;
+  json?: string;
+}
+const compacted = new WeakMap<object, Compacted>();
 
-function compactOne(e: Evidence | EventEvidence): EventEvidence {
-  if (compactOnes.has(e)) return e as EventEvidence;
-  const frozen = Object.isFrozen(e);
-  if (frozen) {
-    const known = compactOf.get(e);
-    if (known !== undefined) return known;
-  }
+function compactCopy(e: Evidence | EventEvidence): EventEvidence {
   const out: EventEvidence = { check: e.check, result: e.result };
   if (e.detail) out.detail = e.detail.length > DETAIL_MAX ? `${e.detail.slice(0, DETAIL_MAX - 1)}…` : e.detail;
   if (typeof e.ms === 'number') out.ms = e.ms;
-  if (frozen) {
-    compactOf.set(e, Object.freeze(out));
-    compactOnes.add(out);
-  }
   return out;
+}
+
+/** The memo of a frozen evidence entry (made on first sight); undefined for one that may still change. */
+function memoOf(e: Evidence | EventEvidence): Compacted | undefined {
+  const known = compacted.get(e);
+  if (known !== undefined || !Object.isFrozen(e)) return known;
+  const rec: Compacted = { compact: Object.freeze(compactCopy(e)) };
+  compacted.set(e, rec);
+  compacted.set(rec.compact, rec);
+  return rec;
+}
+
+function compactOne(e: Evidence | EventEvidence): EventEvidence {
+  return memoOf(e)?.compact ?? compactCopy(e);
 }
 
 /** Evidence as the log keeps it: no structured data, detail cut to 300 characters. */
@@ -57,13 +66,8 @@ export function compactEvidenceJson(evidence: Array<Evidence | EventEvidence>): 
   if (evidence.length === 0) return '[]';
   const parts = new Array<string>(evidence.length);
   for (let i = 0; i < evidence.length; i++) {
-    const c = compactOne(evidence[i]);
-    let j = jsonOf.get(c);
-    if (j === undefined) {
-      j = JSON.stringify(c);
-      if (Object.isFrozen(c)) jsonOf.set(c, j);
-    }
-    parts[i] = j;
+    const rec = memoOf(evidence[i]);
+    parts[i] = rec === undefined ? JSON.stringify(compactCopy(evidence[i])) : (rec.json ??= JSON.stringify(rec.compact));
   }
   parts[0] = `[${parts[0]}`;
   parts[parts.length - 1] += ']';
