@@ -373,10 +373,11 @@ export function storeConformance(name: string, setup: () => Promise<Backend>, op
         await assert.rejects(store.greyDeleteByClient('nonsense'), InvalidEntryError);
       });
 
+      const GREY_ATTEMPT = { timing: { delaySeconds: 60, retryWindowSeconds: 600, passedTtlSeconds: 3600 }, key: 'net:192.0.2.0/24|a@b.example|c@d.example' };
+
       test('greyAttempt: first, early, retried, known, past the window — the answers and entries of attemptOf', async () => {
         const { store, clock } = await fresh();
-        const timing = { delaySeconds: 60, retryWindowSeconds: 600, passedTtlSeconds: 3600 };
-        const key = 'net:192.0.2.0/24|a@b.example|c@d.example';
+        const { timing, key } = GREY_ATTEMPT;
         // Each step: the store's answer, and the entry it stored, are attemptOf's on what greyGet saw before.
         const step = async (ip: string, outcome: string, seconds: number) => {
           const before = await store.greyGet(key);
@@ -413,8 +414,7 @@ export function storeConformance(name: string, setup: () => Promise<Backend>, op
       test('greyAttempt from two stores on one backend at once: every attempt counted', async () => {
         const { store, clock, open } = await fresh();
         const second = await open();
-        const timing = { delaySeconds: 60, retryWindowSeconds: 600, passedTtlSeconds: 3600 };
-        const key = 'net:192.0.2.0/24|a@b.example|c@d.example';
+        const { timing, key } = GREY_ATTEMPT;
         const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 ? second : store).greyAttempt(key, '192.0.2.1', clock.now(), timing)));
         assert.equal(answers.filter((a) => a.outcome === 'first').length, 1);
         assert.equal(answers.filter((a) => a.outcome === 'early').length, 39);

@@ -6,6 +6,8 @@
 // thread batches the same way): a crash loses at most the batch being filled.
 // Every event of a batch gets the batch's promise.
 
+import { batchPromise, type BatchPromise } from '../batch-promise.js';
+
 /** Longest an event waits before its batch is sent (ms). */
 export const REDIS_EVENT_FLUSH_MS = 200;
 /** A batch is sent as soon as it holds this many events. */
@@ -14,14 +16,9 @@ export const REDIS_EVENT_BATCH_ROWS = 100;
 /** Sends one batch: [ts, json, ts, json, …]. */
 export type SendEvents = (pairs: Array<number | string>) => Promise<unknown>;
 
-interface Batch {
+interface Batch extends BatchPromise {
   pairs: Array<number | string>;
-  promise: Promise<void>;
-  resolve: () => void;
-  reject: (e: unknown) => void;
 }
-
-const noop = (): void => {};
 
 export class RedisEventBatch {
   private batch?: Batch;
@@ -74,13 +71,5 @@ export class RedisEventBatch {
 }
 
 function newBatch(): Batch {
-  let resolve = noop;
-  let reject: (e: unknown) => void = noop;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  // A caller that drops the promise must not turn a failed batch into an unhandled rejection.
-  promise.catch(noop);
-  return { pairs: [], promise, resolve, reject };
+  return { pairs: [], ...batchPromise() };
 }

@@ -14,6 +14,7 @@
 
 import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
+import { batchPromise, type BatchPromise } from '../batch-promise.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { DecisionEvent, PruneOptions, StoreLogger } from '../types.js';
 import type { EventThreadData } from './event-thread.js';
@@ -51,13 +52,10 @@ export type ThreadReply =
 /** idle: no thread yet; thread: batches go to the thread; in-process: written on this thread. */
 export type WriterMode = 'idle' | 'thread' | 'in-process';
 
-interface Batch {
+interface Batch extends BatchPromise {
   id: number;
   rows: unknown[];
   events: number;
-  promise: Promise<void>;
-  resolve: () => void;
-  reject: (e: unknown) => void;
 }
 
 interface PruneJob {
@@ -69,18 +67,8 @@ interface PruneJob {
   reject: (e: unknown) => void;
 }
 
-const noop = (): void => {};
-
 function newBatch(id: number): Batch {
-  let resolve = noop;
-  let reject: (e: unknown) => void = noop;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  // A caller that drops the promise must not turn a failed batch into an unhandled rejection.
-  promise.catch(noop);
-  return { id, rows: [], events: 0, promise, resolve, reject };
+  return { id, rows: [], events: 0, ...batchPromise() };
 }
 
 // The thread runs from dist/ when built, and from source under tsx.
