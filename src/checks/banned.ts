@@ -4,9 +4,11 @@
 // details say so, so a ban keeps working through an outage.
 
 import type { Envelope, Evidence } from '../core/types.js';
-import { timed } from './evidence.js';
+import { sharedEvidence, timed } from './evidence.js';
 import { NO_STORE } from './store-fault.js';
 import type { CheckContext } from './types.js';
+
+const notBanned = sharedEvidence((ip) => ({ check: 'banned', result: 'unlisted', detail: `${ip} is not banned`, ms: 0 }));
 
 /**
  * The common answer at once, without waiting: not banned (the in-memory
@@ -16,7 +18,7 @@ export function bannedQuick(env: Envelope, ctx: Pick<CheckContext, 'store'>): Ev
   const store = ctx.store;
   if (!store) return { check: 'banned', ...NO_STORE, ms: 0 };
   const ip = env.clientIp;
-  return store.lookup.isBanned(ip) ? undefined : { check: 'banned', result: 'unlisted', detail: `${ip} is not banned`, ms: 0 };
+  return store.lookup.isBanned(ip) ? undefined : notBanned(ip);
 }
 
 export function checkBanned(env: Envelope, ctx: CheckContext): Promise<Evidence> {

@@ -5,7 +5,7 @@
 import type { Envelope, Evidence } from '../core/types.js';
 import type { MxRecord } from '../dns/types.js';
 import { settle } from './addresses.js';
-import { domainOf, timed } from './evidence.js';
+import { domainOf, sharedEvidence, timed } from './evidence.js';
 import { addressDomainProblem } from './hostname.js';
 import type { CheckContext } from './types.js';
 
@@ -87,9 +87,13 @@ export function checkNullSender(env: Envelope): Promise<Evidence> {
   return Promise.resolve(nullSenderEvidence(env));
 }
 
+/** The everyday answer, for a sender with one recipient so far (at RCPT, nearly always). */
+const notNullWithOne = sharedEvidence((from) => ({ check: 'null_sender', result: 'nomatch', detail: `sender ${from} is not the null sender`, ms: 0, data: { rcpts: 1 } }));
+
 /** `null_sender` at once: it needs no lookup (the policy's quick path). */
 export function nullSenderEvidence(env: Envelope): Evidence {
   if (env.from === undefined) return { check: 'null_sender', result: 'none', detail: 'no MAIL FROM yet', ms: 0 };
+  if (env.from !== '' && env.rcpts.length === 1) return notNullWithOne(env.from);
   const data = { rcpts: env.rcpts.length };
   if (env.from !== '') return { check: 'null_sender', result: 'nomatch', detail: `sender ${env.from} is not the null sender`, ms: 0, data };
   if (env.rcpts.length > 1) {

@@ -11,7 +11,7 @@
 import type { Envelope, Evidence } from '../core/types.js';
 import { normaliseRecipient } from '../store/greylist.js';
 import { isStoreUnavailable } from '../store/errors.js';
-import { timed } from './evidence.js';
+import { sharedEvidence, timed } from './evidence.js';
 import type { CheckContext } from './types.js';
 
 /** The store list whose addresses are traps, besides the configured ones. */
@@ -22,13 +22,15 @@ export interface SpamtrapCheckOptions {
   traps: ReadonlySet<string>;
 }
 
+const notATrap = sharedEvidence((address) => ({ check: 'spamtrap', result: 'unlisted', detail: `${address} is not a spamtrap`, ms: 0 }));
+
 /** The common answer at once: no recipient yet, or not a trap. Undefined for a trap (the ban needs the store). */
 export function spamtrapQuick(env: Envelope, ctx: Pick<CheckContext, 'store'>, opts: SpamtrapCheckOptions): Evidence | undefined {
   const rcpt = env.rcpts[env.rcpts.length - 1];
   if (rcpt === undefined) return { check: 'spamtrap', result: 'none', detail: 'no recipient yet', ms: 0 };
   const address = normaliseRecipient(rcpt);
   const trap = opts.traps.has(address) || (ctx.store?.lookup.listHas(SPAMTRAP_LIST, address) ?? false);
-  return trap ? undefined : { check: 'spamtrap', result: 'unlisted', detail: `${address} is not a spamtrap`, ms: 0 };
+  return trap ? undefined : notATrap(address);
 }
 
 export function checkSpamtrap(env: Envelope, ctx: CheckContext, opts: SpamtrapCheckOptions): Promise<Evidence> {

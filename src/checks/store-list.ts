@@ -9,7 +9,7 @@
 // an AS table and match nothing here).
 
 import type { Envelope, Evidence } from '../core/types.js';
-import { domainOf, stringList, timed } from './evidence.js';
+import { domainOf, sharedEvidence, stringList, timed } from './evidence.js';
 import type { CheckContext } from './types.js';
 
 /** What a list is matched against (as the config's `lists.NAME.match`). */
@@ -24,10 +24,18 @@ export interface StoreListOptions {
   field?: ListField;
 }
 
+/** The "no such list" answers of each list check, by client IP (sharedEvidence). */
+const emptyListAnswers = new WeakMap<StoreListOptions, (ip: string) => Evidence>();
+
 /** The answer at once when the store has no such list (the usual case for allow/deny lists kept in config). */
 export function storeListQuick(env: Envelope, ctx: Pick<CheckContext, 'store'>, opts: StoreListOptions): Evidence | undefined {
   if (ctx.store?.lookup.listKind(opts.list)) return undefined;
-  return { check: opts.name, result: 'unlisted', detail: `list ${opts.list} has no entries`, ms: 0, data: { field: opts.field ?? 'client', value: env.clientIp } };
+  let answer = emptyListAnswers.get(opts);
+  if (answer === undefined) {
+    answer = sharedEvidence((ip) => ({ check: opts.name, result: 'unlisted', detail: `list ${opts.list} has no entries`, ms: 0, data: { field: opts.field ?? 'client', value: ip } }));
+    emptyListAnswers.set(opts, answer);
+  }
+  return answer(env.clientIp);
 }
 
 export function checkStoreList(env: Envelope, ctx: CheckContext, opts: StoreListOptions): Promise<Evidence> {

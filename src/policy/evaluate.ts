@@ -13,6 +13,7 @@ import { stageIndex, type Action, type Envelope, type Evidence, type Stage, type
 import type { Clock } from '../core/types.js';
 import type { Resolver } from '../dns/types.js';
 import type { CheckContext } from '../checks/types.js';
+import { sharedEvidence } from '../checks/evidence.js';
 import type { CompareOp, Condition, FieldValue } from './condition.js';
 import type { RegisteredCheck } from './registry.js';
 import { COST } from './catalog.js';
@@ -222,10 +223,8 @@ function quickEvidence(check: RegisteredCheck, env: Envelope): Evidence | undefi
   }
 }
 
-/** The evidence of a check that needs the message, for a frontend that cannot see it. */
-function notVisible(check: string): Evidence {
-  return { check, result: 'none', detail: 'message not visible to the policy server', ms: 0, data: { [NOT_VISIBLE]: true } };
-}
+/** The evidence of a check that needs the message, for a frontend that cannot see it (one frozen object per check). */
+const notVisible = sharedEvidence((check) => ({ check, result: 'none', detail: 'message not visible to the policy server', ms: 0, data: { [NOT_VISIBLE]: true } }), 1000);
 
 /**
  * What a check's evidence depends on: the client, then what the stages up to

@@ -8,6 +8,7 @@ import type { Clock, Envelope, Evidence } from '../core/types.js';
 import type { Config, ListConfig } from '../config/schema.js';
 import { networksContain, parseNetwork } from '../config/address.js';
 import { ConfigError } from '../config/load.js';
+import { frozenEvidence, sharedEvidence } from '../checks/evidence.js';
 import type { CheckContext } from '../checks/types.js';
 import { checkSpf } from '../checks/spf.js';
 import { checkMxMatch } from '../checks/mx-match.js';
@@ -74,18 +75,17 @@ export function buildRegistry(cfg: Config, deps: RegistryDeps): Registry {
   /** A check that never waits: its quick answer is its answer. */
   const addLocal = (name: string, now: (env: Envelope) => Evidence): void => add(name, (env) => Promise.resolve(now(env)), CHECKS[name], now);
 
-  addLocal('auth', (env) =>
-    env.saslUser
-      ? { check: 'auth', result: 'pass', detail: `SASL-authenticated as ${env.saslUser}`, ms: 0, data: { user: env.saslUser } }
-      : { check: 'auth', result: 'none', detail: 'not authenticated', ms: 0 },
-  );
+  const unauthenticated = frozenEvidence({ check: 'auth', result: 'none', detail: 'not authenticated', ms: 0 });
+  const authenticated = sharedEvidence((user) => ({ check: 'auth', result: 'pass', detail: `SASL-authenticated as ${user}`, ms: 0, data: { user } }));
+  addLocal('auth', (env) => (env.saslUser ? authenticated(env.saslUser) : unauthenticated));
 
   const nets = cfg.my_networks.map((n) => parseNetwork(n)).filter((n) => n !== undefined);
+  const notMine = sharedEvidence((ip) => ({ check: 'my_networks', result: 'nomatch', detail: `client ${ip} is not in my_networks`, ms: 0 }));
   addLocal('my_networks', (env) => {
     const net = networksContain(nets, env.clientIp);
     return net
       ? { check: 'my_networks', result: 'match', detail: `client ${env.clientIp} is in my_networks (${net})`, ms: 0, data: { network: net } }
-      : { check: 'my_networks', result: 'nomatch', detail: `client ${env.clientIp} is not in my_networks`, ms: 0 };
+      : notMine(env.clientIp);
   });
 
   add('spf', (env, ctx) => checkSpf(env, ctx, { identity: 'mailfrom' }));
