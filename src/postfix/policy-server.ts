@@ -10,6 +10,7 @@ import { systemClock, type Clock, type Envelope, type Stage, type Verdict } from
 import { envelopeOf, withRecipient } from './envelope.js';
 import { RequestParser, formatReply, type ParseEvent, type PolicyAttributes } from './protocol.js';
 import { infoLine } from '../log.js';
+import { evidenceSummary } from './evidence-summary.js';
 import { actionFor, faultAction, headerToPrepend, invalidRequestAction, type ReplyOptions } from './reply.js';
 
 /** What the server needs of the policy engine (src/policy's Policy fits). */
@@ -176,8 +177,6 @@ export class PolicyServer {
     const log = this.opts.logger;
     if (log.isLevelEnabled('info')) {
       // One line per decision: every check's result word; the details where they explain a refusal.
-      const evidence: Record<string, string> = {};
-      for (const e of verdict.evidence) evidence[e.check] = e.result;
       const refused = verdict.action === 'reject' || verdict.action === 'defer' || verdict.action === 'tarpit';
       infoLine(
         log,
@@ -195,7 +194,7 @@ export class PolicyServer {
           action,
           verdict: verdict.action,
           rule: verdict.rule,
-          evidence,
+          evidence: evidenceSummary(verdict.evidence),
           details: refused ? verdict.evidence.map((e) => `${e.check}: ${e.detail}`) : undefined,
           wouldHave: verdict.wouldHave?.length ? verdict.wouldHave : undefined,
           score: verdict.score,

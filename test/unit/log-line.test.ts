@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { Writable } from 'node:stream';
-import { childLogger, createLogger, infoLine } from '../../src/log.js';
+import { childLogger, createLogger, infoLine, JsonText } from '../../src/log.js';
 
 const FIELDS = {
   instance: 'a1b2.6b027f38.7680a.0',
@@ -19,6 +19,8 @@ const FIELDS = {
   inf: Infinity,
   yes: true,
   evidence: { spf: 'pass', mx: 'nomatch' },
+  // JSON text already (the policy server's evidence summary): written as it is by infoLine, as its value by pino.
+  summary: new JsonText('{"spf":"pass","list:allow":"unlisted"}'),
   details: ['spf: a', 'mx: b'],
   wouldHave: [{ rule: 'r', action: 'reject', code: 554 }],
   score: undefined,
