@@ -38,6 +38,8 @@ export function lineDestination(opts: DestinationOptions): LineDestination {
     ...(typeof opts.dest === 'number' ? { fd: opts.dest } : { dest: opts.dest, mkdir: true }),
     sync: true,
     minLength: opts.minLength,
+    // sonic-boom wants minLength below maxWrite (16 KiB by default), the most one write(2) takes.
+    maxWrite: Math.max(16384, opts.minLength * 4),
     contentMode: 'buffer',
   });
   let broken = false;
