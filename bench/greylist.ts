@@ -43,7 +43,8 @@ const WARMUP_SECONDS = Number(process.env.BENCH_WARMUP ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const TRIPLETS = Number(process.env.BENCH_TRIPLETS ?? 50_000);
 const BACKENDS = (process.env.BENCH_BACKENDS ?? 'sqlite,redis').split(',').map((b) => b.trim()) as Array<'sqlite' | 'redis'>;
-const README = process.env.BENCH_README !== '0';
+/** bench/README.md is rewritten unless BENCH_README=0, or BENCH_ENTRY measures another build (its figures are not this tree's). */
+const README = process.env.BENCH_README !== '0' && !process.env.BENCH_ENTRY;
 const WORKERS = Number(process.env.BENCH_WORKERS ?? 2);
 const PROFILE = process.env.BENCH_PROFILE === '1';
 const PROFILE_DIR = join(os.tmpdir(), 'frontline-profiles');

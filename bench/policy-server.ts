@@ -221,7 +221,8 @@ async function main(): Promise<void> {
   if (PROFILE) console.log(`  CPU profiles of the server written to ${profDir}`);
 
   const table = ['| measure | value |', '| --- | --- |', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n');
-  updateReadme(
+  // Not for BENCH_README=0, nor for another build (BENCH_ENTRY): its figures are not this tree's.
+  if (process.env.BENCH_README !== '0' && !process.env.BENCH_ENTRY) updateReadme(
     'policy-server',
     [
       `Command: \`${COMMAND}\` (${CONNECTIONS} connections, ${SECONDS} s measured after ${WARMUP_SECONDS} s warm-up; ${setting}${RUNS > 1 ? `; the median of ${RUNS} runs` : ''}).`,
