@@ -45,3 +45,31 @@ test('sqlite: greyPut settles before the event batch timer; close() commits queu
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('sqlite: a lone greylist write commits within three loop turns; four or more commit in the first', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fl-batch-'));
+  const path = join(dir, 'g.db');
+  try {
+    const store = await openStore({ backend: 'sqlite', path }, { purgeIntervalSeconds: 0 });
+    const now = Date.now();
+    const entry = { firstSeen: now, lastSeen: now, attempts: 1, passes: 0, clientIp: '192.0.2.1', expiresAt: now + 60_000 };
+    const turnsUntil = async (p: Promise<unknown>): Promise<number> => {
+      let settled = false;
+      void p.then(() => (settled = true));
+      let turns = 0;
+      while (!settled && turns < 20) {
+        await new Promise((r) => setImmediate(r));
+        turns++;
+      }
+      return turns;
+    };
+    const lone = await turnsUntil(store.greyPut('lone', entry));
+    assert.ok(lone >= 1 && lone <= 3, `a lone entry took ${lone} turns`);
+    const four = await turnsUntil(Promise.all(['a', 'b', 'c', 'd'].map((k) => store.greyPut(k, entry))));
+    assert.ok(four <= lone && four <= 2, `four entries took ${four} turns`);
+    assert.equal((await store.greyList()).length, 5);
+    await store.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
