@@ -647,7 +647,7 @@ export class SqliteStore extends BaseStore {
    * then the entries fail as a wait would have.
    */
   private flushGrey(wait = true): void {
-    if (!wait && this.greyRetry === undefined && this.greyQueue.length < GREY_GATHER_ROWS && this.greyHeld < GREY_GATHER_TURNS) {
+    if (!wait && this.greyRetry === undefined && this.greyQueue.length > 0 && this.greyQueue.length < GREY_GATHER_ROWS && this.greyHeld < GREY_GATHER_TURNS) {
       this.greyHeld++;
       setImmediate(() => this.flushGrey(false));
       return;
