@@ -10,7 +10,6 @@ import { InvalidEntryError, isStoreUnavailable } from './errors.js';
 import { canonicalCidr, canonicalIp } from './ip.js';
 import { MemoryIndex } from './memory-index.js';
 import { NeverBan } from './never-ban.js';
-import { attemptOf } from './greylist.js';
 import {
   silentLogger,
   type Ban,
@@ -120,12 +119,7 @@ export abstract class BaseStore implements Store {
 
   abstract greyGet(key: string): Promise<GreyEntry | undefined>;
   abstract greyPut(key: string, entry: GreyEntry): Promise<void>;
-
-  async greyAttempt(key: string, clientIp: string, now: number, timing: GreyTiming): Promise<GreyAttempt> {
-    const a = attemptOf(await this.greyGet(key), clientIp, now, timing);
-    await this.greyPut(key, a.entry);
-    return { outcome: a.outcome, seconds: a.seconds };
-  }
+  abstract greyAttempt(key: string, clientIp: string, now: number, timing: GreyTiming): Promise<GreyAttempt>;
   abstract greyDelete(key: string): Promise<boolean>;
   abstract greyList(opts?: { limit?: number }): Promise<Array<{ key: string; entry: GreyEntry }>>;
   abstract greyDeleteByClient(ipOrCidr: string): Promise<number>;

@@ -134,8 +134,6 @@ export interface GreyDecision {
   action: 'pass' | 'defer';
   secondsLeft?: number;
   reason: string;
-  /** The entry to store. */
-  entry: GreyEntry;
   /** True when this attempt is the retry that passed the delay (counts toward auto-allow). */
   firstPass: boolean;
 }
@@ -180,7 +178,7 @@ export function attemptOf(entry: GreyEntry | undefined, clientIp: string, now: n
 }
 
 /** What an attempt's outcome means: pass or defer, and the reason the log and the reply give. */
-export function verdictOf(a: GreyAttempt, cfg: Pick<GreylistConfig, 'delaySeconds'>): Omit<GreyDecision, 'entry'> {
+export function verdictOf(a: GreyAttempt, cfg: Pick<GreylistConfig, 'delaySeconds'>): GreyDecision {
   switch (a.outcome) {
     case 'known':
       return { action: 'pass', reason: `triplet passed greylisting ${a.seconds} s ago`, firstPass: false };
@@ -193,15 +191,9 @@ export function verdictOf(a: GreyAttempt, cfg: Pick<GreylistConfig, 'delaySecond
   }
 }
 
-/** The pure decision for one attempt, given the stored entry (or none). */
-export function decide(entry: GreyEntry | undefined, clientIp: string, now: number, cfg: GreylistConfig): GreyDecision {
-  const a = attemptOf(entry, clientIp, now, cfg);
-  return { ...verdictOf(a, cfg), entry: a.entry };
-}
-
 /**
  * Greylist one (client, sender, recipient): auto-allowed origins pass at
- * once; otherwise the stored triplet decides (see decide()). Store faults
+ * once; otherwise the stored triplet decides (see attemptOf()). Store faults
  * propagate (StoreUnavailableError): the caller turns them into 4xx or
  * "continue", as configured.
  */

@@ -456,7 +456,7 @@ export class RedisStore extends BaseStore {
   }
 
   /** One script call (GREY_ATTEMPT_LUA): half the round trips of greyGet then greyPut, and atomic across hosts. */
-  override async greyAttempt(key: string, clientIp: string, now: number, timing: GreyTiming): Promise<GreyAttempt> {
+  async greyAttempt(key: string, clientIp: string, now: number, timing: GreyTiming): Promise<GreyAttempt> {
     const ip = canonicalIp(clientIp);
     const [outcome, seconds] = await this.call((c) =>
       c.flGreyAttempt(this.greyKeyName(key), now, ip, timing.delaySeconds, timing.retryWindowSeconds, timing.passedTtlSeconds),

@@ -616,7 +616,7 @@ export class SqliteStore extends BaseStore {
    * the row under the write lock; the promise settles with the outcome once
    * committed. greyGet sees the attempt's entry once it is committed.
    */
-  override greyAttempt(key: string, clientIp: string, now: number, timing: GreyTiming): Promise<GreyAttempt> {
+  greyAttempt(key: string, clientIp: string, now: number, timing: GreyTiming): Promise<GreyAttempt> {
     let ip: string;
     try {
       ip = canonicalIp(clientIp);
