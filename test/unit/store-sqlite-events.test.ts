@@ -13,8 +13,8 @@ import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { SqliteStore, type SqliteStoreInternals } from '../../src/store/sqlite/store.js';
 import { MIGRATIONS } from '../../src/store/sqlite/schema.js';
-import { EVENT_BATCH_ROWS } from '../../src/store/sqlite/event-writer.js';
-import { eventsPathFor, EVENTS_VERSION, openEventsDb } from '../../src/store/sqlite/events-file.js';
+import { EVENT_BATCH_ROWS, EVENT_RING_BACKLOG, startEventThread } from '../../src/store/sqlite/event-writer.js';
+import { eventsPathFor, EVENTS_PAGE_SIZE, EVENTS_VERSION, openEventsDb } from '../../src/store/sqlite/events-file.js';
 import type { DecisionEvent, StoreLogger } from '../../src/store/types.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 
@@ -106,6 +106,44 @@ describe('events through the writer thread', () => {
         ['events', 'events_by_ip', 'events_by_rule', 'events_by_ts'],
       );
       assert.match((await s.health()).detail, /frontline\.events\.db \(writer thread\)/);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a new events file has 16 KiB pages; a file made with 4 KiB keeps them', () => {
+    const made = eventsPathFor(fresh());
+    const db = openEventsDb(made, { busyTimeoutMs: 0, synchronous: 'NORMAL' });
+    assert.equal(db.pragma('page_size', { simple: true }), EVENTS_PAGE_SIZE);
+    db.close();
+    const old = eventsPathFor(fresh());
+    const pre = new Database(old);
+    pre.pragma('journal_mode = WAL');
+    pre.exec('CREATE TABLE t (x)');
+    pre.close();
+    const again = openEventsDb(old, { busyTimeoutMs: 0, synchronous: 'NORMAL' });
+    assert.equal(again.pragma('page_size', { simple: true }), 4096);
+    again.close();
+  });
+
+  test('the thread is not woken per batch: it commits at its own tick, when rung by sync, or by a backlog', async () => {
+    const path = fresh();
+    // A thread whose own tick is a minute away: whatever commits sooner was rung.
+    const s = await open(path, {}, { startEventThread: (data) => startEventThread({ ...data, commitEveryMs: 60_000 }) });
+    try {
+      void s.logEvent(ev(1));
+      await s.eventWriter.sync();
+      assert.equal(countEvents(path), 1);
+      void s.logEvent(ev(2));
+      s.eventWriter.post();
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(countEvents(path), 1, 'a posted batch does not wake the thread');
+      await s.eventWriter.sync();
+      assert.equal(countEvents(path), 2, 'sync rings it');
+      const burst: Array<Promise<void>> = [];
+      for (let i = 0; i < EVENT_RING_BACKLOG; i++) burst.push(s.logEvent(ev(10 + i)));
+      await Promise.all(burst); // without the ring this would wait a minute
+      assert.equal(countEvents(path), 2 + EVENT_RING_BACKLOG);
     } finally {
       await s.close();
     }

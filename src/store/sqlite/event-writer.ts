@@ -34,6 +34,12 @@ export const EVENT_FLUSH_MS = 200;
  * millisecond. The thread takes batches that queued up together anyway.
  */
 export const EVENT_BATCH_ROWS = 100;
+/**
+ * The thread wakes by itself every COMMIT_EVERY_MS (event-thread.ts); with
+ * this many events posted and not yet committed it is woken at once, so that
+ * a burst commits in pieces of about this size.
+ */
+export const EVENT_RING_BACKLOG = 1_000;
 /** Events posted and not yet committed, at most; beyond, logEvent rejects at once rather than fill the memory. */
 export const EVENT_BACKLOG_MAX = 200_000;
 /** close() waits this long for the thread to commit what it holds; then it is stopped and the rest written here. */
@@ -65,6 +71,12 @@ interface PruneJob {
   promise: Promise<number>;
   resolve: (n: number) => void;
   reject: (e: unknown) => void;
+}
+
+/** Wake the writer thread that sleeps on this bell (EventThreadData.wake). */
+function ringThread(bell: Int32Array): void {
+  Atomics.store(bell, 0, 1);
+  Atomics.notify(bell, 0);
 }
 
 function newBatch(id: number): Batch {
@@ -120,6 +132,8 @@ export class EventWriter {
   /** The thread checkpoints the store file (it said so when it came up). */
   private checkpointing = false;
   private readonly sink: EventSink;
+  /** The thread's bell (EventThreadData.wake). */
+  private readonly bell = new Int32Array(new SharedArrayBuffer(4));
   private readonly onTimer = (): void => {
     this.timer = undefined;
     this.post();
@@ -172,6 +186,7 @@ export class EventWriter {
     }
     this.posted.set(b.id, b);
     this.postedEvents += b.events;
+    if (this.postedEvents >= EVENT_RING_BACKLOG) this.ring();
     try {
       w.postMessage({ t: 'batch', id: b.id, rows: b.rows } satisfies ThreadRequest);
     } catch {
@@ -190,6 +205,7 @@ export class EventWriter {
   /** Resolves once every event pushed before the call is committed (or has failed). */
   async sync(): Promise<void> {
     this.post();
+    this.ring();
     const waits: Array<Promise<unknown>> = [];
     for (const b of this.posted.values()) waits.push(b.promise);
     for (const p of this.prunes.values()) waits.push(p.promise);
@@ -208,6 +224,7 @@ export class EventWriter {
       });
       this.prunes.set(job.id, job);
       w.postMessage({ t: 'prune', id: job.id, now, opts: job.opts } satisfies ThreadRequest);
+      this.ring();
       this.hold();
       return job.promise;
     }
@@ -227,6 +244,7 @@ export class EventWriter {
     const exited = new Promise<void>((resolve) => w.once('exit', () => resolve()));
     this.hold();
     w.postMessage({ t: 'close' } satisfies ThreadRequest);
+    this.ring();
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), CLOSE_WAIT_MS)));
     if ((await Promise.race([exited, late])) === 'late') {
@@ -243,7 +261,12 @@ export class EventWriter {
     let w: Worker;
     try {
       const cp = this.opts.checkpoint;
-      w = (this.opts.startThread ?? startEventThread)({ path: this.opts.path, ...this.opts.file, ...(cp ? { checkpointPath: cp.path, checkpointMs: cp.everyMs } : {}) });
+      w = (this.opts.startThread ?? startEventThread)({
+        path: this.opts.path,
+        ...this.opts.file,
+        ...(cp ? { checkpointPath: cp.path, checkpointMs: cp.everyMs } : {}),
+        wake: this.bell.buffer as SharedArrayBuffer,
+      });
     } catch (e) {
       this.mode = 'in-process';
       this.opts.logger.error({ err: e instanceof Error ? e.message : String(e), file: this.opts.path }, 'decision log writer thread failed; writing events in-process');
@@ -255,6 +278,11 @@ export class EventWriter {
     w.on('message', (m: ThreadReply) => this.onReply(w, m));
     w.on('error', (e: Error) => this.lost(w, e.message));
     w.on('exit', (code: number) => this.lost(w, `exited with code ${code}`));
+  }
+
+  /** Wake the thread now (it would commit within COMMIT_EVERY_MS anyway). */
+  private ring(): void {
+    if (this.mode === 'thread') ringThread(this.bell);
   }
 
   /** Keep the process alive while the thread holds work; let it exit otherwise (an idle thread is no reason to stay). */

@@ -63,6 +63,14 @@ export function eventsPathFor(path: string): string {
   return dot > slash + 1 ? `${path.slice(0, dot)}.events${path.slice(dot)}` : `${path}.events`;
 }
 
+/**
+ * Page size of a new events file. Rows are ~2 KB (the evidence text) and
+ * are only ever appended: 16 KiB pages take four times fewer WAL frames (two
+ * pwrite calls each) per commit than SQLite's 4 KiB. A file made with
+ * another page size keeps it (WAL mode cannot change it).
+ */
+export const EVENTS_PAGE_SIZE = 16_384;
+
 export interface EventsFileOptions {
   busyTimeoutMs: number;
   synchronous: 'NORMAL' | 'FULL';
@@ -73,6 +81,8 @@ export function openEventsDb(path: string, opts: EventsFileOptions): Database.Da
   const db = new Database(path);
   try {
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs))}`);
+    // Before anything is written (it is a no-op on a file that has pages).
+    db.pragma(`page_size = ${EVENTS_PAGE_SIZE}`);
     if (!isMemoryPath(path)) db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${opts.synchronous === 'FULL' ? 'FULL' : 'NORMAL'}`);
     initEventsSchema(db);
