@@ -72,13 +72,27 @@ const CR = '\r';
 const ATTR_NAME = /^[A-Za-z0-9_.-]+$/;
 const NON_ASCII = /[^\x00-\x7f]/;
 /** The attributes Postfix sends (3.8): valid names, no need to test them against ATTR_NAME. */
-const KNOWN_NAMES: ReadonlySet<string> = new Set([
-  'request', 'protocol_state', 'protocol_name', 'helo_name', 'queue_id', 'sender', 'recipient', 'recipient_count',
-  'client_address', 'client_name', 'client_port', 'reverse_client_name', 'instance', 'sasl_method', 'sasl_username',
-  'sasl_sender', 'size', 'ccert_subject', 'ccert_issuer', 'ccert_fingerprint', 'ccert_pubkey_fingerprint',
-  'encryption_protocol', 'encryption_cipher', 'encryption_keysize', 'etrn_domain', 'stress', 'server_address',
-  'server_port', 'policy_context', 'compatibility_level', 'mail_version',
-]);
+const KNOWN_NAMES: ReadonlyMap<string, string> = new Map(
+  [
+    'request', 'protocol_state', 'protocol_name', 'helo_name', 'queue_id', 'sender', 'recipient', 'recipient_count',
+    'client_address', 'client_name', 'client_port', 'reverse_client_name', 'instance', 'sasl_method', 'sasl_username',
+    'sasl_sender', 'size', 'ccert_subject', 'ccert_issuer', 'ccert_fingerprint', 'ccert_pubkey_fingerprint',
+    'encryption_protocol', 'encryption_cipher', 'encryption_keysize', 'etrn_domain', 'stress', 'server_address',
+    'server_port', 'policy_context', 'compatibility_level', 'mail_version',
+  ].map((n) => [n, n]),
+);
+
+/**
+ * The known attribute that followed each known attribute last time ('' for
+ * the first of a request), shared by every parser. A client sends its
+ * attributes in one fixed order (Postfix's is in its source), so after its
+ * first request a line is usually matched against the guess with one
+ * startsWith: no slice of the name, no hashing it for a lookup, and the
+ * object key is the known name's own string. Bounded: only known names are
+ * learned (at most 32 entries).
+ */
+const FOLLOWS = new Map<string, string>();
+const EQUALS = 0x3d;
 
 export class RequestParser {
   private readonly maxLine: number;
@@ -99,6 +113,8 @@ export class RequestParser {
   private aborted = false;
   /** The chunk being parsed has only ASCII bytes: no value needs re-decoding. */
   private ascii = true;
+  /** The known name of the request's previous attribute ('' before the first, undefined after an unknown one). */
+  private prev: string | undefined = '';
 
   constructor(limits: ParserLimits = {}) {
     this.maxRequest = limits.maxRequestBytes ?? 16384;
@@ -156,12 +172,26 @@ export class RequestParser {
     if (length > this.maxLine) return this.fail('line-too-long', `line longer than ${this.maxLine} bytes`);
     if (this.requestBytes > this.maxRequest) return this.fail('request-too-large', `request larger than ${this.maxRequest} bytes`);
     if (++this.attrCount > this.maxAttrs) return this.fail('too-many-attributes', `more than ${this.maxAttrs} attributes`);
-    const eq = data.indexOf('=', start);
-    if (eq < 0 || eq >= end || eq === start) {
-      return this.fail('malformed-line', `not name=value: ${printable(data.slice(start, Math.min(end, start + 64)))}`);
+    const prev = this.prev;
+    const guess = prev === undefined ? undefined : FOLLOWS.get(prev);
+    let name: string;
+    let eq: number;
+    if (guess !== undefined && data.startsWith(guess, start) && data.charCodeAt(start + guess.length) === EQUALS && start + guess.length < end) {
+      name = guess;
+      eq = start + guess.length;
+      this.prev = guess;
+    } else {
+      eq = data.indexOf('=', start);
+      if (eq < 0 || eq >= end || eq === start) {
+        return this.fail('malformed-line', `not name=value: ${printable(data.slice(start, Math.min(end, start + 64)))}`);
+      }
+      const given = data.slice(start, eq);
+      const known = KNOWN_NAMES.get(given);
+      if (known === undefined && !ATTR_NAME.test(given)) return this.fail('malformed-line', `bad attribute name: ${printable(given.slice(0, 64))}`);
+      name = known ?? given;
+      if (prev !== undefined && known !== undefined) FOLLOWS.set(prev, known);
+      this.prev = known;
     }
-    const name = data.slice(start, eq);
-    if (!KNOWN_NAMES.has(name) && !ATTR_NAME.test(name)) return this.fail('malformed-line', `bad attribute name: ${printable(name.slice(0, 64))}`);
     const raw = data.slice(eq + 1, end);
     this.attrs[name] = !this.ascii && NON_ASCII.test(raw) ? Buffer.from(raw, 'latin1').toString('utf8') : raw;
   }
@@ -207,6 +237,7 @@ export class RequestParser {
   }
 
   private reset(): void {
+    this.prev = '';
     this.attrs = {};
     this.attrCount = 0;
     this.requestBytes = 0;

@@ -60,6 +60,24 @@ describe('RequestParser', () => {
     assert.equal(Object.keys(attrs).length, 30);
   });
 
+  test('clients with different attribute orders, names that start with another name: each request parsed as sent', () => {
+    // The parser guesses each name from the order it saw last (protocol.ts FOLLOWS): a wrong guess must cost nothing but time.
+    const a = 'request=smtpd_access_policy\nrecipient=r@x.test\nrecipient_count=0\nsender=s@x.test\nclient_address=192.0.2.1\n\n';
+    const b = 'request=smtpd_access_policy\nrecipient_count=2\nrecipient=q@x.test\nsender_x=1\nsender=t@x.test\nsender=\nclient_address\n\n';
+    const c = 'request=smtpd_access_policy\nrecipient=r@x.test\nrecipient_count=0\nsenderfoo=1\nclient_address=192.0.2.9\n\n';
+    const parser = new RequestParser();
+    for (let round = 0; round < 3; round++) {
+      const events = parser.push(Buffer.from(a + b + c + a));
+      assert.deepEqual(events.map((e) => e.kind), ['request', 'invalid', 'request', 'request']);
+      const [first, third, fourth] = requests(events);
+      assert.deepEqual({ ...first }, { request: 'smtpd_access_policy', recipient: 'r@x.test', recipient_count: '0', sender: 's@x.test', client_address: '192.0.2.1' });
+      assert.deepEqual({ ...third }, { request: 'smtpd_access_policy', recipient: 'r@x.test', recipient_count: '0', senderfoo: '1', client_address: '192.0.2.9' });
+      assert.deepEqual(fourth, first);
+    }
+    const [d] = requests(parser.push(Buffer.from('request=smtpd_access_policy\nrecipient_count=2\nrecipient=q@x.test\nsender_x=1\nsender=t@x.test\n\n')));
+    assert.deepEqual({ ...d }, { request: 'smtpd_access_policy', recipient_count: '2', recipient: 'q@x.test', sender_x: '1', sender: 't@x.test' });
+  });
+
   test('values may contain "=" and UTF-8', () => {
     const [attrs] = requests(new RequestParser().push(Buffer.from('request=smtpd_access_policy\nsender=a=b@xn--bcher-kva.example\nccert_subject=CN=Jörg\n\n')));
     assert.equal(attrs.sender, 'a=b@xn--bcher-kva.example');
