@@ -23,7 +23,7 @@ export function storeConfigOf(config: Config, memory = false): StoreConfig {
   const s = config.store;
   if (memory) return { backend: 'sqlite', path: ':memory:', pollMs: 0 };
   if (s.backend === 'redis') return { backend: 'redis', url: s.redis.url, prefix: s.redis.prefix };
-  return { backend: 'sqlite', path: resolve(s.path ?? join(config.data_dir, 'frontline.db')) };
+  return { backend: 'sqlite', path: resolve(s.path ?? join(config.data_dir, 'frontline.db')), writerNice: s.events.writer_nice };
 }
 
 /** Addresses the store must never ban: store.never_ban, my_networks and the `allow` list's IP entries (loopback is added by the store). */

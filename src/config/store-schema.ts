@@ -58,6 +58,8 @@ export const storeSchema = z
         max_age_s: nonNegInt.default(30 * 86400),
         /** At most this many decisions are kept (the newest); 0 = no cap. */
         max_rows: nonNegInt.default(1_000_000),
+        /** SQLite, Linux: the nice value (0–19) of the threads that write the decision log; 19 = yield the CPU to the answers. */
+        writer_nice: z.number().int().min(0).max(19).default(19),
       }),
     ),
   })

@@ -334,6 +334,8 @@ export interface SqliteStoreConfig {
   busyTimeoutMs?: number;
   /** How often to read the change table written by other processes (ms; 0 = never). Default 500. */
   pollMs?: number;
+  /** Nice value of the decision log's writer thread (Linux; 0–19). Default 19 (WRITER_NICE). */
+  writerNice?: number;
 }
 
 export interface RedisStoreConfig {

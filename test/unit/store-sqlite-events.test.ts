@@ -4,7 +4,7 @@
 // file all log, and a thread that cannot start or dies costs no event.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -146,6 +146,31 @@ describe('events through the writer thread', () => {
       assert.equal(countEvents(path), 2 + EVENT_RING_BACKLOG);
     } finally {
       await s.close();
+    }
+  });
+
+  test('the writer thread runs at the configured nice value (Linux)', { skip: process.platform !== 'linux' && 'Linux only' }, async () => {
+    /** Nice values of this process's threads (field 19 of /proc/self/task/TID/stat, after the command name). */
+    const nices = (): number[] =>
+      readdirSync('/proc/self/task').flatMap((tid) => {
+        try {
+          const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+          return [Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])];
+        } catch {
+          return []; // the thread ended meanwhile
+        }
+      });
+    const before = nices().filter((n) => n === 19).length;
+    for (const [writerNice, more] of [[undefined, 1], [7, 0], [0, 0]] as const) {
+      const s = await SqliteStore.open({ backend: 'sqlite', path: fresh(), pollMs: 0, ...(writerNice !== undefined ? { writerNice } : {}) }, { purgeIntervalSeconds: 0 });
+      try {
+        void s.logEvent(ev(1));
+        await s.eventWriter.sync();
+        assert.equal(nices().filter((n) => n === 19).length, before + more, `writerNice ${writerNice}: one thread at 19 by default`);
+        if (writerNice === 7) assert.ok(nices().includes(7), 'a thread at 7');
+      } finally {
+        await s.close();
+      }
     }
   });
 

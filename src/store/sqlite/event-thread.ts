@@ -14,6 +14,8 @@
 // post (every 100 events), on two busy vCPUs it took the CPU from the event
 // loops fifty times a second per worker, for small commits (docs/performance.md).
 
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { EVENT_WIDTH, EventSink, openEventsDb, type EventsFileOptions } from './events-file.js';
@@ -43,6 +45,8 @@ export interface EventThreadData extends EventsFileOptions {
    * that nobody rings, and so commits every COMMIT_EVERY_MS.
    */
   wake?: SharedArrayBuffer;
+  /** Nice value this thread sets for itself (Linux; store.events.writer_nice); absent or 0: unchanged. */
+  nice?: number;
   /** How often the thread wakes by itself (default COMMIT_EVERY_MS; tests make it long). */
   commitEveryMs?: number;
 }
@@ -77,10 +81,25 @@ function checkpointer(path: string, everyMs: number): { tick: (now: number) => v
   };
 }
 
+/**
+ * Lower this thread's scheduling priority (Linux: setpriority on its own
+ * thread id, found through /proc/thread-self). Its commits can wait; the
+ * event loops answering Postfix cannot. Elsewhere, or refused: unchanged.
+ */
+function lowerPriority(nice: number): void {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isInteger(tid) && tid > 0) setPriority(tid, nice);
+  } catch {
+    // not Linux, or not allowed: the thread runs at the process's priority
+  }
+}
+
 function main(): void {
   const port = parentPort;
   if (!port) throw new Error('event-thread: not started as a worker thread');
   const data = workerData as EventThreadData;
+  if (data.nice !== undefined && data.nice > 0) lowerPriority(data.nice);
   const reply = (m: ThreadReply): void => port.postMessage(m);
 
   let db: Database.Database;

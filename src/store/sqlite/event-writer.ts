@@ -103,6 +103,8 @@ export interface EventWriterOptions {
   /** This thread's connection to it: writes when there is no thread. */
   db: Database.Database;
   file: EventsFileOptions;
+  /** Nice value for the thread (EventThreadData.nice); absent = the process's. */
+  nice?: number;
   logger: StoreLogger;
   /** Never start a thread (in-memory stores: a thread cannot share the database). */
   inProcess: boolean;
@@ -266,6 +268,7 @@ export class EventWriter {
         ...this.opts.file,
         ...(cp ? { checkpointPath: cp.path, checkpointMs: cp.everyMs } : {}),
         wake: this.bell.buffer as SharedArrayBuffer,
+        ...(this.opts.nice !== undefined ? { nice: this.opts.nice } : {}),
       });
     } catch (e) {
       this.mode = 'in-process';
