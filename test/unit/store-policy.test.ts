@@ -97,7 +97,7 @@ describe('config: store, greylist, ratelimits, spamtraps', () => {
     assert.deepEqual(c.store.redis, { url: 'redis://127.0.0.1:6379', prefix: 'fl:' });
     assert.equal(c.store.on_unavailable, 'defer');
     assert.deepEqual(c.store.bans, { base_s: 3600, factor: 2, max_s: 2592000, jitter: 0.1, forget_after_s: 7776000 });
-    assert.deepEqual(c.store.events, { max_age_s: 2592000, max_rows: 1000000 });
+    assert.deepEqual(c.store.events, { max_age_s: 2592000, max_rows: 1000000, writer_nice: 19 });
     assert.equal(c.greylist.enabled, false);
     assert.equal(c.greylist.delay_s, 300);
     assert.deepEqual(c.greylist.subnet, { v4: 24, v6: 64 });
@@ -115,6 +115,7 @@ describe('config: store, greylist, ratelimits, spamtraps', () => {
       'ratelimits:\n  - { name: a, key: client, capacity: 1, per_s: 1 }\n  - { name: a, key: sender, capacity: 1, per_s: 1 }',
       'ratelimits:\n  - { name: a, key: ip, capacity: 1, per_s: 1 }',
       'spamtraps: [not-an-address]',
+      'store: { events: { writer_nice: 20 } }',
     ];
     const want = [
       /x\.yaml:1:19: store\.backend: expected one of sqlite\|redis/,
@@ -125,6 +126,7 @@ describe('config: store, greylist, ratelimits, spamtraps', () => {
       /x\.yaml:3:13: ratelimits\[1\]\.name: duplicate rate limit name \(also ratelimits\[0\]\)/,
       /ratelimits\[0\]\.key: expected one of client\|sender\|sasl_user\|rcpt_domain/,
       /spamtraps\[0\]: expected an e-mail address/,
+      /store\.events\.writer_nice: /,
     ];
     bad.forEach((yaml, i) => assert.throws(() => parseConfig(yaml, 'x.yaml'), (e: Error) => want[i].test(e.message) || assert.fail(`${yaml}\n${e.message}`)));
   });
