@@ -34,8 +34,11 @@ export function workerCount(setting: WorkersSetting): number {
  * (request attributes, evidence, the log line), and the scavenger was ~7–12%
  * of a worker's CPU in profiles. With 64 MB, bench/policy-server.ts measured
  * 153 µs of CPU per decision against 170–188 µs in paired runs; later runs
- * with 16, 32 and 64 MB were within the machine's noise of each other
- * (docs/performance.md).
+ * with 16, 32 and 64 MB were within the machine's noise of each other in
+ * CPU. Once the rest of the p99 was gone, the young generation's size set
+ * it: 128 MB against 64 MB in three pairs of three runs, p99 4.30–5.05 ms
+ * against 4.80–5.31, the rate the same; 16 MB gave 5.76–6.43 ms
+ * (docs/performance.md). A worker's RSS stayed ~300–335 MB either way.
  *
  * No parallel scavenge: V8's young-generation scavenger shares its work
  * with helper threads that, with one worker per core, only take CPU from
@@ -51,7 +54,7 @@ export function workerCount(setting: WorkersSetting): number {
 export function workerExecArgv(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): string[] {
   const given = (flag: string): boolean => [...execArgv, nodeOptions].some((a) => a.includes(flag));
   const out = [...execArgv];
-  if (!given('--max-semi-space-size')) out.push('--max-semi-space-size=64');
+  if (!given('--max-semi-space-size')) out.push('--max-semi-space-size=128');
   if (!given('parallel-scavenge') && !given('single-threaded-gc')) out.push('--no-parallel-scavenge');
   return out;
 }

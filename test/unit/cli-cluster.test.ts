@@ -143,10 +143,10 @@ describe('frontline serve --workers', () => {
 });
 
 describe('worker node flags', () => {
-  test('workers get a 64 MB semi-space and a scavenger without helper threads unless already given', () => {
-    assert.deepEqual(workerExecArgv(['--enable-source-maps'], ''), ['--enable-source-maps', '--max-semi-space-size=64', '--no-parallel-scavenge']);
+  test('workers get a 128 MB semi-space and a scavenger without helper threads unless already given', () => {
+    assert.deepEqual(workerExecArgv(['--enable-source-maps'], ''), ['--enable-source-maps', '--max-semi-space-size=128', '--no-parallel-scavenge']);
     assert.deepEqual(workerExecArgv(['--max-semi-space-size=8'], ''), ['--max-semi-space-size=8', '--no-parallel-scavenge']);
     assert.deepEqual(workerExecArgv(['--parallel-scavenge'], '--max-semi-space-size=32 --trace-warnings'), ['--parallel-scavenge']);
-    assert.deepEqual(workerExecArgv([], '--single-threaded-gc'), ['--max-semi-space-size=64']);
+    assert.deepEqual(workerExecArgv([], '--single-threaded-gc'), ['--max-semi-space-size=128']);
   });
 });
