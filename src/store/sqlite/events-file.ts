@@ -64,7 +64,7 @@ export function eventsPathFor(path: string): string {
 }
 
 /**
- * Page size of a new events file. Rows are ~2 KB (the evidence text) and
+ * Page size of a new events file. Rows are 1–2 KB (the evidence text) and
  * are only ever appended: 16 KiB pages take four times fewer WAL frames (two
  * pwrite calls each) per commit than SQLite's 4 KiB. A file made with
  * another page size keeps it (WAL mode cannot change it).
