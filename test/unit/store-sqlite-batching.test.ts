@@ -10,10 +10,18 @@ import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { openStore } from '../../src/store/index.js';
 
-test('sqlite: greyPut settles before the event batch timer; close() commits queued events', async () => {
+/** Run `fn` with the path of a fresh database in a temporary directory, removed afterwards. */
+async function withDatabase(name: string, fn: (path: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fl-batch-'));
-  const path = join(dir, 'a.db');
   try {
+    await fn(join(dir, name));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('sqlite: greyPut settles before the event batch timer; close() commits queued events', () =>
+  withDatabase('a.db', async (path) => {
     const store = await openStore({ backend: 'sqlite', path }, { purgeIntervalSeconds: 0 });
     const now = Date.now();
     // Queue an event (not awaited: it settles when its batch commits).
@@ -41,15 +49,10 @@ test('sqlite: greyPut settles before the event batch timer; close() commits queu
     const events = await again.queryEvents({ limit: 10 });
     assert.deepEqual(events.map((e) => e.clientIp).sort(), ['192.0.2.1', '192.0.2.2']);
     await again.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('sqlite: a lone greylist write commits within three loop turns; four or more commit in the first', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fl-batch-'));
-  const path = join(dir, 'g.db');
-  try {
+test('sqlite: a lone greylist write commits within three loop turns; four or more commit in the first', () =>
+  withDatabase('g.db', async (path) => {
     const store = await openStore({ backend: 'sqlite', path }, { purgeIntervalSeconds: 0 });
     const now = Date.now();
     const entry = { firstSeen: now, lastSeen: now, attempts: 1, passes: 0, clientIp: '192.0.2.1', expiresAt: now + 60_000 };
@@ -69,7 +72,4 @@ test('sqlite: a lone greylist write commits within three loop turns; four or mor
     assert.ok(four <= lone && four <= 2, `four entries took ${four} turns`);
     assert.equal((await store.greyList()).length, 5);
     await store.close();
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  }));
