@@ -79,7 +79,7 @@ async function measure(dnsServer: string, setting: Setting): Promise<number[]> {
 
 const dns = await startFixtureDns(loadZoneYaml(WORLD));
 console.log(`policy in process: compiled, ${DECISIONS.toLocaleString('en-US')} decisions × ${ROUNDS} rounds after 5,000 to warm up; load average ${os.loadavg()[0].toFixed(2)}`);
-for (const setting of ['no store', 'store, no decision log', 'store and decision log'] as Setting[]) {
+for (const setting of (process.env.ONLY ? [process.env.ONLY] : ['no store', 'store, no decision log', 'store and decision log']) as Setting[]) {
   const us = await measure(dns.server, setting);
   const sorted = [...us].sort((a, b) => a - b);
   console.log(`  ${setting.padEnd(24)} ${sorted[Math.floor(sorted.length / 2)].toFixed(1)} µs per decision (median; rounds ${us.map((u) => u.toFixed(1)).join(', ')})`);

@@ -120,7 +120,7 @@ async function measureCeiling(): Promise<{ rate: number; p99: number; serverUs: 
 async function measure(dnsServer: string, entry: string[] | undefined, profDir: string): Promise<Run> {
   const tmp = mkdtempSync(join(os.tmpdir(), 'frontline-bench-'));
   const config = join(tmp, 'bench.yaml');
-  const lines = ['log:', '  level: info', '  file: /dev/null', 'headers:', '  authserv_id: mx.bench.test', `workers: ${WORKERS}`];
+  const lines = ['log:', `  level: ${process.env.LVL ?? 'info'}`, '  file: /dev/null', 'headers:', '  authserv_id: mx.bench.test', `workers: ${WORKERS}`];
   if (!EVIDENCE_CACHE) lines.push('policy:', '  evidence_cache:', '    ttl_s: 0');
   writeFileSync(config, `${lines.join('\n')}\n`);
   const server = await startServe(['--config', config, '--dns', dnsServer, '--policy-listen', '127.0.0.1:0', '--data-dir', join(tmp, 'data')], {
@@ -157,6 +157,7 @@ async function measure(dnsServer: string, entry: string[] | undefined, profDir: 
   const elapsed = load.elapsed;
   if (THREADS) for (const line of threadSplit(threads0, threads1, load.sorted.length)) console.log(`  ${line}`);
   const osLoad = os.loadavg()[0];
+  writeFileSync("/tmp/serve-stdout.txt", server.stdout());
   await server.stop();
   rmSync(tmp, { recursive: true, force: true });
   return {

@@ -64,14 +64,20 @@ export function compactEvidenceJson(evidence: Array<Evidence | EventEvidence>): 
   // which cost more than the serialising itself. The brackets go into the
   // first and last parts, so that the join's flat string is the result.
   if (evidence.length === 0) return '[]';
+  const parts = compactEvidencePieces(evidence);
+  parts[0] = `[${parts[0]}`;
+  parts[parts.length - 1] += ']';
+  return parts.join(',');
+}
+
+/** The elements of compactEvidenceJson's array, each entry's JSON text (a frozen entry's made once). */
+export function compactEvidencePieces(evidence: Array<Evidence | EventEvidence>): string[] {
   const parts = new Array<string>(evidence.length);
   for (let i = 0; i < evidence.length; i++) {
     const rec = memoOf(evidence[i]);
     parts[i] = rec === undefined ? JSON.stringify(compactCopy(evidence[i])) : (rec.json ??= JSON.stringify(rec.compact));
   }
-  parts[0] = `[${parts[0]}`;
-  parts[parts.length - 1] += ']';
-  return parts.join(',');
+  return parts;
 }
 
 function cut(v: string | undefined): string | undefined {

@@ -16,9 +16,10 @@
 
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
+import { deserialize } from 'node:v8';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { EVENT_WIDTH, EventSink, openEventsDb, type EventsFileOptions } from './events-file.js';
+import { EVENT_WIDTH, EventSink, openEventsDb, type EventsFileOptions, type PackedBatch } from './events-file.js';
 import { toThreadError } from './faults.js';
 import type { ThreadReply, ThreadRequest } from './event-writer.js';
 
@@ -114,7 +115,7 @@ function main(): void {
   }
 
   let ids: number[] = [];
-  let batches: unknown[][] = [];
+  let batches: PackedBatch[] = [];
   let size = 0;
   const commit = (): void => {
     if (ids.length === 0) return;
@@ -133,12 +134,14 @@ function main(): void {
 
   const handle = (m: Exclude<ThreadRequest, { t: 'close' }>): void => {
     switch (m.t) {
-      case 'batch':
+      case 'batch': {
+        const batch = deserialize(m.bytes) as PackedBatch;
         ids.push(m.id);
-        batches.push(m.rows);
-        size += m.rows.length / EVENT_WIDTH;
+        batches.push(batch);
+        size += batch.rows.length / EVENT_WIDTH;
         if (size >= MAX_EVENTS_PER_COMMIT) commit();
         return;
+      }
       case 'prune':
         commit();
         try {

@@ -8,15 +8,26 @@
 // Events cross to the thread "packed": EVENT_WIDTH values per event in one
 // flat array per batch (cheap to post: no object per event, no keys), and are
 // cleaned (cut, canonical IP, compact evidence) and serialised in the thread.
+//
+// Evidence is stored by reference: each entry's JSON text ("piece") goes once
+// into `evidence_pieces`, and an event's `evidence` column holds `#id,id,…`
+// (rows written before version 2 hold the JSON array itself; both are read).
+// Decisions repeat their evidence — the evidence cache hands the same entries
+// to every message of a client, and "not banned", "not authenticated" are the
+// same for everyone — and the ~1–2 KB of JSON per row was most of what the
+// writer thread wrote (twice: the WAL, then the checkpoint), and most of its
+// CPU, in the kernel. Each writer remembers the pieces it stored this hour
+// (EvidencePieces); a new hour starts afresh, so retention can drop the
+// pieces of the hours no remaining event can refer to.
 
 import Database from 'better-sqlite3';
 import { domainOf } from '../../core/address.js';
 import { StoreUnavailableError } from '../errors.js';
-import { cleanEvent, compactEvidenceJson, rcptDomains } from '../events.js';
+import { cleanEvent, compactEvidencePieces, rcptDomains } from '../events.js';
 import type { DecisionEvent, PruneOptions } from '../types.js';
 
-/** Version of the events file's layout, kept in its `user_version`. */
-export const EVENTS_VERSION = 1;
+/** Version of the events file's layout, kept in its `user_version`: 2 added evidence_pieces. */
+export const EVENTS_VERSION = 2;
 
 /** The events table and the indexes its queries use (as the store file had them up to schema version 2). */
 export const EVENTS_SCHEMA = `
@@ -40,6 +51,20 @@ export const EVENTS_SCHEMA = `
   CREATE INDEX IF NOT EXISTS events_by_ts ON events (ts);
   CREATE INDEX IF NOT EXISTS events_by_ip ON events (client_ip, ts);
   CREATE INDEX IF NOT EXISTS events_by_rule ON events (rule, ts);
+`;
+
+/**
+ * Version 2: the evidence entries events refer to (`#id,…` in
+ * events.evidence). `hour` is the hour (ms since the epoch / 3,600,000) of
+ * the writer's clock when the piece was stored.
+ */
+export const PIECES_SCHEMA = `
+  CREATE TABLE IF NOT EXISTS evidence_pieces (
+    id INTEGER PRIMARY KEY,
+    hour INTEGER NOT NULL,
+    json TEXT NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS evidence_pieces_by_hour ON evidence_pieces (hour);
 `;
 
 /** Every column, in table order (the migration copies them all, ids included). */
@@ -97,7 +122,7 @@ function eventsVersion(db: Database.Database): number {
   return db.pragma('user_version', { simple: true }) as number;
 }
 
-/** Create the events table if the file is new; refuse a file laid out by a newer frontline. */
+/** Create the events tables if the file is new (add the pieces table to a version 1 file); refuse a file laid out by a newer frontline. */
 export function initEventsSchema(db: Database.Database): void {
   const v = eventsVersion(db);
   if (v > EVENTS_VERSION) {
@@ -107,6 +132,7 @@ export function initEventsSchema(db: Database.Database): void {
   db.transaction(() => {
     if (eventsVersion(db) >= EVENTS_VERSION) return; // another process made it meanwhile
     db.exec(EVENTS_SCHEMA);
+    db.exec(PIECES_SCHEMA);
     db.pragma(`user_version = ${EVENTS_VERSION}`);
   }).immediate();
 }
@@ -117,12 +143,49 @@ export function initEventsSchema(db: Database.Database): void {
 export const EVENT_WIDTH = 12;
 
 /**
- * Append an event's values to a batch. Its evidence goes as the JSON text the
- * events table stores (compactEvidenceJson); only its rcpts array is kept by
- * reference (until the batch is posted).
+ * A batch as it crosses to the writer thread: EVENT_WIDTH values per event
+ * in `rows`; an event's evidence is a list of indices into `pieces`, the
+ * batch's distinct evidence entry texts, so that an entry a hundred events
+ * share is posted (copied, deserialised, looked up) once per batch, not a
+ * hundred times.
  */
-export function packEvent(rows: unknown[], e: DecisionEvent): void {
-  rows.push(e.ts, e.sessionId, e.clientIp, e.helo, e.from, e.rcpts, e.stage, e.action, e.code, e.rule, e.text, compactEvidenceJson(e.evidence ?? []));
+export interface PackedBatch {
+  rows: unknown[];
+  pieces: string[];
+}
+
+/** A PackedBatch being filled, with the index of its pieces. */
+export interface FillingBatch extends PackedBatch {
+  pieceIndex: Map<string, number>;
+}
+
+export function newPackedBatch(): FillingBatch {
+  return { rows: [], pieces: [], pieceIndex: new Map() };
+}
+
+/** What crosses: the batch without its index. */
+export function packedOf(b: FillingBatch): PackedBatch {
+  return { rows: b.rows, pieces: b.pieces };
+}
+
+/**
+ * Append an event's values to a batch. Its evidence goes as the JSON text of
+ * each entry (compactEvidencePieces: made once per frozen entry), by index
+ * into the batch's pieces; only its rcpts array is kept by reference (until
+ * the batch is posted).
+ */
+export function packEvent(b: FillingBatch, e: DecisionEvent): void {
+  const texts = compactEvidencePieces(e.evidence ?? []);
+  const refs = new Array<number>(texts.length);
+  for (let i = 0; i < texts.length; i++) {
+    let k = b.pieceIndex.get(texts[i]);
+    if (k === undefined) {
+      k = b.pieces.push(texts[i]) - 1;
+      b.pieceIndex.set(texts[i], k);
+    }
+    refs[i] = k;
+  }
+  b.rows.push(e.ts, e.sessionId, e.clientIp, e.helo, e.from, e.rcpts, e.stage, e.action, e.code, e.rule, e.text, refs);
 }
 
 function unpackEvent(rows: readonly unknown[], i: number): DecisionEvent {
@@ -133,7 +196,7 @@ function unpackEvent(rows: readonly unknown[], i: number): DecisionEvent {
     stage: rows[i + 6] as string,
     action: rows[i + 7] as string,
     rule: rows[i + 9] as string,
-    // The evidence travels as JSON text (packEvent); the writer stores that text as it is.
+    // The evidence travels as references to the batch's pieces (packEvent); the writer stores references to stored pieces.
     evidence: [],
   };
   if (rows[i + 1] !== undefined) e.sessionId = rows[i + 1] as string;
@@ -148,13 +211,13 @@ function unpackEvent(rows: readonly unknown[], i: number): DecisionEvent {
  * A copy of a batch that can be posted when the batch itself cannot
  * (recipients that structured clone refuses): recipients as text.
  */
-export function plainBatch(rows: readonly unknown[]): unknown[] {
-  const out = rows.slice();
+export function plainBatch(b: PackedBatch): PackedBatch {
+  const out = b.rows.slice();
   for (let i = 0; i < out.length; i += EVENT_WIDTH) {
     const rcpts = out[i + 5];
     out[i + 5] = Array.isArray(rcpts) ? rcpts.map((r) => String(r)) : [];
   }
-  return out;
+  return { rows: out, pieces: b.pieces };
 }
 
 export interface WriteResult {
@@ -164,11 +227,110 @@ export interface WriteResult {
   problem?: string;
 }
 
+const HOUR_MS = 3_600_000;
+/** Pieces a writer remembers (their text and id); beyond, it starts afresh (and stores a piece again when it recurs). */
+export const PIECES_REMEMBERED = 20_000;
+
+/**
+ * The pieces one writer has stored for the events of one hour (of their
+ * `ts`), by text: an event refers only to pieces stored under its own hour,
+ * so retention may drop every piece of an hour before its oldest remaining
+ * event's (EventSink.prune), whatever the clocks did. Only used inside
+ * EventSink.write's transaction; forgotten if that transaction fails (its
+ * pieces were rolled back), when an event of another hour comes, and when
+ * it is full.
+ */
+class EvidencePieces {
+  private hour = NaN;
+  private readonly ids = new Map<string, number>();
+  private readonly insert: Database.Statement<[number, string]>;
+
+  constructor(db: Database.Database) {
+    this.insert = db.prepare('INSERT INTO evidence_pieces (hour, json) VALUES (?, ?)');
+  }
+
+  /** The id of a piece stored under `hour` (storing it if this writer has not yet). */
+  idOf(hour: number, text: string): number {
+    if (hour !== this.hour || this.ids.size >= PIECES_REMEMBERED) {
+      this.ids.clear();
+      this.hour = hour;
+    }
+    let id = this.ids.get(text);
+    if (id === undefined) {
+      id = Number(this.insert.run(hour, text).lastInsertRowid);
+      this.ids.set(text, id);
+    }
+    return id;
+  }
+
+  forget(): void {
+    this.ids.clear();
+  }
+}
+
+/**
+ * The `evidence` column's text for a packed event's evidence (indices into
+ * its batch's pieces): `#id,…`, storing the pieces this writer has not
+ * stored under the event's hour. `ids` holds the stored id of each of the
+ * batch's pieces once known (for the hour `ids.hour`).
+ */
+function evidenceColumn(ts: number, value: unknown, batch: PackedBatch, ids: BatchIds, pieces: EvidencePieces): string {
+  if (!Array.isArray(value) || value.length === 0) return '[]';
+  const texts = batch.pieces;
+  for (const k of value) if (typeof k !== 'number' || typeof texts[k] !== 'string') return '[]';
+  const hour = Math.floor(ts / HOUR_MS);
+  if (hour !== ids.hour) {
+    ids.hour = hour;
+    ids.of.length = 0;
+  }
+  let out = '#';
+  for (let i = 0; i < value.length; i++) {
+    const k = value[i] as number;
+    const id = (ids.of[k] ??= pieces.idOf(hour, texts[k]));
+    out += i === 0 ? id : `,${id}`;
+  }
+  return out;
+}
+
+/** The stored ids of one batch's pieces, for one hour. */
+interface BatchIds {
+  hour: number;
+  of: number[];
+}
+
+/**
+ * The JSON array text of events' `evidence` columns: references resolved
+ * through evidence_pieces (one query for all of them), JSON text as it is.
+ * A piece that is missing (a file edited by hand) is left out.
+ */
+export function evidenceTexts(db: Database.Database, columns: readonly string[]): string[] {
+  const wanted = new Set<number>();
+  for (const c of columns) {
+    if (!c.startsWith('#')) continue;
+    for (const id of c.slice(1).split(',')) wanted.add(Number(id));
+  }
+  if (wanted.size === 0) return columns.slice();
+  const json = new Map<number, string>();
+  const rows = db.prepare<[string], { id: number; json: string }>('SELECT id, json FROM evidence_pieces WHERE id IN (SELECT value FROM json_each(?))').all(JSON.stringify([...wanted]));
+  for (const r of rows) json.set(r.id, r.json);
+  return columns.map((c) => {
+    if (!c.startsWith('#')) return c;
+    const parts: string[] = [];
+    for (const id of c.slice(1).split(',')) {
+      const p = json.get(Number(id));
+      if (p !== undefined) parts.push(p);
+    }
+    return `[${parts.join(',')}]`;
+  });
+}
+
 /** Writes packed batches and applies retention, on one connection to an events file. */
 export class EventSink {
   private readonly insert: Database.Statement;
+  private readonly pieces: EvidencePieces;
 
   constructor(private readonly db: Database.Database) {
+    this.pieces = new EvidencePieces(db);
     this.insert = db.prepare(
       `INSERT INTO events (ts, session_id, client_ip, helo, mail_from, from_domain, rcpts, rcpt_domains, stage, action, code, rule, text, evidence)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -176,15 +338,26 @@ export class EventSink {
   }
 
   /** Every event of these batches, in one transaction. SQLite faults throw (nothing is written); a malformed event is skipped. */
-  write(batches: ReadonlyArray<readonly unknown[]>): WriteResult {
+  write(batches: readonly PackedBatch[]): WriteResult {
+    try {
+      return this.writeAll(batches);
+    } catch (e) {
+      this.pieces.forget(); // the pieces it stored were rolled back
+      throw e;
+    }
+  }
+
+  private writeAll(batches: readonly PackedBatch[]): WriteResult {
     return this.db
       .transaction((): WriteResult => {
         const r: WriteResult = { written: 0, skipped: 0 };
-        for (const rows of batches) {
+        for (const batch of batches) {
+          const rows = batch.rows;
+          const ids: BatchIds = { hour: NaN, of: [] };
           for (let i = 0; i + EVENT_WIDTH <= rows.length; i += EVENT_WIDTH) {
             try {
               const e = cleanEvent(unpackEvent(rows, i));
-              const evidence = rows[i + 11];
+              const evidence = evidenceColumn(e.ts, rows[i + 11], batch, ids, this.pieces);
               this.insert.run(
                 e.ts,
                 e.sessionId ?? null,
@@ -199,7 +372,7 @@ export class EventSink {
                 e.code ?? null,
                 e.rule,
                 e.text ?? null,
-                typeof evidence === 'string' ? evidence : '[]',
+                evidence,
               );
               r.written++;
             } catch (err) {
@@ -231,6 +404,11 @@ export class EventSink {
             n += db.prepare('DELETE FROM events WHERE ts < ? OR (ts = ? AND id <= ?)').run(first.ts, first.ts, first.id).changes;
           }
         }
+        // Pieces of the hours before the oldest remaining event's (EvidencePieces): no event refers
+        // to them. Never this hour's or the last: other processes' writers still use theirs.
+        const oldest = db.prepare<[], { ts: number | null }>('SELECT min(ts) AS ts FROM events').get()?.ts ?? null;
+        const before = Math.min(oldest === null ? Infinity : Math.floor(oldest / HOUR_MS), Math.floor(now / HOUR_MS) - 1);
+        if (db.prepare('DELETE FROM evidence_pieces WHERE hour < ?').run(before).changes > 0) this.pieces.forget();
         return n;
       })
       .immediate();

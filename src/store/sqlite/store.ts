@@ -57,7 +57,7 @@ import type {
 } from '../types.js';
 import type { EventThreadData } from './event-thread.js';
 import { EventWriter } from './event-writer.js';
-import { eventsPathFor, isMemoryPath, openEventsDb } from './events-file.js';
+import { eventsPathFor, evidenceTexts, isMemoryPath, openEventsDb } from './events-file.js';
 import { isBusy, translate } from './faults.js';
 import { migrate, refuseNewer } from './schema.js';
 
@@ -187,7 +187,8 @@ function entryFromRow(r: ListEntryRow): ListEntry {
   return e;
 }
 
-function eventFromRow(r: EventRow): DecisionEvent {
+/** An event from its row; `evidence` is the row's evidence as JSON array text (evidenceTexts). */
+function eventFromRow(r: EventRow, evidence: string): DecisionEvent {
   const e: DecisionEvent = {
     id: String(r.id),
     ts: r.ts,
@@ -196,7 +197,7 @@ function eventFromRow(r: EventRow): DecisionEvent {
     stage: r.stage,
     action: r.action,
     rule: r.rule,
-    evidence: JSON.parse(r.evidence) as DecisionEvent['evidence'],
+    evidence: JSON.parse(evidence) as DecisionEvent['evidence'],
   };
   if (r.session_id !== null) e.sessionId = r.session_id;
   if (r.helo !== null) e.helo = r.helo;
@@ -831,7 +832,11 @@ export class SqliteStore extends BaseStore {
     }
     const sql = `SELECT * FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ts DESC, id DESC LIMIT ?`;
     args.push(eventLimit(q));
-    return this.run(() => this.evdb.prepare<unknown[], EventRow>(sql).all(...args)).map(eventFromRow);
+    return this.run(() => {
+      const rows = this.evdb.prepare<unknown[], EventRow>(sql).all(...args);
+      const evidence = evidenceTexts(this.evdb, rows.map((r) => r.evidence));
+      return rows.map((r, i) => eventFromRow(r, evidence[i]));
+    });
   }
 
   /** After every event logged before the call; a write, so it runs in the writer thread when there is one. */
