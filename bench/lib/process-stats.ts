@@ -67,8 +67,8 @@ export function userCpuSeconds(pid: number): number {
 }
 
 /** CPU seconds per thread of some processes, keyed "pid/tid", from /proc/<pid>/task. */
-export function threadCpuSeconds(pids: number[]): Map<string, { user: number; sys: number; main: boolean; name: string }> {
-  const out = new Map<string, { user: number; sys: number; main: boolean; name: string }>();
+export function threadCpuSeconds(pids: number[]): Map<string, { user: number; sys: number; main: boolean }> {
+  const out = new Map<string, { user: number; sys: number; main: boolean }>();
   for (const pid of pids) {
     let tids: string[] = [];
     try {
@@ -78,10 +78,8 @@ export function threadCpuSeconds(pids: number[]): Map<string, { user: number; sy
     }
     for (const tid of tids) {
       try {
-        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-        const f = stat.split(') ')[1].split(' ');
-        const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-        out.set(`${pid}/${tid}`, { user: Number(f[11]) / 100, sys: Number(f[12]) / 100, main: tid === String(pid), name });
+        const f = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ');
+        out.set(`${pid}/${tid}`, { user: Number(f[11]) / 100, sys: Number(f[12]) / 100, main: tid === String(pid) });
       } catch {
         // the thread ended meanwhile
       }
@@ -93,31 +91,22 @@ export function threadCpuSeconds(pids: number[]): Map<string, { user: number; sy
 /**
  * Per decision, in µs, between two threadCpuSeconds readings: every main
  * thread (user and kernel apart) and the other threads of each process
- * together (the decision log's writer, GC helpers, libuv's pool), then those
- * by thread name (`comm`: "node" for worker threads, "V8 DefaultWorke" for
- * V8's GC and compiler helpers, "libuv-worker" for libuv's pool).
+ * together (the decision log's writer, GC helpers, libuv's pool).
  */
 export function threadSplit(before: ReturnType<typeof threadCpuSeconds>, after: ReturnType<typeof threadCpuSeconds>, decisions: number): string[] {
-  const perPid = new Map<string, { mainUser: number; mainSys: number; others: number; byName: Map<string, number> }>();
+  const perPid = new Map<string, { mainUser: number; mainSys: number; others: number }>();
   for (const [k, a] of after) {
     const b = before.get(k) ?? { user: 0, sys: 0 };
     const pid = k.split('/')[0];
-    const p = perPid.get(pid) ?? { mainUser: 0, mainSys: 0, others: 0, byName: new Map<string, number>() };
+    const p = perPid.get(pid) ?? { mainUser: 0, mainSys: 0, others: 0 };
     if (a.main) {
       p.mainUser += a.user - b.user;
       p.mainSys += a.sys - b.sys;
-    } else {
-      const used = a.user - b.user + (a.sys - b.sys);
-      p.others += used;
-      p.byName.set(a.name, (p.byName.get(a.name) ?? 0) + used);
-    }
+    } else p.others += a.user - b.user + (a.sys - b.sys);
     perPid.set(pid, p);
   }
   const µs = (s: number): string => ((s / decisions) * 1e6).toFixed(1);
   return [...perPid]
     .filter(([, p]) => p.mainUser + p.mainSys + p.others > 0.005)
-    .map(([pid, p]) => {
-      const names = [...p.byName].filter(([, s]) => s > 0).map(([n, s]) => `${n} ${µs(s)}`).join(', ');
-      return `process ${pid}: main thread ${µs(p.mainUser)} µs user + ${µs(p.mainSys)} µs kernel, other threads ${µs(p.others)} µs${names ? ` (${names})` : ''}`;
-    });
+    .map(([pid, p]) => `process ${pid}: main thread ${µs(p.mainUser)} µs user + ${µs(p.mainSys)} µs kernel, other threads ${µs(p.others)} µs`);
 }
