@@ -15,6 +15,7 @@
 //   BENCH_EVIDENCE_CACHE=0 … policy.evidence_cache off: every message computes its evidence (from the DNS cache)
 //   BENCH_SECONDS=20 BENCH_CONNECTIONS=16 …
 //   BENCH_PROFILE=1 …        also writes CPU profiles of the server processes (node --cpu-prof) to $TMPDIR/frontline-profiles/
+//   BENCH_TRANSPORT=unix …   Postfix's `check_policy_service unix:…`: the load (and the ceiling's) over a unix socket instead of TCP on 127.0.0.1
 
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -42,12 +43,15 @@ const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolea
 const WORKERS = process.env.BENCH_WORKERS ?? '2';
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 1));
 const EVIDENCE_CACHE = process.env.BENCH_EVIDENCE_CACHE !== '0';
+/** tcp (default): 127.0.0.1; unix: a unix socket in the run's temporary directory. */
+const TRANSPORT = process.env.BENCH_TRANSPORT === 'unix' ? 'unix' : 'tcp';
 const WORLD = fileURLToPath(new URL('../test/fixtures/world.yaml', import.meta.url));
 const COMMAND = [
   process.env.BENCH_WORKERS !== undefined ? `BENCH_WORKERS=${WORKERS}` : '',
   RUNTIME === 'tsx' ? 'BENCH_RUNTIME=tsx' : '',
   RUNS > 1 ? `BENCH_RUNS=${RUNS}` : '',
   EVIDENCE_CACHE ? '' : 'BENCH_EVIDENCE_CACHE=0',
+  TRANSPORT === 'unix' ? 'BENCH_TRANSPORT=unix' : '',
   'npm run bench -- policy-server',
 ]
   .filter(Boolean)
@@ -86,7 +90,11 @@ function nextRequest(n: number, id: number): LoadRequest {
 
 /** The same load against bench/lib/null-policy-server.ts: the rate no policy server in Node beats here. */
 async function measureCeiling(): Promise<{ rate: number; p99: number; serverUs: number }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./lib/null-policy-server.ts', import.meta.url)), WORKERS], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const tmp = mkdtempSync(join(os.tmpdir(), 'frontline-null-'));
+  const path = TRANSPORT === 'unix' ? join(tmp, 'policy.sock') : undefined;
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./lib/null-policy-server.ts', import.meta.url)), WORKERS, ...(path ? [path] : [])], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   try {
     const port = await new Promise<number>((resolve, reject) => {
       createInterface({ input: child.stdout! }).on('line', (l) => {
@@ -101,6 +109,7 @@ async function measureCeiling(): Promise<{ rate: number; p99: number; serverUs: 
     const load = await runPolicyLoad({
       host: '127.0.0.1',
       port,
+      path,
       connections: CONNECTIONS,
       warmupS: WARMUP_SECONDS,
       seconds: SECONDS,
@@ -114,6 +123,7 @@ async function measureCeiling(): Promise<{ rate: number; p99: number; serverUs: 
     return { rate, p99: percentile(load.sorted, 99), serverUs: ((cpu1 - cpu0) / load.elapsed / rate) * 1e6 };
   } finally {
     child.kill('SIGKILL');
+    rmSync(tmp, { recursive: true, force: true });
   }
 }
 
@@ -123,11 +133,12 @@ async function measure(dnsServer: string, entry: string[] | undefined, profDir: 
   const lines = ['log:', `  level: ${process.env.LVL ?? 'info'}`, '  file: /dev/null', 'headers:', '  authserv_id: mx.bench.test', `workers: ${WORKERS}`];
   if (!EVIDENCE_CACHE) lines.push('policy:', '  evidence_cache:', '    ttl_s: 0');
   writeFileSync(config, `${lines.join('\n')}\n`);
-  const server = await startServe(['--config', config, '--dns', dnsServer, '--policy-listen', '127.0.0.1:0', '--data-dir', join(tmp, 'data')], {
+  const socket = TRANSPORT === 'unix' ? join(tmp, 'policy.sock') : undefined;
+  const server = await startServe(['--config', config, '--dns', dnsServer, '--policy-listen', '127.0.0.1:0', ...(socket ? ['--policy-socket', socket] : []), '--data-dir', join(tmp, 'data')], {
     nodeArgs: [...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...NODE_ARGS],
     entry,
   });
-  const target = { host: '127.0.0.1', port: server.port };
+  const target = { host: '127.0.0.1', port: server.port, path: socket };
 
   const pids = processTree(server.child.pid!);
   let cpu0 = 0;
@@ -213,7 +224,7 @@ async function main(): Promise<void> {
   ];
   if (runs.length > 1) rows.splice(3, 0, ['decisions/s of each run', runs.map((r) => Math.round(r.rate).toLocaleString('en-US')).join(', ')]);
   const w = Math.max(...rows.map((r) => r[0].length));
-  const setting = `workers ${WORKERS}, ${RUNTIME === 'dist' ? 'compiled (npm run build)' : 'from source (tsx)'}, evidence cache ${EVIDENCE_CACHE ? 'on' : 'off'}`;
+  const setting = `workers ${WORKERS}, ${RUNTIME === 'dist' ? 'compiled (npm run build)' : 'from source (tsx)'}, evidence cache ${EVIDENCE_CACHE ? 'on' : 'off'}, ${TRANSPORT === 'unix' ? 'unix socket' : 'TCP on 127.0.0.1'}`;
   console.log(`\npolicy-server: ${CONNECTIONS} connections, ${SECONDS} s after ${WARMUP_SECONDS} s warm-up, default policy, warm DNS cache; ${setting}${RUNS > 1 ? `; median of ${RUNS} runs` : ''}`);
   for (const [k, v] of rows) console.log(`  ${k.padEnd(w)}  ${v}`);
   for (const e of runs.flatMap((r) => r.wrongExamples).slice(0, 5)) console.log(`  wrong: ${e}`);
@@ -223,8 +234,9 @@ async function main(): Promise<void> {
 
   const table = ['| measure | value |', '| --- | --- |', ...rows.map(([k, v]) => `| ${k} | ${v} |`)].join('\n');
   // Not for BENCH_README=0, nor for another build (BENCH_ENTRY): its figures are not this tree's.
+  // The target is the TCP one; a unix-socket run has a section of its own.
   if (process.env.BENCH_README !== '0' && !process.env.BENCH_ENTRY) updateReadme(
-    'policy-server',
+    TRANSPORT === 'unix' ? 'policy-server-unix' : 'policy-server',
     [
       `Command: \`${COMMAND}\` (${CONNECTIONS} connections, ${SECONDS} s measured after ${WARMUP_SECONDS} s warm-up; ${setting}${RUNS > 1 ? `; the median of ${RUNS} runs` : ''}).`,
       `Measured ${new Date().toISOString().slice(0, 10)} on ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}; target ${pass ? 'met' : 'NOT met'}.`,

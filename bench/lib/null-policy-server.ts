@@ -5,16 +5,20 @@
 // generator, no policy server in Node can beat: what is left between its
 // rate and frontline's is frontline's own work per decision.
 //
-//   node --import tsx bench/lib/null-policy-server.ts WORKERS   (prints "ready PORT")
+//   node --import tsx bench/lib/null-policy-server.ts WORKERS [SOCKET]   (prints "ready PORT")
+//
+// With SOCKET (a path), it listens on that unix socket instead of a TCP port
+// (and prints "ready 0").
 
 import cluster from 'node:cluster';
 import net from 'node:net';
 
 const workers = Math.max(1, Number(process.argv[2] ?? 1));
+const socketPath = process.argv[3];
 
 function serve(port: number, onListening: (port: number) => void): void {
   const server = net.createServer((socket) => {
-    socket.setNoDelay(true);
+    if (socketPath === undefined) socket.setNoDelay(true);
     socket.setEncoding('latin1');
     let buffer = '';
     socket.on('data', (chunk: string) => {
@@ -27,11 +31,20 @@ function serve(port: number, onListening: (port: number) => void): void {
     });
     socket.on('error', () => undefined);
   });
-  server.listen(port, '127.0.0.1', () => onListening((server.address() as net.AddressInfo).port));
+  if (socketPath !== undefined) server.listen(socketPath, () => onListening(0));
+  else server.listen(port, '127.0.0.1', () => onListening((server.address() as net.AddressInfo).port));
 }
 
 if (workers === 1) {
   serve(0, (port) => console.log(`ready ${port}`));
+} else if (cluster.isPrimary && socketPath !== undefined) {
+  // A unix socket path is shared by the workers through the primary as it is.
+  let ready = 0;
+  for (let i = 0; i < workers; i++) {
+    cluster.fork().on('message', () => {
+      if (++ready === workers) console.log('ready 0');
+    });
+  }
 } else if (cluster.isPrimary) {
   // The primary picks a free port first, so that every worker shares it.
   const probe = net.createServer().listen(0, '127.0.0.1', () => {

@@ -21,6 +21,8 @@ export interface LoadRequest {
 export interface PolicyLoadOptions {
   host: string;
   port: number;
+  /** A unix socket to connect to instead of host:port. */
+  path?: string;
   connections: number;
   warmupS: number;
   seconds: number;
@@ -77,8 +79,8 @@ export async function runPolicyLoad(o: PolicyLoadOptions): Promise<PolicyLoadRes
 
   const sockets: net.Socket[] = [];
   for (let id = 0; id < o.connections; id++) {
-    const socket = net.connect({ host: o.host, port: o.port });
-    socket.setNoDelay(true);
+    const socket = o.path !== undefined ? net.connect({ path: o.path }) : net.connect({ host: o.host, port: o.port });
+    if (o.path === undefined) socket.setNoDelay(true);
     socket.setEncoding('latin1');
     sockets.push(socket);
     let buffer = '';
