@@ -6,6 +6,7 @@
 //
 //   npm run bench -- policy-in-process
 //   BENCH_DECISIONS=50000 BENCH_ROUNDS=3 …
+//   BENCH_SETTING='store and decision log' …   one setting only (to profile it: node --cpu-prof --import tsx bench/policy-in-process.ts)
 //
 // Three settings: no store (the store checks are absent); the SQLite store
 // without the decision log; the store with the decision log (as `serve`).
@@ -79,7 +80,10 @@ async function measure(dnsServer: string, setting: Setting): Promise<number[]> {
 
 const dns = await startFixtureDns(loadZoneYaml(WORLD));
 console.log(`policy in process: compiled, ${DECISIONS.toLocaleString('en-US')} decisions × ${ROUNDS} rounds after 5,000 to warm up; load average ${os.loadavg()[0].toFixed(2)}`);
-for (const setting of (process.env.ONLY ? [process.env.ONLY] : ['no store', 'store, no decision log', 'store and decision log']) as Setting[]) {
+const SETTINGS: Setting[] = ['no store', 'store, no decision log', 'store and decision log'];
+const only = process.env.BENCH_SETTING;
+if (only !== undefined && !SETTINGS.includes(only as Setting)) throw new Error(`BENCH_SETTING: one of ${SETTINGS.map((x) => `"${x}"`).join(', ')}`);
+for (const setting of only !== undefined ? [only as Setting] : SETTINGS) {
   const us = await measure(dns.server, setting);
   const sorted = [...us].sort((a, b) => a - b);
   console.log(`  ${setting.padEnd(24)} ${sorted[Math.floor(sorted.length / 2)].toFixed(1)} µs per decision (median; rounds ${us.map((u) => u.toFixed(1)).join(', ')})`);

@@ -66,11 +66,12 @@ interface Batch extends BatchPromise {
   packed?: FillingBatch;
   /**
    * Once posted: the batch serialised, kept until the thread acknowledges
-   * them (to be written here if it dies first). Bytes off the JS heap, not
-   * the rows: the thread commits every 100 ms, and at nice 19 on a busy
-   * machine it can be seconds behind — rows kept that long survived several
-   * scavenges (their strings, and the whole request texts their sliced
-   * values hold) and made each one copy tens of MB: scavenges of 20–130 ms.
+   * it (to be written here if the thread dies first). Bytes off the JS
+   * heap, not the rows: the thread commits every 100 ms, and at nice 19 on
+   * a busy machine it can be seconds behind; rows kept that long were
+   * copied by every young-generation collection meanwhile, with the whole
+   * request texts their sliced strings hold (a worker mid-run: 23 MB of
+   * evidence strings, 14 MB of requests).
    */
   bytes?: Buffer;
   events: number;
