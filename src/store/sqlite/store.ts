@@ -832,11 +832,14 @@ export class SqliteStore extends BaseStore {
     }
     const sql = `SELECT * FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ts DESC, id DESC LIMIT ?`;
     args.push(eventLimit(q));
-    return this.run(() => {
-      const rows = this.evdb.prepare<unknown[], EventRow>(sql).all(...args);
-      const evidence = evidenceTexts(this.evdb, rows.map((r) => r.evidence));
-      return rows.map((r, i) => eventFromRow(r, evidence[i]));
-    });
+    // One read transaction: the rows and their evidence pieces from one snapshot (a prune in between cannot take pieces away).
+    return this.run(() =>
+      this.evdb.transaction(() => {
+        const rows = this.evdb.prepare<unknown[], EventRow>(sql).all(...args);
+        const evidence = evidenceTexts(this.evdb, rows.map((r) => r.evidence));
+        return rows.map((r, i) => eventFromRow(r, evidence[i]));
+      })(),
+    );
   }
 
   /** After every event logged before the call; a write, so it runs in the writer thread when there is one. */
