@@ -101,6 +101,24 @@ describe('evidence pieces', () => {
     }
   });
 
+  test('a batch that cannot be serialised as it is (a recipient that is not a string) goes with its recipients as text; the rest of it is intact', async () => {
+    const path = fresh();
+    const s = await open(path);
+    try {
+      void s.logEvent(ev(1));
+      const odd = ev(2, { rcpts: [(() => 'x') as unknown as string] });
+      void s.logEvent(odd);
+      void s.logEvent(ev(3));
+      const got = await s.queryEvents({ limit: 10 });
+      assert.equal(got.length, 3);
+      assert.equal(typeof got[1].rcpts[0], 'string');
+      assert.deepEqual(got[0].rcpts, ['u3@rcpt.example']);
+      assert.ok(got.every((e) => e.evidence.length === 3));
+    } finally {
+      await s.close();
+    }
+  });
+
   test('a version 1 events file is upgraded: its rows read as they were, new rows by reference', async () => {
     const path = fresh();
     const old = new Database(eventsPathFor(path));
