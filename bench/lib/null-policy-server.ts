@@ -35,28 +35,26 @@ function serve(port: number, onListening: (port: number) => void): void {
   else server.listen(port, '127.0.0.1', () => onListening((server.address() as net.AddressInfo).port));
 }
 
+/** Fork the workers; print "ready PORT" once all of them listen. */
+function forkWorkers(port: number): void {
+  let ready = 0;
+  for (let i = 0; i < workers; i++) {
+    cluster.fork({ NULL_POLICY_PORT: String(port) }).on('message', () => {
+      if (++ready === workers) console.log(`ready ${port}`);
+    });
+  }
+}
+
 if (workers === 1) {
   serve(0, (port) => console.log(`ready ${port}`));
 } else if (cluster.isPrimary && socketPath !== undefined) {
   // A unix socket path is shared by the workers through the primary as it is.
-  let ready = 0;
-  for (let i = 0; i < workers; i++) {
-    cluster.fork().on('message', () => {
-      if (++ready === workers) console.log('ready 0');
-    });
-  }
+  forkWorkers(0);
 } else if (cluster.isPrimary) {
   // The primary picks a free port first, so that every worker shares it.
   const probe = net.createServer().listen(0, '127.0.0.1', () => {
     const port = (probe.address() as net.AddressInfo).port;
-    probe.close(() => {
-      let ready = 0;
-      for (let i = 0; i < workers; i++) {
-        cluster.fork({ NULL_POLICY_PORT: String(port) }).on('message', () => {
-          if (++ready === workers) console.log(`ready ${port}`);
-        });
-      }
-    });
+    probe.close(() => forkWorkers(port));
   });
 } else {
   serve(Number(process.env.NULL_POLICY_PORT), () => process.send?.('ready'));

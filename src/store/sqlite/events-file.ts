@@ -304,20 +304,18 @@ interface BatchIds {
  * A piece that is missing (a file edited by hand) is left out.
  */
 export function evidenceTexts(db: Database.Database, columns: readonly string[]): string[] {
-  const wanted = new Set<number>();
-  for (const c of columns) {
-    if (!c.startsWith('#')) continue;
-    for (const id of c.slice(1).split(',')) wanted.add(Number(id));
-  }
+  const refs = columns.map((c) => (c.startsWith('#') ? c.slice(1).split(',').map(Number) : undefined));
+  const wanted = new Set(refs.flatMap((r) => r ?? []));
   if (wanted.size === 0) return columns.slice();
   const json = new Map<number, string>();
   const rows = db.prepare<[string], { id: number; json: string }>('SELECT id, json FROM evidence_pieces WHERE id IN (SELECT value FROM json_each(?))').all(JSON.stringify([...wanted]));
   for (const r of rows) json.set(r.id, r.json);
-  return columns.map((c) => {
-    if (!c.startsWith('#')) return c;
+  return columns.map((c, i) => {
+    const ids = refs[i];
+    if (ids === undefined) return c;
     const parts: string[] = [];
-    for (const id of c.slice(1).split(',')) {
-      const p = json.get(Number(id));
+    for (const id of ids) {
+      const p = json.get(id);
       if (p !== undefined) parts.push(p);
     }
     return `[${parts.join(',')}]`;
