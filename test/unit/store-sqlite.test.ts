@@ -110,7 +110,7 @@ test('sqlite: a greylist commit that finds the write lock taken never blocks the
   }
 });
 
-test('sqlite: greyDeleteByClient scans past its chunk size (no client index), for a host and a subnet; migration 4 drops the index', async () => {
+test('sqlite: greyDeleteByClient scans past its chunk size (no client index), for a host and a subnet; migrations 4 and 5 drop the greylist indexes', async () => {
   const d = mkdtempSync(join(tmpdir(), 'fl-sqlite-'));
   try {
     const path = join(d, 'g.db');
@@ -130,7 +130,42 @@ test('sqlite: greyDeleteByClient scans past its chunk size (no client index), fo
     assert.equal(await s.greyDeleteByClient('198.18.0.0/24'), 255);
     assert.equal((await s.greyList({ limit: 10_000 })).length, 5000 - 10 - 255);
     const indexes = (s.database.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'greylist'").all() as Array<{ name: string }>).map((r) => r.name);
-    assert.deepEqual(indexes.filter((n) => !n.startsWith('sqlite_autoindex')), ['greylist_by_expiry']);
+    assert.deepEqual(indexes.filter((n) => !n.startsWith('sqlite_autoindex')), []);
+    await s.close();
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('sqlite: purge walks the greylist and the rate buckets past its chunk size (no expiry index, migration 5) and deletes exactly the expired rows', async () => {
+  const d = mkdtempSync(join(tmpdir(), 'fl-sqlite-'));
+  try {
+    const path = join(d, 'p.db');
+    const s = (await openStore({ backend: 'sqlite', path }, { purgeIntervalSeconds: 0 })) as SqliteStore;
+    const now = Date.now();
+    // 5,000 greylist rows over three chunks; every third one expired, spread over all chunks.
+    const puts: Array<Promise<void>> = [];
+    for (let i = 0; i < 5000; i++) {
+      const expiresAt = i % 3 === 0 ? now - 1000 : now + 3_600_000;
+      puts.push(s.greyPut(`net:x|s${String(i).padStart(5, '0')}@a.test|r@b.test`, { firstSeen: now - 5000, lastSeen: now - 5000, attempts: 1, passes: 0, clientIp: '192.0.2.1', expiresAt }));
+    }
+    await Promise.all(puts);
+    // Rate buckets written as rateTake leaves them, 2,500 of them, the odd ones long full again (expired).
+    const bucket = s.database.prepare('INSERT INTO rate_buckets (key, tokens, updated_at, expires_at) VALUES (?, ?, ?, ?)');
+    s.database.transaction(() => {
+      for (let i = 0; i < 2500; i++) bucket.run(`ip:198.18.${i >> 8}.${i & 255}`, 1, now - 10_000, i % 2 === 1 ? now - 1 : now + 60_000);
+    })();
+    const purged = await s.purge();
+    assert.equal(purged.greylist, 1667);
+    assert.equal(purged.rateBuckets, 1250);
+    assert.equal((await s.greyList({ limit: 10_000 })).length, 5000 - 1667);
+    assert.equal(await s.greyGet('net:x|s00001@a.test|r@b.test') !== undefined, true);
+    assert.equal((s.database.prepare('SELECT count(*) AS n FROM greylist').get() as { n: number }).n, 5000 - 1667);
+    assert.equal((s.database.prepare('SELECT count(*) AS n FROM rate_buckets WHERE expires_at <= ?').get(now) as { n: number }).n, 0);
+    assert.equal((s.database.prepare('SELECT count(*) AS n FROM rate_buckets').get() as { n: number }).n, 1250);
+    const indexes = (s.database.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('greylist', 'rate_buckets')").all() as Array<{ name: string }>).map((r) => r.name);
+    assert.deepEqual(indexes.filter((n) => !n.startsWith('sqlite_autoindex')), []);
+    assert.equal((await s.purge()).greylist, 0, 'a second purge finds nothing');
     await s.close();
   } finally {
     rmSync(d, { recursive: true, force: true });

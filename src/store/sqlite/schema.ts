@@ -125,6 +125,16 @@ export const MIGRATIONS: readonly string[] = [
   `
   DROP INDEX IF EXISTS greylist_by_client;
   `,
+  // 5: every greylist attempt and every rate-limit take moves its row's
+  // expires_at, so the expiry indexes cost each write two more b-tree pages
+  // (the old entry's, somewhere; the new one's, at the hot right edge):
+  // in a two-process microbenchmark 45 → 17 µs of CPU per greylist upsert
+  // without it. Their one user, the purge every 5 minutes, walks the
+  // tables in key order in chunks instead.
+  `
+  DROP INDEX IF EXISTS greylist_by_expiry;
+  DROP INDEX IF EXISTS rate_buckets_by_expiry;
+  `,
 ];
 
 /** The migration that moves decision events out of this file. */

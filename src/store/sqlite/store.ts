@@ -74,8 +74,8 @@ const GREY_PUT_SQL = `INSERT INTO greylist (key, client_ip, first_seen, last_see
   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
   ON CONFLICT (key) DO UPDATE SET client_ip = excluded.client_ip, first_seen = excluded.first_seen, last_seen = excluded.last_seen,
     passed_at = excluded.passed_at, attempts = excluded.attempts, passes = excluded.passes, expires_at = excluded.expires_at`;
-/** Rows read per transaction when greyDeleteByClient scans the table (the event loop runs between chunks). */
-const GREY_SCAN_ROWS = 2000;
+/** Rows read per transaction when a table without the index for the job is walked (deleteScanning; the event loop runs between chunks). */
+const SCAN_ROWS = 2000;
 /**
  * An end-of-turn greylist commit with fewer than GREY_GATHER_ROWS entries
  * waits up to GREY_GATHER_TURNS more loop turns for others to join it
@@ -404,8 +404,8 @@ export class SqliteStore extends BaseStore {
       greyPut: db.prepare(GREY_PUT_SQL),
       greyDel: db.prepare<[string]>('DELETE FROM greylist WHERE key = ?'),
       greyList: db.prepare<[number, number], GreyRow>('SELECT * FROM greylist WHERE expires_at > ? ORDER BY last_seen DESC, key LIMIT ?'),
-      greyClientsAfter: db.prepare<[string, number], { key: string; client_ip: string }>(
-        'SELECT key, client_ip FROM greylist WHERE key > ? ORDER BY key LIMIT ?',
+      greyAfter: db.prepare<[string, number], { key: string; client_ip: string; expires_at: number }>(
+        'SELECT key, client_ip, expires_at FROM greylist WHERE key > ? ORDER BY key LIMIT ?',
       ),
       greyClientGet: db.prepare<[string], { passes: number; expires_at: number }>('SELECT passes, expires_at FROM grey_clients WHERE client = ?'),
       greyClientPut: db.prepare<[string, number, number, number]>(
@@ -413,6 +413,8 @@ export class SqliteStore extends BaseStore {
          ON CONFLICT (client) DO UPDATE SET passes = excluded.passes, updated_at = excluded.updated_at, expires_at = excluded.expires_at`,
       ),
       rateGet: db.prepare<[string], { tokens: number; updated_at: number }>('SELECT tokens, updated_at FROM rate_buckets WHERE key = ?'),
+      rateAfter: db.prepare<[string, number], { key: string; expires_at: number }>('SELECT key, expires_at FROM rate_buckets WHERE key > ? ORDER BY key LIMIT ?'),
+      rateDel: db.prepare<[string]>('DELETE FROM rate_buckets WHERE key = ?'),
       ratePut: db.prepare<[string, number, number, number]>(
         `INSERT INTO rate_buckets (key, tokens, updated_at, expires_at) VALUES (?, ?, ?, ?)
          ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at, expires_at = excluded.expires_at`,
@@ -707,7 +709,7 @@ export class SqliteStore extends BaseStore {
 
   /**
    * Without an index on client_ip (schema migration 4): a scan in key
-   * order, GREY_SCAN_ROWS rows per transaction, the event loop free in
+   * order (deleteScanning), the event loop free in
    * between — so a spamtrap hit on a large greylist never stalls the
    * decisions around it.
    */
@@ -721,22 +723,37 @@ export class SqliteStore extends BaseStore {
       return ip !== undefined && networkContains(net, ip);
     };
     this.flushGrey();
-    let after = '';
+    return this.deleteScanning(this.st.greyAfter, this.st.greyDel, (r) => matches(r.client_ip));
+  }
+
+  /**
+   * Deletes the rows of a key-ordered table that `doomed` picks, walking it
+   * in key order SCAN_ROWS rows per transaction with the event loop free in
+   * between: for the rare jobs that have no index (dropping a client's
+   * greylist entries, the purge), so that the writes of every decision
+   * need not keep one up to date.
+   */
+  private async deleteScanning<R extends { key: string }>(
+    after: Database.Statement<[string, number], R>,
+    del: Database.Statement<[string]>,
+    doomed: (row: R) => boolean,
+  ): Promise<number> {
+    let from = '';
     let n = 0;
     for (;;) {
       const chunk = this.run(() =>
         this.db
           .transaction((): { last?: string; full: boolean; deleted: number } => {
-            const rows = this.st.greyClientsAfter.all(after, GREY_SCAN_ROWS);
+            const rows = after.all(from, SCAN_ROWS);
             let deleted = 0;
-            for (const r of rows) if (matches(r.client_ip)) deleted += this.st.greyDel.run(r.key).changes;
-            return { last: rows.at(-1)?.key, full: rows.length === GREY_SCAN_ROWS, deleted };
+            for (const r of rows) if (doomed(r)) deleted += del.run(r.key).changes;
+            return { last: rows.at(-1)?.key, full: rows.length === SCAN_ROWS, deleted };
           })
           .immediate(),
       );
       n += chunk.deleted;
       if (!chunk.full || chunk.last === undefined) return n;
-      after = chunk.last;
+      from = chunk.last;
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
@@ -853,22 +870,24 @@ export class SqliteStore extends BaseStore {
   protected async purgeBackend(now: number): Promise<PurgeResult> {
     this.flushGrey();
     const forgetMs = this.policy.forgetAfterSeconds * 1000;
-    return this.run(() =>
+    const r = this.run(() =>
       this.db
         .transaction(
           (): PurgeResult => ({
             bans: this.db.prepare('DELETE FROM bans WHERE expires_at <= ?').run(now).changes,
             offences: this.db.prepare('DELETE FROM offences WHERE quiet_since + ? <= ? AND cidr NOT IN (SELECT cidr FROM bans)').run(forgetMs, now).changes,
             listEntries: this.db.prepare('DELETE FROM list_entries WHERE expires_at IS NOT NULL AND expires_at <= ?').run(now).changes,
-            greylist:
-              this.db.prepare('DELETE FROM greylist WHERE expires_at <= ?').run(now).changes +
-              this.db.prepare('DELETE FROM grey_clients WHERE expires_at <= ?').run(now).changes,
-            rateBuckets: this.db.prepare('DELETE FROM rate_buckets WHERE expires_at <= ?').run(now).changes,
+            greylist: this.db.prepare('DELETE FROM grey_clients WHERE expires_at <= ?').run(now).changes,
+            rateBuckets: 0,
             changes: this.db.prepare('DELETE FROM changes WHERE ts < ?').run(now - CHANGES_KEEP_MS).changes,
           }),
         )
         .immediate(),
     );
+    // No expiry index on these two (migration 5): walked in chunks.
+    r.greylist += await this.deleteScanning(this.st.greyAfter, this.st.greyDel, (g) => g.expires_at <= now);
+    r.rateBuckets = await this.deleteScanning(this.st.rateAfter, this.st.rateDel, (b) => b.expires_at <= now);
+    return r;
   }
 
   async health(): Promise<StoreHealth> {
