@@ -1,7 +1,8 @@
 // The Redis decision log's batches (src/store/redis/event-batch.ts): when a
 // batch leaves, that every event of it shares its fate, and — on a private
 // redis-server — that one script call stores a whole batch in order, under
-// each event's own time, including one older than the stream's last.
+// each event's own time, including one older than the stream's last, and
+// a batch older than the stream with a single refused append.
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -106,6 +107,32 @@ describe('Redis decision log batches, on redis-server', { skip: missing }, () =>
     assert.equal(found.length, 1);
     assert.equal(found[0].clientIp, '192.0.2.1');
     await store.close();
+  });
+
+  it('a batch older than the stream goes under its last time, in order, with one refused append (the later ones are raised, not refused)', async () => {
+    const store = await RedisStore.open({ backend: 'redis', url: redis.url, prefix: 'ev3:' });
+    const t = 1_800_000_000_000;
+    await store.logEvent(event(t + 100, 'newest'));
+    const c = new Redis(redis.url);
+    try {
+      await c.config('RESETSTAT');
+      await Promise.all([1, 2, 3, 4].map((i) => store.logEvent(event(t + i, `old${i}`))));
+      const rows = await c.xrange('ev3:events', '-', '+');
+      assert.deepEqual(
+        rows.map(([id]) => id.split('-')[0]),
+        Array(5).fill(String(t + 100)),
+      );
+      assert.deepEqual(
+        rows.map(([, f]) => (JSON.parse(f[1]) as DecisionEvent).rule),
+        ['newest', 'old1', 'old2', 'old3', 'old4'],
+      );
+      const stats = await c.info('commandstats');
+      assert.match(stats, /cmdstat_xinfo\|stream:calls=1,/);
+      assert.match(stats, /cmdstat_xadd:calls=5,.*failed_calls=1\b/);
+    } finally {
+      c.disconnect();
+      await store.close();
+    }
   });
 
   it('close() sends the batch being filled; a closed store refuses new events', async () => {

@@ -151,49 +151,59 @@ return {allowed, string.format('%.17g', tokens)}
 `;
 
 /**
- * One greylisting attempt on a triplet, atomically: greylist.ts attemptOf()
+ * Greylisting attempts on triplets, each atomically: greylist.ts attemptOf()
  * line for line (keep the two in step; the store conformance suite runs the
  * same sequence on both backends). The entry is the JSON that greyPut and
  * greyGet use; an unreadable one counts as none, as greyGet's parse does.
- * KEYS: triplet key. ARGV: now, client IP, delay, retry window, passed TTL
- * (seconds). Returns {outcome, seconds}.
+ * One call decides every attempt of a batch (redis/grey-batch.ts), in order,
+ * so a triplet twice in a batch is decided as two calls one after the other.
+ * KEYS: one triplet key per attempt. ARGV: delay, retry window, passed TTL
+ * (seconds), then now and client IP of each attempt. Returns {outcome,
+ * seconds} of each attempt, flat.
  */
 export const GREY_ATTEMPT_LUA = `
-local now = tonumber(ARGV[1])
-local ip = ARGV[2]
-local delay = tonumber(ARGV[3]) * 1000
-local window = tonumber(ARGV[4]) * 1000
-local keep = now + tonumber(ARGV[5]) * 1000
-local e = nil
-local raw = redis.call('GET', KEYS[1])
-if raw then
-  local ok, v = pcall(cjson.decode, raw)
-  if ok and type(v) == 'table' and type(v.expiresAt) == 'number' and type(v.firstSeen) == 'number'
-    and type(v.attempts) == 'number' and type(v.passes) == 'number' then
-    if v.passedAt == cjson.null then v.passedAt = nil end
-    if v.expiresAt > now then e = v end
+local delaySeconds = tonumber(ARGV[1])
+local delay = delaySeconds * 1000
+local window = tonumber(ARGV[2]) * 1000
+local passedTtl = tonumber(ARGV[3]) * 1000
+local out = {}
+for i = 1, #KEYS do
+  local now = tonumber(ARGV[2 + 2 * i])
+  local ip = ARGV[3 + 2 * i]
+  local keep = now + passedTtl
+  local e = nil
+  local raw = redis.call('GET', KEYS[i])
+  if raw then
+    local ok, v = pcall(cjson.decode, raw)
+    if ok and type(v) == 'table' and type(v.expiresAt) == 'number' and type(v.firstSeen) == 'number'
+      and type(v.attempts) == 'number' and type(v.passes) == 'number' then
+      if v.passedAt == cjson.null then v.passedAt = nil end
+      if v.expiresAt > now then e = v end
+    end
   end
+  local outcome, seconds
+  if e and e.passedAt ~= nil then
+    outcome = 'known'
+    seconds = math.floor((now - e.passedAt) / 1000 + 0.5)
+    e.lastSeen = now; e.attempts = e.attempts + 1; e.passes = e.passes + 1; e.clientIp = ip; e.expiresAt = keep
+  elseif not e or now - e.firstSeen > window then
+    outcome = 'first'
+    seconds = delaySeconds
+    e = {firstSeen = now, lastSeen = now, attempts = 1, passes = 0, clientIp = ip, expiresAt = now + window}
+  elseif now - e.firstSeen < delay then
+    outcome = 'early'
+    seconds = math.max(1, math.ceil((delay - (now - e.firstSeen)) / 1000))
+    e.lastSeen = now; e.attempts = e.attempts + 1; e.clientIp = ip
+  else
+    outcome = 'retried'
+    seconds = math.floor((now - e.firstSeen) / 1000 + 0.5)
+    e.lastSeen = now; e.passedAt = now; e.attempts = e.attempts + 1; e.passes = e.passes + 1; e.clientIp = ip; e.expiresAt = keep
+  end
+  redis.call('SET', KEYS[i], cjson.encode(e), 'PX', math.max(1000, math.ceil(e.expiresAt - now) + 60000))
+  out[2 * i - 1] = outcome
+  out[2 * i] = seconds
 end
-local outcome, seconds
-if e and e.passedAt ~= nil then
-  outcome = 'known'
-  seconds = math.floor((now - e.passedAt) / 1000 + 0.5)
-  e.lastSeen = now; e.attempts = e.attempts + 1; e.passes = e.passes + 1; e.clientIp = ip; e.expiresAt = keep
-elseif not e or now - e.firstSeen > window then
-  outcome = 'first'
-  seconds = tonumber(ARGV[3])
-  e = {firstSeen = now, lastSeen = now, attempts = 1, passes = 0, clientIp = ip, expiresAt = now + window}
-elseif now - e.firstSeen < delay then
-  outcome = 'early'
-  seconds = math.max(1, math.ceil((delay - (now - e.firstSeen)) / 1000))
-  e.lastSeen = now; e.attempts = e.attempts + 1; e.clientIp = ip
-else
-  outcome = 'retried'
-  seconds = math.floor((now - e.firstSeen) / 1000 + 0.5)
-  e.lastSeen = now; e.passedAt = now; e.attempts = e.attempts + 1; e.passes = e.passes + 1; e.clientIp = ip; e.expiresAt = keep
-end
-redis.call('SET', KEYS[1], cjson.encode(e), 'PX', math.max(1000, math.ceil(e.expiresAt - now) + 60000))
-return {outcome, seconds}
+return out
 `;
 
 /**
@@ -217,22 +227,30 @@ return passes
 /**
  * Append a batch of decisions to the capped stream, each ID from its event
  * time (so time ranges are ID ranges); when that would go backwards (clock
- * skew between hosts), reuse the stream's last millisecond.
+ * skew between hosts, or another worker's batch sent first), reuse the
+ * stream's last millisecond. After an append the stream's last millisecond
+ * is known, so only a batch's first event can be refused: its later ones
+ * are raised to it here rather than refused and retried (a refusal costs
+ * an error and an XINFO; with two workers a quarter of all appends were).
  * KEYS: stream. ARGV: maxlen, then ts, JSON pairs. Returns how many.
  */
 export const EVENTS_ADD_LUA = `
 local n = 0
+local floor = 0
 for i = 2, #ARGV, 2 do
-  local ok = pcall(redis.call, 'XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], ARGV[i] .. '-*', 'e', ARGV[i + 1])
+  local ts = tonumber(ARGV[i])
+  if ts == nil or ts < floor then ts = floor end
+  local ok = pcall(redis.call, 'XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], string.format('%d-*', ts), 'e', ARGV[i + 1])
   if not ok then
     local info = redis.call('XINFO', 'STREAM', KEYS[1])
     local last = '0-0'
     for j = 1, #info, 2 do
       if info[j] == 'last-generated-id' then last = info[j + 1] end
     end
-    local ms = string.match(last, '^(%d+)-')
-    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], ms .. '-*', 'e', ARGV[i + 1])
+    ts = tonumber(string.match(last, '^(%d+)-'))
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], string.format('%d-*', ts), 'e', ARGV[i + 1])
   end
+  floor = ts
   n = n + 1
 end
 return n

@@ -28,6 +28,7 @@ import { checkListKind } from '../entries.js';
 import { InvalidEntryError, StoreUnavailableError } from '../errors.js';
 import { cleanEventJson, eventLimit, eventMatches } from '../events.js';
 import { RedisEventBatch } from './event-batch.js';
+import { RedisGreyBatch } from './grey-batch.js';
 import { canonicalIp, networkContains, parseNetwork } from '../ip.js';
 import type { MemoryIndex } from '../memory-index.js';
 import type {
@@ -74,7 +75,7 @@ interface Scripts {
   flListDel(...args: Arg[]): Promise<number>;
   flRate(...args: Arg[]): Promise<[number, string]>;
   flGreyClientPass(...args: Arg[]): Promise<number>;
-  flGreyAttempt(...args: Arg[]): Promise<[GreyAttempt['outcome'], number]>;
+  flGreyAttempt(numKeys: number, ...args: Arg[]): Promise<Array<string | number>>;
   flEventsAdd(...args: Arg[]): Promise<number>;
   flPurgeZset(...args: Arg[]): Promise<number>;
   flPurgeLists(...args: Arg[]): Promise<number>;
@@ -145,6 +146,16 @@ export class RedisStore extends BaseStore {
     }
   });
 
+  /** Greylist attempts of a loop turn, one script call per batch. */
+  private readonly greys = new RedisGreyBatch(async (keys, args) => {
+    // Not this.call: close() sends the last batch after it has shut the door to new work.
+    try {
+      return await this.client.flGreyAttempt(keys.length, ...keys, ...args);
+    } catch (e) {
+      throw translate(e);
+    }
+  });
+
   private constructor(
     private readonly cfg: RedisStoreConfig,
     deps: StoreDeps,
@@ -204,7 +215,8 @@ export class RedisStore extends BaseStore {
     client.defineCommand('flListDel', { numberOfKeys: 2, lua: LIST_DEL_LUA });
     client.defineCommand('flRate', { numberOfKeys: 1, lua: RATE_LUA });
     client.defineCommand('flGreyClientPass', { numberOfKeys: 1, lua: GREY_CLIENT_PASS_LUA });
-    client.defineCommand('flGreyAttempt', { numberOfKeys: 1, lua: GREY_ATTEMPT_LUA });
+    // Its number of keys comes with each call: one per attempt of the batch.
+    client.defineCommand('flGreyAttempt', { lua: GREY_ATTEMPT_LUA });
     client.defineCommand('flEventsAdd', { numberOfKeys: 1, lua: EVENTS_ADD_LUA });
     client.defineCommand('flPurgeZset', { numberOfKeys: 2, lua: PURGE_ZSET_LUA });
     client.defineCommand('flPurgeLists', { numberOfKeys: 1, lua: PURGE_LISTS_LUA });
@@ -455,13 +467,15 @@ export class RedisStore extends BaseStore {
     await this.call((c) => c.set(this.greyKeyName(key), JSON.stringify(e), 'PX', this.ttlMs(e.expiresAt)));
   }
 
-  /** One script call (GREY_ATTEMPT_LUA): half the round trips of greyGet then greyPut, and atomic across hosts. */
+  /**
+   * Decided by GREY_ATTEMPT_LUA, atomically across hosts, in one script call
+   * with the other attempts of this loop turn (redis/grey-batch.ts): one round
+   * trip instead of a read and a write, and one call for many decisions.
+   */
   async greyAttempt(key: string, clientIp: string, now: number, timing: GreyTiming): Promise<GreyAttempt> {
     const ip = canonicalIp(clientIp);
-    const [outcome, seconds] = await this.call((c) =>
-      c.flGreyAttempt(this.greyKeyName(key), now, ip, timing.delaySeconds, timing.retryWindowSeconds, timing.passedTtlSeconds),
-    );
-    return { outcome, seconds: Number(seconds) };
+    if (this.closed) throw new StoreUnavailableError('redis: store is closed');
+    return this.greys.attempt(this.greyKeyName(key), ip, now, timing);
   }
 
   async greyDelete(key: string): Promise<boolean> {
@@ -615,7 +629,7 @@ export class RedisStore extends BaseStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.events.sync();
+    await Promise.all([this.events.sync(), this.greys.sync()]);
     this.stopPurgeTimer();
     if (this.reloadTimer) clearTimeout(this.reloadTimer);
     this.sub.removeAllListeners('ready');
