@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { systemClock, type Clock, type Envelope, type Stage, type Verdict } from '../core/types.js';
 import { envelopeOf, withRecipient } from './envelope.js';
 import { RequestParser, formatReply, type ParseEvent, type PolicyAttributes } from './protocol.js';
+import { withDeadline } from './deadlines.js';
 import { infoLine } from '../log.js';
 import { evidenceSummary } from './evidence-summary.js';
 import { actionFor, faultAction, headerToPrepend, invalidRequestAction, type ReplyOptions } from './reply.js';
@@ -66,8 +67,12 @@ export interface PolicyServerStats {
 export class PolicyServer {
   private readonly servers: net.Server[] = [];
   private readonly connections = new Set<Connection>();
-  /** LRU by insertion order: the first entry is the least recently used. */
-  private readonly transactions = new Map<string, OpenTransaction>();
+  /**
+   * Transactions of connections that closed, by key, for a reconnect to
+   * take up; LRU by insertion order (the first entry is the least recently
+   * used). A connection holds its own transaction: see transactionFor.
+   */
+  private readonly parked = new Map<string, OpenTransaction>();
   private readonly clock: Clock;
   private closing = false;
   readonly stats: PolicyServerStats = { connections: 0, requests: 0, invalid: 0, faults: 0, openTransactions: 0 };
@@ -106,7 +111,8 @@ export class PolicyServer {
     timer.unref();
     await Promise.all([...closed, ...[...this.connections].map((c) => c.closed)]);
     clearTimeout(timer);
-    this.transactions.clear();
+    this.parked.clear();
+    this.stats.openTransactions = 0;
   }
 
   private makeServer(): net.Server {
@@ -115,7 +121,10 @@ export class PolicyServer {
       this.stats.connections++;
       const conn = new Connection(this, socket);
       this.connections.add(conn);
-      void conn.closed.then(() => this.connections.delete(conn));
+      void conn.closed.then(() => {
+        this.connections.delete(conn);
+        this.park(conn);
+      });
     });
     server.on('error', (err) => this.opts.logger.error({ err }, 'policy server error'));
     this.servers.push(server);
@@ -150,7 +159,7 @@ export class PolicyServer {
       return this.fault(err, attrs, stage, envelope, t0);
     }
     if (!(result instanceof Promise)) return this.respond(result, open, attrs, stage, envelope, t0);
-    return withTimeout(result, this.opts.decisionTimeoutMs ?? 30000).then(
+    return withDeadline(result, this.opts.decisionTimeoutMs ?? 30000).then(
       (verdict) => this.respond(verdict, open, attrs, stage, envelope, t0),
       (err: unknown) => this.fault(err, attrs, stage, envelope, t0),
     );
@@ -215,26 +224,70 @@ export class PolicyServer {
     }
   }
 
+  /**
+   * The transaction of a request's message. Postfix sends a message's
+   * requests one after another on one connection, and a new instance on a
+   * connection means the previous message is done: so the connection holds
+   * its transaction, and only a connection's first request (a reconnect in
+   * the middle of a message) looks further — among the other connections,
+   * then among the transactions parked by connections that closed.
+   *
+   * Not one map of every open transaction: a long-lived Map rewritten by
+   * every message (a new instance each) is rehashed every few dozen
+   * messages, and V8 leaves each obsolete table pointing at its successor —
+   * once one had been promoted to the old generation, every later table and
+   * every transaction in it (the whole decision: envelope, evidence, verdict)
+   * survived young-generation GC until the next full one. That was most of
+   * the server's GC time (docs/performance.md, "What survives a scavenge").
+   */
   private transactionFor(key: string | undefined, conn: Connection): OpenTransaction {
     const now = this.clock.now();
-    const ttl = this.opts.transactionTtlMs ?? 3_600_000;
     if (key === undefined) return this.newTransaction(now);
-    // Postfix: a new instance on a connection means the previous message is done.
-    if (conn.lastKey !== undefined && conn.lastKey !== key) this.transactions.delete(conn.lastKey);
-    conn.lastKey = key;
-    let open = this.transactions.get(key);
-    if (open && now - open.lastUsed > ttl) open = undefined;
-    if (open) this.transactions.delete(key);
-    else open = this.newTransaction(now);
+    const held = conn.open !== undefined;
+    let open = conn.key === key ? conn.open : undefined;
+    if (open === undefined && conn.key === undefined) open = this.takeUp(key, conn);
+    if (open === undefined || now - open.lastUsed > (this.opts.transactionTtlMs ?? 3_600_000)) open = this.newTransaction(now);
     open.lastUsed = now;
-    this.transactions.set(key, open);
-    const max = this.opts.maxTransactions ?? 10000;
-    for (const [k, t] of this.transactions) {
-      if (this.transactions.size <= max && now - t.lastUsed <= ttl) break;
-      this.transactions.delete(k);
-    }
-    this.stats.openTransactions = this.transactions.size;
+    conn.key = key;
+    conn.open = open;
+    if (!held) this.stats.openTransactions++;
     return open;
+  }
+
+  /** A transaction that another connection holds (its last message's) or a closed one parked. */
+  private takeUp(key: string, conn: Connection): OpenTransaction | undefined {
+    for (const other of this.connections) {
+      if (other === conn || other.key !== key || other.open === undefined) continue;
+      const open = other.open;
+      other.key = other.open = undefined;
+      this.stats.openTransactions--;
+      return open;
+    }
+    const open = this.parked.get(key);
+    if (open === undefined) return undefined;
+    this.parked.delete(key);
+    this.stats.openTransactions--;
+    return open;
+  }
+
+  /** A closing connection's transaction waits for a reconnect, within maxTransactions and the TTL. */
+  private park(conn: Connection): void {
+    const { key, open } = conn;
+    if (key === undefined || open === undefined) return;
+    conn.key = conn.open = undefined;
+    this.stats.openTransactions--;
+    if (this.closing) return;
+    const now = this.clock.now();
+    const ttl = this.opts.transactionTtlMs ?? 3_600_000;
+    const max = this.opts.maxTransactions ?? 10000;
+    if (this.parked.delete(key)) this.stats.openTransactions--;
+    this.parked.set(key, open);
+    this.stats.openTransactions++;
+    for (const [k, t] of this.parked) {
+      if (this.parked.size <= max && now - t.lastUsed <= ttl) break;
+      this.parked.delete(k);
+      this.stats.openTransactions--;
+    }
   }
 
   private newTransaction(now: number): OpenTransaction {
@@ -259,7 +312,9 @@ class Connection {
   private readonly queue: ParseEvent[] = [];
   private busy = false;
   private closeRequested = false;
-  lastKey: string | undefined;
+  /** The transaction of the message this connection is in, and its key (instance and client). */
+  key: string | undefined;
+  open: OpenTransaction | undefined;
   readonly peer: string;
   readonly closed: Promise<void>;
 
@@ -377,54 +432,6 @@ function summary(attrs: PolicyAttributes, stage: Stage): Record<string, unknown>
 
 function elapsed(t0: number): number {
   return Math.round((performance.now() - t0) * 100) / 100;
-}
-
-/**
- * Decisions in flight, watched by one timer for all of them: a timer (and a
- * Promise.race) per decision was a measurable part of a warm-cache answer.
- * The timer runs only while something is in flight; a decision is cut off
- * between `ms` and `ms` + a tenth of it late.
- */
-const inFlight = new Set<{ deadline: number; ms: number; reject: (e: Error) => void }>();
-let watchTimer: NodeJS.Timeout | undefined;
-let watchPeriod = Infinity;
-
-function watch(): void {
-  const now = performance.now();
-  for (const w of inFlight) {
-    if (now < w.deadline) continue;
-    inFlight.delete(w);
-    w.reject(new Error(`decision took longer than ${w.ms} ms`));
-  }
-  if (inFlight.size === 0) {
-    clearInterval(watchTimer);
-    watchTimer = undefined;
-    watchPeriod = Infinity;
-  }
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const w = { deadline: performance.now() + ms, ms, reject };
-    inFlight.add(w);
-    const period = Math.min(1000, Math.max(5, ms / 10));
-    if (period < watchPeriod) {
-      clearInterval(watchTimer);
-      watchPeriod = period;
-      watchTimer = setInterval(watch, period);
-      watchTimer.unref();
-    }
-    p.then(
-      (v) => {
-        inFlight.delete(w);
-        resolve(v);
-      },
-      (e: unknown) => {
-        inFlight.delete(w);
-        reject(e);
-      },
-    );
-  });
 }
 
 function listen(server: net.Server, opts: net.ListenOptions): Promise<void> {

@@ -117,6 +117,30 @@ describe('PolicyServer over TCP (stub policy)', () => {
     await b.close();
   });
 
+  test('a reconnect takes up the transaction of a connection not yet seen to close; each connection holds one transaction', async () => {
+    const before = ctx.server.stats.openTransactions;
+    const a = await PolicyClient.connect(ctx.target);
+    await a.ask(rcptRequest({ sender: 'x@example.com', recipient: 'a@d.example', instance: 'rc2' }));
+    assert.equal(ctx.server.stats.openTransactions, before + 1);
+    // The same message's next request on a new connection while the first is still open.
+    const b = await PolicyClient.connect(ctx.target);
+    await b.ask(rcptRequest({ sender: 'x@example.com', recipient: 'b@d.example', instance: 'rc2' }));
+    assert.deepEqual(ctx.policy.calls.at(-1)?.env.rcpts, ['a@d.example', 'b@d.example']);
+    assert.equal(ctx.server.stats.openTransactions, before + 1, 'moved, not copied');
+    // A new instance on a connection ends its message: still one transaction per connection.
+    await b.ask(rcptRequest({ sender: 'x@example.com', recipient: 'c@d.example', instance: 'rc3' }));
+    assert.deepEqual(ctx.policy.calls.at(-1)?.env.rcpts, ['c@d.example']);
+    assert.equal(ctx.server.stats.openTransactions, before + 1);
+    await a.close();
+    await b.close();
+    // b's transaction is parked for a reconnect; a had none left.
+    for (let i = 0; i < 50 && ctx.server.stats.openTransactions !== before + 1; i++) await new Promise((r) => setTimeout(r, 10));
+    const c = await PolicyClient.connect(ctx.target);
+    await c.ask(rcptRequest({ sender: 'x@example.com', recipient: 'd@d.example', instance: 'rc3' }));
+    assert.deepEqual(ctx.policy.calls.at(-1)?.env.rcpts, ['c@d.example', 'd@d.example']);
+    await c.close();
+  });
+
   test('pipelined requests are answered in order even when the first is slow', async () => {
     const c = await PolicyClient.connect(ctx.target);
     const answers = await Promise.all([

@@ -119,6 +119,25 @@ describe('evidence pieces', () => {
     }
   });
 
+  test('optional fields cross to the writer thread as they are: absent ones stay absent, present ones (non-ASCII too) intact', async () => {
+    const path = fresh();
+    const s = await open(path);
+    try {
+      void s.logEvent(ev(1));
+      void s.logEvent(ev(2, { sessionId: 'a1b2.0', helo: 'mx.exämple.test', from: 'zoë@exämple.test', code: 450, text: 'Greylisted – try again' }));
+      const got = await s.queryEvents({ limit: 10 });
+      const plain = got.find((e) => e.ts === T0 + 1)!;
+      const full = got.find((e) => e.ts === T0 + 2)!;
+      for (const k of ['sessionId', 'helo', 'from', 'code', 'text'] as const) assert.equal(k in plain, false, k);
+      assert.deepEqual(
+        { sessionId: full.sessionId, helo: full.helo, from: full.from, code: full.code, text: full.text },
+        { sessionId: 'a1b2.0', helo: 'mx.exämple.test', from: 'zoë@exämple.test', code: 450, text: 'Greylisted – try again' },
+      );
+    } finally {
+      await s.close();
+    }
+  });
+
   test('a version 1 events file is upgraded: its rows read as they were, new rows by reference', async () => {
     const path = fresh();
     const old = new Database(eventsPathFor(path));

@@ -194,6 +194,12 @@ export class RedisStore extends BaseStore {
       // Commands issued in the same tick (concurrent decisions) leave in one write: on a busy
       // policy server the socket writes, not Redis, cost the most.
       enableAutoPipelining: true,
+      // …except the calls that already carry a batch (a loop turn's greylist attempts, 100
+      // decision events): auto-pipelining keeps each turn's pipeline in a Map that it adds to and
+      // deletes from, and V8's obsolete hash tables point to their successors — once one was
+      // promoted, every later pipeline, with the decisions waiting on it, survived young-generation
+      // GC (docs/performance.md, "What survives a scavenge").
+      autoPipeliningIgnoredCommands: ['flGreyAttempt', 'flEventsAdd'],
     });
     c.on('error', (e: Error) => this.logError(e, name));
     return c;

@@ -16,10 +16,9 @@
 
 import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
-import { deserialize } from 'node:v8';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { EVENT_WIDTH, EventSink, openEventsDb, type EventsFileOptions, type PackedBatch } from './events-file.js';
+import { EVENT_WIDTH, EventSink, decodeBatch, openEventsDb, type EventsFileOptions, type PackedBatch } from './events-file.js';
 import { toThreadError } from './faults.js';
 import type { ThreadReply, ThreadRequest } from './event-writer.js';
 
@@ -135,7 +134,7 @@ function main(): void {
   const handle = (m: Exclude<ThreadRequest, { t: 'close' }>): void => {
     switch (m.t) {
       case 'batch': {
-        const batch = deserialize(m.bytes) as PackedBatch;
+        const batch = decodeBatch(m.bytes);
         ids.push(m.id);
         batches.push(batch);
         size += batch.rows.length / EVENT_WIDTH;

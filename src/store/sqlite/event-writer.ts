@@ -12,14 +12,13 @@
 // the instant between its commit and its acknowledgement is then written
 // twice: a record, not an acknowledgement).
 
-import { deserialize, serialize } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { batchPromise, type BatchPromise } from '../batch-promise.js';
 import { StoreUnavailableError } from '../errors.js';
 import type { DecisionEvent, PruneOptions, StoreLogger } from '../types.js';
 import type { EventThreadData } from './event-thread.js';
-import { EventSink, newPackedBatch, packEvent, packedOf, plainBatch, type EventsFileOptions, type FillingBatch, type PackedBatch, type WriteResult } from './events-file.js';
+import { EventSink, decodeBatch, encodeBatch, newPackedBatch, packEvent, packedOf, type EventsFileOptions, type FillingBatch, type WriteResult } from './events-file.js';
 import { fromThreadError, translate, type ThreadError } from './faults.js';
 
 /**
@@ -47,7 +46,7 @@ export const EVENT_BACKLOG_MAX = 200_000;
 const CLOSE_WAIT_MS = 30_000;
 const SKIPPED_LOG_INTERVAL_MS = 10_000;
 
-/** A batch crosses as its PackedBatch serialised (`v8.serialize`, what postMessage would do): see Batch.bytes. */
+/** A batch crosses as its PackedBatch encoded (events-file.ts encodeBatch): see Batch.bytes. */
 export type ThreadRequest = { t: 'batch'; id: number; bytes: Uint8Array } | { t: 'prune'; id: number; now: number; opts: PruneOptions } | { t: 'close' };
 
 export type ThreadReply =
@@ -90,15 +89,6 @@ interface PruneJob {
 function ringThread(bell: Int32Array): void {
   Atomics.store(bell, 0, 1);
   Atomics.notify(bell, 0);
-}
-
-/** A batch as bytes; recipients that serialisation refuses (not plain strings) go as text. */
-function serializeBatch(b: PackedBatch): Buffer {
-  try {
-    return serialize(b);
-  } catch {
-    return serialize(plainBatch(b));
-  }
 }
 
 function newBatch(id: number): Batch {
@@ -209,7 +199,7 @@ export class EventWriter {
       return;
     }
     try {
-      b.bytes = serializeBatch(packedOf(b.packed!));
+      b.bytes = encodeBatch(packedOf(b.packed!));
     } catch (e) {
       b.reject(e);
       return;
@@ -395,7 +385,7 @@ export class EventWriter {
   private writeHere(batches: Batch[]): void {
     let r: WriteResult;
     try {
-      r = this.sink.write(batches.map((b) => (b.bytes ? (deserialize(b.bytes) as PackedBatch) : packedOf(b.packed!))));
+      r = this.sink.write(batches.map((b) => (b.bytes ? decodeBatch(b.bytes) : packedOf(b.packed!))));
     } catch (e) {
       const err = translate(e);
       for (const b of batches) b.reject(err);
