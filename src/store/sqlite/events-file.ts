@@ -213,42 +213,23 @@ function unpackEvent(rows: readonly unknown[], i: number): DecisionEvent {
 /**
  * A batch as the bytes that cross to the writer thread (and are kept until
  * it acknowledges them): its JSON, UTF-8. An absent value crosses as null
- * (unpackEvent reads both as absent); a batch that JSON refuses goes with
- * its recipients as text (plainBatch).
+ * (unpackEvent reads both as absent); recipients are text already
+ * (packEvent).
  *
- * Not v8.serialize, although it was a little faster: its C++ serializer
+ * Not v8.serialize, as before: its C++ serializer
  * holds every object it wrote as a GC root until its JS wrapper is
  * collected, so each young-generation collection found all the batches
  * serialised since the last one still alive — the events, their recipient
  * arrays and the request texts their strings were sliced from — and
- * copied them (policy-server bench: 11 of the 14 MB that survived each
- * scavenge; docs/performance.md, "What survives a scavenge").
+ * copied them (greylisting bench's load, one-rule policy: 11 of the 14 MB
+ * that survived each scavenge; docs/performance.md, "What survives a scavenge").
  */
 export function encodeBatch(b: PackedBatch): Buffer {
-  let json: string;
-  try {
-    json = JSON.stringify(b);
-  } catch {
-    json = JSON.stringify(plainBatch(b));
-  }
-  return Buffer.from(json, 'utf8');
+  return Buffer.from(JSON.stringify(b), 'utf8');
 }
 
 export function decodeBatch(bytes: Uint8Array): PackedBatch {
   return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8')) as PackedBatch;
-}
-
-/**
- * A copy of a batch that can be posted when the batch itself cannot
- * (recipients that are not plain data): recipients as text.
- */
-export function plainBatch(b: PackedBatch): PackedBatch {
-  const out = b.rows.slice();
-  for (let i = 0; i < out.length; i += EVENT_WIDTH) {
-    const rcpts = out[i + 5];
-    out[i + 5] = Array.isArray(rcpts) ? rcpts.map((r) => String(r)) : [];
-  }
-  return { rows: out, pieces: b.pieces };
 }
 
 export interface WriteResult {
