@@ -1,11 +1,12 @@
-// Loads the DKIM conformance vectors in ../shared/conformance/dkim unchanged
+// Loads the DKIM conformance vectors in test/fixtures/conformance/dkim unchanged
 // and adapts them here: zone data for our Zone, LF→CRLF for the stalwart
 // messages, and the clock each needs.
 
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-export const CONFORMANCE_DKIM = join(process.env.FRONTLINE_CONFORMANCE ?? '/work/shared/conformance', 'dkim');
+export const CONFORMANCE_DKIM = fileURLToPath(new URL('../fixtures/conformance/dkim', import.meta.url));
 
 /** The clock at which every stalwart signature is valid (see the conformance README). */
 export const STALWART_CLOCK_MS = 1667843664 * 1000;

@@ -1,4 +1,4 @@
-// The OpenSPF / RFC 7208 test suite (../shared/conformance/spf), loaded
+// The OpenSPF / RFC 7208 test suite (test/fixtures/conformance/spf), loaded
 // unchanged, with the reference driver's conventions (see that folder's
 // README): one Zone per scenario, names under `error.` time out, the default
 // explanation is the literal `DEFAULT`, an empty MAIL FROM means the HELO
@@ -12,7 +12,7 @@ import { Zone } from '../../src/dns/zone.js';
 import { spfIdentity } from '../../src/checks/spf.js';
 import type { CheckHostOptions, CheckHostParams, SpfResult } from '../../src/checks/spf/evaluate.js';
 
-export const SPF_SUITE_PATH = resolve(dirname(fileURLToPath(import.meta.url)), '../../../shared/conformance/spf/rfc7208-tests.yml');
+export const SPF_SUITE_PATH = resolve(dirname(fileURLToPath(import.meta.url)), '../fixtures/conformance/spf/rfc7208-tests.yml');
 
 export interface SpfSuiteTest {
   scenario: string;

@@ -1,4 +1,4 @@
-// The DKIM conformance vectors (../shared/conformance/dkim), run unchanged
+// The DKIM conformance vectors (test/fixtures/conformance/dkim), run unchanged
 // through checkDkim with an in-memory zone. Goal: every signature passes.
 
 import { test } from 'node:test';
