@@ -2,6 +2,7 @@
 // need them (RFC 5321 §4.1.2–4.1.3). Shared by helo, rfc and lists.
 
 import { isIP } from 'node:net';
+import { asciiDomain } from '../core/address.js';
 
 const MAX_NAME = 253;
 const MAX_LABEL = 63;
@@ -12,9 +13,9 @@ const LABEL = /^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$/i;
 // A top-level label is letters, or an IDNA A-label; never all digits (that is an IP).
 const TLD = /^(?:[a-z]{2,63}|xn--[a-z0-9-]{1,59})$/i;
 
-/** Lower-case and drop one trailing dot. */
+/** Lower-case, drop one trailing dot, internationalised labels as A-labels (`müller.de` → `xn--mller-kva.de`). */
 export function normaliseName(name: string): string {
-  return name.replace(/\.$/, '').toLowerCase();
+  return asciiDomain(name);
 }
 
 /** RFC 5321 Domain syntax (one trailing dot tolerated); need not have a dot. */
@@ -57,7 +58,8 @@ export function addressDomainProblem(address: string): AddressProblem | undefine
   const at = address.lastIndexOf('@');
   if (at < 0) return 'no-at';
   if (at === 0) return 'empty-local';
-  const domain = address.slice(at + 1);
+  // A U-label domain (SMTPUTF8) is judged by its A-label form; one that has none is invalid.
+  const domain = asciiDomain(address.slice(at + 1));
   if (parseAddressLiteral(domain) !== undefined) return 'address-literal';
   if (!isValidHostname(domain)) return 'bad-domain';
   if (!isFqdn(domain)) return 'non-fqdn';

@@ -5,6 +5,7 @@
 import type { Envelope, Evidence } from '../core/types.js';
 import type { MxRecord } from '../dns/types.js';
 import { settle } from './addresses.js';
+import { displayDomain } from '../core/address.js';
 import { domainOf, sharedEvidence, timed } from './evidence.js';
 import { addressDomainProblem } from './hostname.js';
 import type { CheckContext } from './types.js';
@@ -34,6 +35,8 @@ export function checkSenderDomain(env: Envelope, ctx: CheckContext): Promise<Evi
       return { result: 'fail', detail: `sender ${env.from} ${PROBLEM_TEXT[problem]}`, data: { reason: 'non-fqdn', problem } };
     }
     const domain = domainOf(env.from) as string;
+    // Texts name the domain as the sender wrote it (a U-label); `data.domain` and DNS use the A-label.
+    const shown = displayDomain(domain, env.from);
     const [mx, a, aaaa] = await Promise.all([
       settle<MxRecord[]>(ctx.resolver.mx(domain)),
       settle(ctx.resolver.a(domain)),
@@ -47,11 +50,11 @@ export function checkSenderDomain(env: Envelope, ctx: CheckContext): Promise<Evi
     if (aaaa.ok) found.push(`AAAA ${aaaa.value.join(', ')}`);
     const data: Record<string, unknown> = { domain };
     if (nullMx) data.nullMx = true;
-    if (found.length > 0) return { result: 'pass', detail: `sender domain ${domain} has ${found.join('; ')}`, data };
+    if (found.length > 0) return { result: 'pass', detail: `sender domain ${shown} has ${found.join('; ')}`, data };
     const faults = [mx, a, aaaa].flatMap((l) => (!l.ok && !l.error.isVoid ? [l.error.message] : []));
-    if (faults.length > 0) return { result: 'temperror', detail: `sender domain ${domain}: DNS ${faults.join('; ')}`, data };
+    if (faults.length > 0) return { result: 'temperror', detail: `sender domain ${shown}: DNS ${faults.join('; ')}`, data };
     const what = nullMx ? 'a null MX and no A/AAAA records' : 'no MX, A or AAAA records';
-    return { result: 'fail', detail: `sender domain ${domain} has ${what}`, data: { ...data, reason: 'unknown-domain' } };
+    return { result: 'fail', detail: `sender domain ${shown} has ${what}`, data: { ...data, reason: 'unknown-domain' } };
   });
 }
 

@@ -2,6 +2,7 @@
 // Evidence for the policy. The evaluator lives in ./spf/.
 
 import type { Envelope, Evidence } from '../core/types.js';
+import { asciiAddress, asciiDomain } from '../core/address.js';
 import { timed } from './evidence.js';
 import { type CheckHostOptions, type SpfResult, checkHost } from './spf/evaluate.js';
 import type { CheckContext } from './types.js';
@@ -20,8 +21,10 @@ export interface SpfCheckOptions extends Pick<CheckHostOptions, 'defaultExplanat
  */
 export function spfIdentity(identity: SpfIdentity, from: string | undefined, helo: string | undefined): { sender: string; domain: string } | undefined {
   if (identity === 'mailfrom' && from !== undefined && from !== '') {
-    const at = from.lastIndexOf('@');
-    return { sender: from, domain: at >= 0 ? from.slice(at + 1) : from };
+    // An internationalised domain is asked for in A-labels (RFC 8616 §4); the local part is left as sent.
+    const sender = asciiAddress(from);
+    const at = sender.lastIndexOf('@');
+    return { sender, domain: at >= 0 ? sender.slice(at + 1) : asciiDomain(sender) };
   }
   if (identity === 'mailfrom' && from === undefined) return undefined;
   if (!helo) return undefined;

@@ -15,6 +15,9 @@ export interface TemplateValues {
   evidence: (check: string) => { result: string; detail: string; data?: Record<string, unknown> } | undefined;
 }
 
+/** Values that may hold an SMTPUTF8 sender's U-labels (RFC 6531 addresses); the HELO name and the rest stay ASCII. */
+const UNICODE_VARS: ReadonlySet<string> = new Set(['from', 'from_domain', 'rcpt']);
+
 const VAR_RE = /\{\{|\}\}|\{([^{}]*)\}/g;
 /** Longest value substituted for one variable; SMTP reply lines are short. */
 const MAX_VALUE = 200;
@@ -48,10 +51,10 @@ export function renderTemplate(template: string, values: TemplateValues): string
       const ev = values.evidence(check);
       if (!ev) return '';
       if (path.length === 1 && path[0] === 'result') return safe(ev.result);
-      if (path.length === 1 && path[0] === 'detail') return safe(ev.detail);
+      if (path.length === 1 && path[0] === 'detail') return safe(ev.detail, MAX_VALUE, true);
       return safe(formatValue(dig(ev.data, path)));
     }
-    return safe(values.vars[name as TemplateVar] ?? '');
+    return safe(values.vars[name as TemplateVar] ?? '', MAX_VALUE, UNICODE_VARS.has(name));
   });
 }
 
@@ -73,13 +76,18 @@ function formatValue(v: unknown): string {
 const PRINTABLE = /^[\x20-\x7e]*$/;
 const ASCII: Record<string, string> = { '≥': '>=', '≤': '<=', '…': '...', '–': '-', '—': '-' };
 
-/** One line of printable ASCII, bounded: client-chosen text cannot break the reply. */
-export function safe(s: string, max = MAX_VALUE): string {
+/**
+ * One line of printable ASCII, bounded: client-chosen text cannot break the
+ * reply. With `letters`, non-ASCII letters, marks and digits are kept (the
+ * U-label of an SMTPUTF8 sender's domain in a reply text, RFC 6531 §3.7.4.2);
+ * controls, format characters (bidi overrides) and the rest still become `?`.
+ */
+export function safe(s: string, max = MAX_VALUE, letters = false): string {
   // Nearly every value is already one short line of printable ASCII.
   if (s.length <= max && PRINTABLE.test(s)) return s;
   const oneLine = s
     .replace(/[\x00-\x1f\x7f]+/g, ' ')
     .replace(/[≥≤…–—]/g, (c) => ASCII[c])
-    .replace(/[^\x20-\x7e]/g, '?');
+    .replace(letters ? /[^\x20-\x7e\p{L}\p{M}\p{N}]/gu : /[^\x20-\x7e]/g, '?');
   return oneLine.length > max ? `${oneLine.slice(0, max - 3)}...` : oneLine;
 }

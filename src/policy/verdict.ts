@@ -2,7 +2,7 @@
 // template rendered, its remedy appended. Kept to one printable line.
 
 import type { Action, Envelope, Evidence, Stage } from '../core/types.js';
-import { domainOf } from '../checks/evidence.js';
+import { displayDomainOf } from '../core/address.js';
 import { renderTemplate, safe, type TemplateValues } from './template.js';
 
 export interface Reply {
@@ -49,7 +49,7 @@ export function buildReply(rule: RuleReply, values: TemplateValues): Reply {
 }
 
 function clip(text: string): string {
-  return safe(text, MAX_TEXT);
+  return safe(text, MAX_TEXT, true);
 }
 
 /** The values templates see for this envelope and evidence. */
@@ -65,7 +65,8 @@ export function templateValues(
       ip: env.clientIp,
       helo: env.helo ?? '',
       from: env.from === '' ? '<>' : (env.from ?? ''),
-      from_domain: domainOf(env.from) ?? (env.from === '' ? '<>' : ''),
+      // As the sender wrote it: a U-label for an SMTPUTF8 sender, who can read one.
+      from_domain: displayDomainOf(env.from) ?? (env.from === '' ? '<>' : ''),
       rcpt: env.rcpts[env.rcpts.length - 1] ?? '',
       rule: extra.rule,
       stage: extra.stage,
