@@ -33,7 +33,10 @@ export type DataResult =
       size: number;
       tooBig: boolean;
       longLine: boolean;
+      /** A line was ended by LF alone (it was ended by CRLF in the message). */
       bareLf: boolean;
+      /** A CR not followed by LF was in a line (it was made CRLF in the message). */
+      bareCr: boolean;
     }
   | { kind: 'timeout' }
   | { kind: 'eof' };
@@ -158,16 +161,36 @@ export class ClientInput {
   }
 
   /**
-   * The DATA section up to the line "." (ended by CRLF). Lines are unstuffed
-   * and re-ended with CRLF, so the message is re-sent to the backend in one
-   * canonical framing whatever line ends the client used: what the gate
-   * checked is what the backend gets (no SMTP smuggling through the gate).
+   * The DATA section up to `<CR><LF>.<CR><LF>`, and nothing else. Lines are
+   * unstuffed and re-ended with CRLF (a bare LF or bare CR too), so the
+   * message is re-sent to the backend in one canonical framing whatever line
+   * ends the client used: what the gate checked is what the backend gets,
+   * and no next hop can find another end in it (no SMTP smuggling).
    */
   readData(limits: DataLimits): Promise<DataResult> {
     const reader = new DataReader(limits);
     const now = this.takeData(reader);
     if (now) return Promise.resolve(now);
     return this.waitFor(limits.timeoutMs, () => this.takeData(reader), TIMEOUT);
+  }
+
+  /**
+   * Read and throw away `n` bytes: a BDAT chunk the session refuses (RFC
+   * 3030 has the server consume it whatever its reply), so that no byte of
+   * it is ever read as a command.
+   */
+  skip(n: number, timeoutMs: number): Promise<'done' | 'timeout' | 'eof'> {
+    let left = n;
+    const take = (): 'done' | undefined => {
+      const k = Math.min(left, this.pending);
+      this.pos += k;
+      left -= k;
+      if (this.pos >= this.buf.length) this.discard();
+      return left === 0 ? 'done' : undefined;
+    };
+    const now = take();
+    if (now) return Promise.resolve(now);
+    return this.waitFor(timeoutMs, take, 'timeout' as const).then((r) => (typeof r === 'string' ? r : 'eof'));
   }
 
   /**
@@ -244,8 +267,13 @@ export class ClientInput {
 
 /**
  * One DATA section being read: unstuffs, re-ends lines with CRLF, counts
- * size and line lengths. Lines that need no change (CRLF-ended, no leading
- * dot to remove) are kept as runs of the input and copied once.
+ * size and line lengths. Lines that need no change (CRLF-ended, no bare CR,
+ * no leading dot to remove) are kept as runs of the input and copied once.
+ *
+ * The end is `<CR><LF>.<CR><LF>` and nothing else (SMTP smuggling): a "."
+ * line ends the message only when the line before it ended with CRLF (or it
+ * is the first line). A bare LF or a bare CR ends a line of the message as
+ * CRLF would; it is reported (bareLf, bareCr) for the session's bare_lf test.
  */
 class DataReader {
   private readonly parts: Buffer[] = [];
@@ -253,7 +281,10 @@ class DataReader {
   private tooBig = false;
   private longLine = false;
   private bareLf = false;
+  private bareCr = false;
   private atLineStart = true;
+  /** The line before ended with CRLF (or there was none): a "." line here is the end. */
+  private afterCrlf = true;
   private lineLength = 0;
   /** Where scanning stopped in the buffer given to the last scan(). */
   consumed = 0;
@@ -265,6 +296,8 @@ class DataReader {
     const { lineLimit } = this.limits;
     // Start of the run of unchanged lines not yet appended.
     let run = pos;
+    // The next CR at or after pos: one search per line finds both CRLFs and bare CRs.
+    let cr = buf.indexOf(CR, pos);
     for (;;) {
       const lf = buf.indexOf(LF, pos);
       if (lf < 0) {
@@ -274,11 +307,11 @@ class DataReader {
         let end = buf.length;
         if (end - pos > lineLimit + 2) {
           if (buf[end - 1] === CR) end--;
-          let chunk = buf.subarray(pos, end);
-          if (this.atLineStart && chunk[0] === DOT) chunk = chunk.subarray(1);
+          let start = pos;
+          if (this.atLineStart && buf[start] === DOT) start++;
           this.lineLength += end - pos;
           this.longLine ||= this.lineLength > lineLimit;
-          this.append(chunk);
+          this.appendContent(buf, start, end, cr);
           this.atLineStart = false;
           pos = end;
         }
@@ -287,27 +320,43 @@ class DataReader {
       }
       const crlf = lf > pos && buf[lf - 1] === CR;
       const contentEnd = crlf ? lf - 1 : lf;
-      const dotted = this.atLineStart && buf[pos] === DOT && contentEnd > pos;
-      if (!crlf) this.bareLf = true;
-      if (this.atLineStart && crlf && contentEnd - pos === 1 && buf[pos] === DOT) {
+      const bareCr = cr >= 0 && cr < contentEnd;
+      if (this.atLineStart && this.afterCrlf && crlf && contentEnd - pos === 1 && buf[pos] === DOT) {
         this.append(buf.subarray(run, pos));
         this.consumed = lf + 1;
         const message = this.tooBig ? EMPTY : Buffer.concat(this.parts);
-        return { kind: 'data', message, size: this.size, tooBig: this.tooBig, longLine: this.longLine, bareLf: this.bareLf };
+        return { kind: 'data', message, size: this.size, tooBig: this.tooBig, longLine: this.longLine, bareLf: this.bareLf, bareCr: this.bareCr };
       }
+      const dotted = this.atLineStart && buf[pos] === DOT && contentEnd > pos;
+      if (!crlf) this.bareLf = true;
       this.lineLength += contentEnd - pos;
       this.longLine ||= this.lineLength > lineLimit;
-      if (!crlf || dotted) {
-        // This line changes (a bare LF becomes CRLF, a leading dot goes): end the run before it.
+      if (!crlf || dotted || bareCr) {
+        // This line changes (a bare LF or CR becomes CRLF, a leading dot goes): end the run before it.
         this.append(buf.subarray(run, pos));
-        this.append(buf.subarray(dotted ? pos + 1 : pos, contentEnd));
+        this.appendContent(buf, dotted ? pos + 1 : pos, contentEnd, cr);
         this.append(CRLF);
         run = lf + 1;
       }
       this.atLineStart = true;
+      this.afterCrlf = crlf;
       this.lineLength = 0;
       pos = lf + 1;
+      if (cr >= 0 && cr < pos) cr = buf.indexOf(CR, pos);
     }
+  }
+
+  /** buf[start, end) as message text, every bare CR in it made CRLF; `cr` is the first CR at or after start's line. */
+  private appendContent(buf: Buffer, start: number, end: number, cr: number): void {
+    if (cr >= 0 && cr < start) cr = buf.indexOf(CR, start);
+    while (cr >= 0 && cr < end) {
+      this.bareCr = true;
+      this.append(buf.subarray(start, cr));
+      this.append(CRLF);
+      start = cr + 1;
+      cr = buf.indexOf(CR, start);
+    }
+    this.append(buf.subarray(start, end));
   }
 
   private append(b: Buffer): void {

@@ -59,7 +59,7 @@ const DOOR_TEXT: Record<DoorTest, string> = {
   pregreet: 'Protocol error: client talked before the greeting',
   pipelining: 'Protocol error: commands sent before their replies (PIPELINING not offered)',
   non_smtp: 'Protocol error: this is an SMTP server',
-  bare_lf: 'Protocol error: bare LF line endings',
+  bare_lf: 'Protocol error: bare <LF> or <CR> received',
 };
 
 /** Commands a client may send without waiting for the previous reply, once PIPELINING is offered. */
@@ -266,6 +266,9 @@ export class GateSession {
       case 'DATA':
         await this.data(cmd);
         return false;
+      case 'BDAT':
+        await this.bdat(cmd);
+        return false;
       case 'RSET':
         if (cmd.arg) return this.error(reply(501, '5.5.4 Syntax: RSET')).then(() => false);
         await this.resetTransaction();
@@ -453,7 +456,7 @@ export class GateSession {
       await this.resetTransaction();
       await this.reply(r, true);
     };
-    if (d.bareLf) await this.doorFail('bare_lf', 'message line ended by a bare LF');
+    if (d.bareLf || d.bareCr) await this.doorFail('bare_lf', `message with a bare ${d.bareLf ? 'LF' : 'CR'}${d.bareLf && d.bareCr ? ' and a bare CR' : ''}`);
     if (this.enforced) return endOfData(this.enforced);
     if (d.tooBig) return endOfData(reply(552, '5.3.4 Error: message file too big'));
     if (d.longLine) return endOfData(reply(554, `5.6.0 Error: message has a line longer than ${limits.data_line} characters`));
@@ -482,6 +485,29 @@ export class GateSession {
     // The backend's transaction ended with its reply, whatever it was.
     this.inTransaction = false;
     return endOfData(r);
+  }
+
+  /**
+   * BDAT, though CHUNKING is not offered: its chunk is read and thrown away
+   * (RFC 3030), so a message sent this way is never read as commands (SMTP
+   * smuggling through BDAT). A chunk that cannot be skipped safely (no size,
+   * or larger than a message may be) ends the session.
+   */
+  private async bdat(cmd: Command): Promise<void> {
+    const m = /^(\d{1,20})(?:\s+LAST)?$/i.exec(cmd.arg);
+    const limit = this.ctx.cfg.limits.message_size;
+    if (!m || Number(m[1]) > limit) {
+      this.log.info({ limit: 'bdat_without_chunking', arg: cmd.arg.slice(0, 40) }, 'BDAT chunk that cannot be skipped: closing');
+      await this.writeReply(m ? reply(552, '5.3.4 Error: message size exceeds fixed limit') : reply(501, '5.5.4 Syntax: BDAT size [LAST]'));
+      throw new EndSession();
+    }
+    const skipped = await this.input.skip(Number(m[1]), this.dataTimeoutMs());
+    if (skipped === 'eof') throw new EndSession();
+    if (skipped === 'timeout') {
+      await this.writeReply(reply(421, `4.4.2 ${this.ctx.hostname} Error: timeout exceeded`));
+      throw new EndSession();
+    }
+    await this.error(reply(502, '5.5.1 Error: command not implemented (CHUNKING is not offered); chunk discarded'));
   }
 
   private async starttls(cmd: Command): Promise<void> {

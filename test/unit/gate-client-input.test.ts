@@ -1,6 +1,7 @@
 // The gate's DATA reader copies runs of unchanged lines at once; what it
-// hands on must be exactly what reading line by line gave (unstuffed,
-// CRLF-ended, the same size and flags), however the input is cut into reads.
+// hands on must be exactly what reading line by line gives (unstuffed,
+// CRLF-ended, bare CRs made CRLF, the same size and flags), however the input
+// is cut into reads; and only <CR><LF>.<CR><LF> ends it (SMTP smuggling).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,7 +24,9 @@ function referenceData(input: Buffer, limits: DataLimits) {
   let tooBig = false;
   let longLine = false;
   let bareLf = false;
+  let bareCr = false;
   let atLineStart = true;
+  let afterCrlf = true;
   let lineLength = 0;
   const append = (b: Buffer): void => {
     size += b.length;
@@ -43,19 +46,22 @@ function referenceData(input: Buffer, limits: DataLimits) {
     const content = input.subarray(pos, crlf ? lf - 1 : lf);
     pos = lf + 1;
     if (!crlf) bareLf = true;
-    if (atLineStart && crlf && content.length === 1 && content[0] === 46) {
-      return { message: tooBig ? Buffer.alloc(0) : Buffer.concat(parts), size, tooBig, longLine, bareLf, rest: input.subarray(pos) };
+    if (atLineStart && afterCrlf && crlf && content.length === 1 && content[0] === 46) {
+      return { message: tooBig ? Buffer.alloc(0) : Buffer.concat(parts), size, tooBig, longLine, bareLf, bareCr, rest: input.subarray(pos) };
     }
     lineLength += content.length;
     longLine ||= lineLength > limits.lineLimit;
-    append(atLineStart && content[0] === 46 ? content.subarray(1) : content);
+    const text = atLineStart && content[0] === 46 ? content.subarray(1) : content;
+    if (text.includes(13)) bareCr = true;
+    append(Buffer.from(text.toString('latin1').replace(/\r/g, '\r\n'), 'latin1'));
     append(Buffer.from('\r\n'));
     atLineStart = true;
+    afterCrlf = crlf;
     lineLength = 0;
   }
 }
 
-const PIECES = ['line', ' ', '.', '..', '\r\n', '\n', '\r', 'x'.repeat(40), '.\r\n', '\r\n.\r\n', '\r\n.\n', 'é'];
+const PIECES = ['line', ' ', '.', '..', '\r\n', '\n', '\r', 'x'.repeat(40), '.\r\n', '\r\n.\r\n', '\r\n.\n', 'é', '\n.\r\n', '\r.\r\n', '\r\n.\r', '\n.\n'];
 
 function randomMessage(rand: () => number): Buffer {
   let s = '';
@@ -95,7 +101,11 @@ test('readData gives what reading line by line gave, for any cut of the input in
     if (r.kind !== 'data') continue;
     const context = JSON.stringify({ input: input.toString('latin1'), limits, cuts });
     assert.equal(r.message.toString('latin1'), want.message.toString('latin1'), context);
-    assert.deepEqual({ size: r.size, tooBig: r.tooBig, longLine: r.longLine, bareLf: r.bareLf }, { size: want.size, tooBig: want.tooBig, longLine: want.longLine, bareLf: want.bareLf }, context);
+    assert.deepEqual(
+      { size: r.size, tooBig: r.tooBig, longLine: r.longLine, bareLf: r.bareLf, bareCr: r.bareCr },
+      { size: want.size, tooBig: want.tooBig, longLine: want.longLine, bareLf: want.bareLf, bareCr: want.bareCr },
+      context,
+    );
     // What follows the final dot stays for the next command.
     const lf = want.rest.indexOf(10);
     const line = await reader.readLine(1000, 1000);
