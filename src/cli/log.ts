@@ -17,6 +17,7 @@ export interface LogOptions extends StoreCommandOptions {
   until?: string;
   rule?: string;
   action?: string;
+  wouldHave?: boolean;
   limit?: string;
 }
 
@@ -35,6 +36,7 @@ export function logQuery(opts: LogOptions, now: number): EventQuery {
   if (opts.until !== undefined) q.until = parseSince(opts.until, now, '--until');
   if (opts.rule !== undefined) q.rule = opts.rule;
   if (opts.action !== undefined) q.action = opts.action;
+  if (opts.wouldHave === true) q.wouldHave = true;
   q.limit = positiveInt(opts.limit, '--limit') ?? 100;
   return q;
 }
@@ -42,7 +44,13 @@ export function logQuery(opts: LogOptions, now: number): EventQuery {
 function row(e: DecisionEvent): string[] {
   const reply = e.code !== undefined ? `${e.action} ${e.code}` : e.action;
   const from = e.from === undefined ? '' : e.from === '' ? '<>' : e.from;
-  return [isoTime(e.ts), e.clientIp, e.stage, reply, e.rule, from, e.rcpts.join(','), e.text ?? ''];
+  const score = e.score === undefined ? '' : String(e.score);
+  return [isoTime(e.ts), e.clientIp, e.stage, reply, e.rule, score, wouldHaveText(e), from, e.rcpts.join(','), e.text ?? ''];
+}
+
+/** Test-mode findings, one `rule→action code` each: what the verdict would have been with those rules on. */
+function wouldHaveText(e: DecisionEvent): string {
+  return (e.wouldHave ?? []).map((w) => `${w.rule}→${w.action}${w.code !== undefined ? ` ${w.code}` : ''}`).join(', ');
 }
 
 export function log(opts: LogOptions, io: CommandIo = processIo): Promise<number> {
@@ -50,7 +58,7 @@ export function log(opts: LogOptions, io: CommandIo = processIo): Promise<number
     const events = await store.queryEvents(logQuery(opts, Date.now()));
     if (opts.json) printJson(io, events);
     else if (events.length === 0) io.stdout.write('no decisions match\n');
-    else io.stdout.write(columns(['time', 'client', 'stage', 'action', 'rule', 'from', 'rcpt', 'text'], events.map(row)));
+    else io.stdout.write(columns(['time', 'client', 'stage', 'action', 'rule', 'score', 'would have', 'from', 'rcpt', 'text'], events.map(row)));
     return 0;
   });
 }
@@ -66,6 +74,7 @@ export function registerLogCommand(program: Command, fail: (e: unknown) => never
       .option('--until <time>', 'up to this long ago or an ISO date')
       .option('--rule <name>', 'decided by this rule')
       .option('--action <action>', 'accept, reject, defer, tag, tarpit, continue')
+      .option('--would-have', 'only decisions where a rule in test mode would have acted')
       .option('--limit <n>', 'at most this many (default 100, max 10000)'),
   ).action((opts: LogOptions) => runCommand(log(opts), fail));
 }

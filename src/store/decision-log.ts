@@ -25,6 +25,8 @@ export function decisionEvent(verdict: Verdict, env: Envelope, ts: number, sessi
   if (env.from !== undefined) e.from = env.from;
   if (verdict.code !== undefined) e.code = verdict.code;
   if (verdict.text !== undefined) e.text = verdict.text;
+  if (verdict.score !== undefined) e.score = verdict.score;
+  if (verdict.wouldHave !== undefined && verdict.wouldHave.length > 0) e.wouldHave = verdict.wouldHave;
   return e;
 }
 

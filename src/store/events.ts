@@ -6,11 +6,12 @@ import type { Evidence } from '../core/types.js';
 import { InvalidEntryError } from './errors.js';
 import { parseNetwork, formatNetwork } from './ip.js';
 import { Lru } from '../core/lru.js';
-import type { DecisionEvent, EventEvidence, EventQuery } from './types.js';
+import type { DecisionEvent, EventEvidence, EventQuery, EventWouldHave } from './types.js';
 
 const DETAIL_MAX = 300;
 const FIELD_MAX = 500;
 const RCPTS_MAX = 100;
+const WOULD_HAVE_MAX = 20;
 
 /**
  * Compact copies of frozen evidence and their JSON: the evidence cache hands
@@ -132,7 +133,21 @@ function cleanFields(e: DecisionEvent): Omit<DecisionEvent, 'evidence'> {
   if (e.from !== undefined) out.from = cut(e.from);
   if (e.code !== undefined) out.code = e.code;
   if (e.text !== undefined) out.text = cut(e.text);
+  if (typeof e.score === 'number' && Number.isFinite(e.score)) out.score = e.score;
+  const would = cleanWouldHave(e.wouldHave);
+  if (would !== undefined) out.wouldHave = would;
   return out;
+}
+
+/** Test-mode findings fit for storage: at most WOULD_HAVE_MAX, texts cut; undefined when there are none. */
+function cleanWouldHave(w: EventWouldHave[] | undefined): EventWouldHave[] | undefined {
+  if (!Array.isArray(w) || w.length === 0) return undefined;
+  return w.slice(0, WOULD_HAVE_MAX).map((f) => {
+    const out: EventWouldHave = { rule: cut(String(f.rule)) as string, action: String(f.action) };
+    if (typeof f.code === 'number') out.code = f.code;
+    if (f.text !== undefined) out.text = cut(String(f.text));
+    return out;
+  });
 }
 
 /** Clients repeat: their canonical text, remembered (the writer thread cleans every event). */
@@ -165,6 +180,7 @@ export function eventMatches(e: DecisionEvent, q: EventQuery): boolean {
   if (q.ip !== undefined && e.clientIp !== q.ip) return false;
   if (q.rule !== undefined && e.rule !== q.rule) return false;
   if (q.action !== undefined && e.action !== q.action) return false;
+  if (q.wouldHave === true && (e.wouldHave === undefined || e.wouldHave.length === 0)) return false;
   if (q.since !== undefined && e.ts < q.since) return false;
   if (q.until !== undefined && e.ts > q.until) return false;
   if (q.domain !== undefined) {

@@ -179,6 +179,18 @@ export interface DecisionEvent {
   /** Reply text, when there was one. */
   text?: string;
   evidence: EventEvidence[];
+  /** Sum of the score rules walked, when the policy scores. */
+  score?: number;
+  /** What rules in `mode: test` would have done (the verdict did not follow them). */
+  wouldHave?: EventWouldHave[];
+}
+
+/** One test-mode finding as the decision log keeps it. */
+export interface EventWouldHave {
+  rule: string;
+  action: string;
+  code?: number;
+  text?: string;
 }
 
 export interface EventQuery {
@@ -190,6 +202,8 @@ export interface EventQuery {
   until?: number;
   rule?: string;
   action?: string;
+  /** Only decisions where a rule in test mode would have acted. */
+  wouldHave?: boolean;
   /** Newest first; default 100, at most 10,000. */
   limit?: number;
 }

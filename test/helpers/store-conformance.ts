@@ -520,6 +520,43 @@ export function storeConformance(name: string, setup: () => Promise<Backend>, op
         assert.equal(typeof e.id, 'string');
       });
 
+      test('keeps the score and what test-mode rules would have done; --would-have finds them', async () => {
+        const { store, clock } = await fresh();
+        const t = clock.now();
+        await Promise.all([
+          store.logEvent({ ...ev(t + 1, '192.0.2.1', 'default', 'a@sender.example', ['x@rcpt.example'], 'continue'), score: 3.5 }),
+          store.logEvent({
+            ...ev(t + 2, '192.0.2.2', 'default', 'b@other.example', ['y@rcpt.example'], 'continue'),
+            score: -1,
+            wouldHave: [
+              { rule: 'no-ptr', action: 'reject', code: 550, text: 'no reverse DNS' },
+              { rule: 'score-new', action: 'continue', text: 'score +2' },
+            ],
+          }),
+          store.logEvent(ev(t + 3, '192.0.2.3', 'spf', 'c@sender.example', ['z@rcpt.example'])),
+        ]);
+        const all = await store.queryEvents({});
+        assert.deepEqual(
+          all.map((e) => [e.ts - t, e.score, e.wouldHave]),
+          [
+            [3, undefined, undefined],
+            [
+              2,
+              -1,
+              [
+                { rule: 'no-ptr', action: 'reject', code: 550, text: 'no reverse DNS' },
+                { rule: 'score-new', action: 'continue', text: 'score +2' },
+              ],
+            ],
+            [1, 3.5, undefined],
+          ],
+        );
+        assert.deepEqual(
+          (await store.queryEvents({ wouldHave: true })).map((e) => e.ts - t),
+          [2],
+        );
+      });
+
       test('retention by age and by row count', async () => {
         const { store, clock } = await fresh();
         const t = clock.now();

@@ -191,7 +191,7 @@ describe('frontline grey and log', () => {
     await store.close();
     let o = io();
     await log({ config, rule: 'banned' }, o);
-    assert.match(o.out(), /^time +client +stage +action +rule +from +rcpt +text\n\S+ +192\.0\.2\.5 +rcpt +reject 554 +banned +a@b\.example +u@dest\.example +rejected\n$/);
+    assert.match(o.out(), /^time +client +stage +action +rule +score +would have +from +rcpt +text\n\S+ +192\.0\.2\.5 +rcpt +reject 554 +banned +a@b\.example +u@dest\.example +rejected\n$/);
     o = io();
     await log({ config, domain: 'dest.example', json: true }, o);
     assert.deepEqual(

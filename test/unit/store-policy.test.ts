@@ -388,6 +388,22 @@ describe('decision log', () => {
     assert.equal((warnings[1] as { lost: number }).lost, 5);
   });
 
+  test('the log keeps the score and what a test-mode rule would have refused (regression: both were dropped)', async () => {
+    const s = await setup(
+      'policy:\n  rules:\n    - { name: small-points, if: "helo.fqdn=true", score: 2 }\n    - { name: trial-refusal, if: "spf!=pass", action: reject, mode: test, text: "would refuse {from_domain}" }',
+    );
+    const log = new DecisionLog(s.store, { info() {}, warn() {}, error() {} }, s.clock);
+    const env = { ...SMALL, rcpts: ['user@dest.example'] };
+    const v = await s.send(SMALL);
+    log.record(v, env);
+    await log.flush();
+    const [e] = await s.store.queryEvents({ wouldHave: true });
+    assert.ok(e, 'the decision with a test-mode finding is found by wouldHave');
+    assert.equal(e.score, v.score);
+    assert.equal(e.score, 2);
+    assert.deepEqual(e.wouldHave, [{ rule: 'trial-refusal', action: 'reject', code: 554, text: 'would refuse small.example' }]);
+  });
+
   test('the policy server writes every decision to the store, with the instance as session', async () => {
     const s = await setup();
     const log = new DecisionLog(s.store, { info() {}, warn() {}, error() {} }, s.clock);

@@ -10,7 +10,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { SqliteStore } from '../../src/store/sqlite/store.js';
-import { EVENTS_SCHEMA, EVENTS_VERSION, eventsPathFor } from '../../src/store/sqlite/events-file.js';
+import { EVENTS_SCHEMA, EVENTS_VERSION, PIECES_SCHEMA, eventsPathFor } from '../../src/store/sqlite/events-file.js';
 import type { DecisionEvent } from '../../src/store/types.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fl-pieces-'));
@@ -133,6 +133,32 @@ describe('evidence pieces', () => {
         { sessionId: full.sessionId, helo: full.helo, from: full.from, code: full.code, text: full.text },
         { sessionId: 'a1b2.0', helo: 'mx.exämple.test', from: 'zoë@exämple.test', code: 450, text: 'Greylisted – try again' },
       );
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a version 2 events file gains the score and test-mode columns; its rows read as they were', async () => {
+    const path = fresh();
+    const old = new Database(eventsPathFor(path));
+    old.pragma('journal_mode = WAL');
+    old.exec(EVENTS_SCHEMA);
+    old.exec(PIECES_SCHEMA);
+    old.pragma('user_version = 2');
+    old
+      .prepare(`INSERT INTO events (ts, client_ip, rcpts, rcpt_domains, stage, action, rule, evidence) VALUES (?, '192.0.2.1', '[]', '||', 'rcpt', 'continue', 'old', '[]')`)
+      .run(T0);
+    old.close();
+    const s = await open(path);
+    try {
+      assert.equal(s.eventsDatabase.pragma('user_version', { simple: true }), EVENTS_VERSION);
+      await s.logEvent(ev(5, { score: 2, wouldHave: [{ rule: 'strict', action: 'reject', code: 554 }] }));
+      const [newer, older] = await s.queryEvents({ limit: 10 });
+      assert.equal(older.rule, 'old');
+      assert.equal(older.score, undefined);
+      assert.equal(older.wouldHave, undefined);
+      assert.equal(newer.score, 2);
+      assert.deepEqual(newer.wouldHave, [{ rule: 'strict', action: 'reject', code: 554 }]);
     } finally {
       await s.close();
     }

@@ -26,8 +26,8 @@ import { StoreUnavailableError } from '../errors.js';
 import { cleanEvent, compactEvidencePieces, rcptDomains } from '../events.js';
 import type { DecisionEvent, PruneOptions } from '../types.js';
 
-/** Version of the events file's layout, kept in its `user_version`: 2 added evidence_pieces. */
-export const EVENTS_VERSION = 2;
+/** Version of the events file's layout, kept in its `user_version`: 2 added evidence_pieces, 3 the score and test-mode findings. */
+export const EVENTS_VERSION = 3;
 
 /** The events table and the indexes its queries use (as the store file had them up to schema version 2). */
 export const EVENTS_SCHEMA = `
@@ -67,7 +67,17 @@ export const PIECES_SCHEMA = `
   CREATE INDEX IF NOT EXISTS evidence_pieces_by_hour ON evidence_pieces (hour);
 `;
 
-/** Every column, in table order (the migration copies them all, ids included). */
+/**
+ * Version 3: each decision's score and what rules in test mode would have
+ * done (`would_have`: JSON array text, NULL when none did), so an admin can
+ * audit a test-mode rule before switching it on.
+ */
+export const VERDICT_DETAIL_SCHEMA = `
+  ALTER TABLE events ADD COLUMN score REAL;
+  ALTER TABLE events ADD COLUMN would_have TEXT;
+`;
+
+/** Every column of version 2, in table order (the migration copies them all, ids included). */
 export const EVENT_COLUMNS =
   'id, ts, session_id, client_ip, helo, mail_from, from_domain, rcpts, rcpt_domains, stage, action, code, rule, text, evidence';
 
@@ -130,9 +140,13 @@ export function initEventsSchema(db: Database.Database): void {
   }
   if (v === EVENTS_VERSION) return;
   db.transaction(() => {
-    if (eventsVersion(db) >= EVENTS_VERSION) return; // another process made it meanwhile
-    db.exec(EVENTS_SCHEMA);
-    db.exec(PIECES_SCHEMA);
+    const now = eventsVersion(db); // another process may have moved it on meanwhile
+    if (now >= EVENTS_VERSION) return;
+    if (now < 2) {
+      db.exec(EVENTS_SCHEMA);
+      db.exec(PIECES_SCHEMA);
+    }
+    db.exec(VERDICT_DETAIL_SCHEMA);
     db.pragma(`user_version = ${EVENTS_VERSION}`);
   }).immediate();
 }
@@ -140,7 +154,7 @@ export function initEventsSchema(db: Database.Database): void {
 // ---- packed events
 
 /** Values per packed event. */
-export const EVENT_WIDTH = 12;
+export const EVENT_WIDTH = 14;
 
 /**
  * A batch as it crosses to the writer thread: EVENT_WIDTH values per event
@@ -188,7 +202,7 @@ export function packEvent(b: FillingBatch, e: DecisionEvent): void {
   const rcpts = e.rcpts;
   // Recipients are strings but for a caller's bug; JSON would turn anything else into null or an object.
   const plainRcpts = Array.isArray(rcpts) && !rcpts.every((r) => typeof r === 'string') ? rcpts.map((r) => String(r)) : rcpts;
-  b.rows.push(e.ts, e.sessionId, e.clientIp, e.helo, e.from, plainRcpts, e.stage, e.action, e.code, e.rule, e.text, refs);
+  b.rows.push(e.ts, e.sessionId, e.clientIp, e.helo, e.from, plainRcpts, e.stage, e.action, e.code, e.rule, e.text, refs, e.score, e.wouldHave);
 }
 
 function unpackEvent(rows: readonly unknown[], i: number): DecisionEvent {
@@ -207,6 +221,8 @@ function unpackEvent(rows: readonly unknown[], i: number): DecisionEvent {
   if (rows[i + 4] != null) e.from = rows[i + 4] as string;
   if (rows[i + 8] != null) e.code = rows[i + 8] as number;
   if (rows[i + 10] != null) e.text = rows[i + 10] as string;
+  if (rows[i + 12] != null) e.score = rows[i + 12] as number;
+  if (rows[i + 13] != null) e.wouldHave = rows[i + 13] as DecisionEvent['wouldHave'];
   return e;
 }
 
@@ -342,8 +358,8 @@ export class EventSink {
   constructor(private readonly db: Database.Database) {
     this.pieces = new EvidencePieces(db);
     this.insert = db.prepare(
-      `INSERT INTO events (ts, session_id, client_ip, helo, mail_from, from_domain, rcpts, rcpt_domains, stage, action, code, rule, text, evidence)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO events (ts, session_id, client_ip, helo, mail_from, from_domain, rcpts, rcpt_domains, stage, action, code, rule, text, evidence, score, would_have)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
   }
 
@@ -383,6 +399,8 @@ export class EventSink {
                 e.rule,
                 e.text ?? null,
                 evidence,
+                e.score ?? null,
+                e.wouldHave === undefined ? null : JSON.stringify(e.wouldHave),
               );
               r.written++;
             } catch (err) {

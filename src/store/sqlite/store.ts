@@ -135,6 +135,8 @@ interface EventRow {
   rule: string;
   text: string | null;
   evidence: string;
+  score: number | null;
+  would_have: string | null;
 }
 
 interface ListEntryRow {
@@ -195,6 +197,8 @@ function eventFromRow(r: EventRow, evidence: string): DecisionEvent {
   if (r.mail_from !== null) e.from = r.mail_from;
   if (r.code !== null) e.code = r.code;
   if (r.text !== null) e.text = r.text;
+  if (r.score !== null) e.score = r.score;
+  if (r.would_have !== null) e.wouldHave = JSON.parse(r.would_have) as DecisionEvent['wouldHave'];
   return e;
 }
 
@@ -825,6 +829,7 @@ export class SqliteStore extends BaseStore {
       where.push('action = ?');
       args.push(q.action);
     }
+    if (q.wouldHave === true) where.push('would_have IS NOT NULL');
     if (q.since !== undefined) {
       where.push('ts >= ?');
       args.push(q.since);
