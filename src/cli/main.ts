@@ -7,6 +7,7 @@ import { ConfigError } from '../config/load.js';
 import { STAGES } from '../core/types.js';
 import { check, InputError } from './check.js';
 import { configCheck } from './config-check.js';
+import { configInit } from './config-init.js';
 import { serve } from './serve.js';
 import { clusterSay, serveClustered } from './cluster.js';
 import { registerBanCommand } from './ban.js';
@@ -101,6 +102,21 @@ config
   .action((file: string) => {
     try {
       process.exitCode = configCheck(file, process.stdout, process.stderr);
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+config
+  .command('init')
+  .description("write a commented config for your domains (stdout without --out; an existing file is kept unless --force)")
+  .option('--domain <domain>', 'a mail domain you receive mail for (repeatable; at least one)', collect, [])
+  .option('--hostname <name>', "this MX's name, for Authentication-Results (default: the host's name at run time)")
+  .option('--out <file>', 'write here instead of standard output (mode 0640)')
+  .option('--force', 'replace an existing --out file')
+  .action((opts: { domain: string[]; hostname?: string; out?: string; force?: boolean }) => {
+    try {
+      process.exitCode = configInit(opts, process.stdout, process.stderr);
     } catch (e) {
       fail(e);
     }
