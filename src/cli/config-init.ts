@@ -6,7 +6,7 @@
 
 import { writeFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
-import { domainToASCII } from 'node:url';
+import { asciiDomain } from '../core/address.js';
 import { isFqdn } from '../checks/hostname.js';
 import { InputError } from './check.js';
 
@@ -19,8 +19,8 @@ export interface ConfigInitOptions {
 
 /** A domain as an admin types it (U-label or A-label) → its lower-case A-label form, or an InputError. */
 function asciiName(what: string, name: string): string {
-  const ascii = domainToASCII(name.trim().replace(/\.$/, '')).toLowerCase();
-  if (ascii === '' || !isFqdn(ascii)) throw new InputError(`${what} "${name}" is not a domain name (e.g. example.com)`);
+  const ascii = asciiDomain(name.trim());
+  if (!isFqdn(ascii)) throw new InputError(`${what} "${name}" is not a domain name (e.g. example.com)`);
   return ascii;
 }
 
