@@ -62,6 +62,12 @@ const DOOR_TEXT: Record<DoorTest, string> = {
   bare_lf: 'Protocol error: bare <LF> or <CR> received',
 };
 
+/**
+ * Control characters (C0 but TAB, DEL, C1) in a command line: no SMTP command
+ * needs one, and one in an address ends up in logs and on terminals.
+ */
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f-\x9f]/;
+
 /** Commands a client may send without waiting for the previous reply, once PIPELINING is offered. */
 const GROUP_MIDDLE = new Set(['MAIL', 'RCPT', 'RSET']);
 
@@ -246,8 +252,20 @@ export class GateSession {
         await this.reply(this.enforced);
         continue;
       }
+      if (CONTROL.test(line.text)) {
+        await this.refuseControl(line.text);
+        continue;
+      }
       if (await this.dispatch(cmd, line.raw)) return;
     }
+  }
+
+  /** A command line with a control character: 501 5.5.2, logged with the limit's name (the line itself is not logged). */
+  private async refuseControl(text: string): Promise<void> {
+    const at = text.search(CONTROL);
+    const byte = `0x${text.charCodeAt(at).toString(16).padStart(2, '0')}`;
+    this.log.info({ limit: 'control_characters', command: this.current, byte, offset: at }, `command refused: control character ${byte} (limit: control_characters)`);
+    await this.error(reply(501, '5.5.2 Error: control characters are not allowed in commands'));
   }
 
   /** Handle one command; true when the session is over. */
@@ -589,7 +607,8 @@ export class GateSession {
           await this.writeReply(reply(421, `4.4.2 ${this.ctx.hostname} Error: timeout exceeded`));
           throw new EndSession();
         }
-        const answer = line.kind === 'line' ? line.raw : Buffer.from('*');
+        // A control character in a SASL answer: cancel the exchange ("*") rather than pass it on.
+        const answer = line.kind === 'line' && !CONTROL.test(line.text) ? line.raw : Buffer.from('*');
         user ??= line.kind === 'line' ? saslUser(mechanism, line.text, step) : undefined;
         step++;
         r = await this.link.command(answer);

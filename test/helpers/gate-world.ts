@@ -49,7 +49,16 @@ export interface TestGate {
 }
 
 export async function startTestGate(
-  opts: { gate?: GateConfigInput; sink?: SinkOptions; policy?: GatePolicy; backend?: string; resolver?: Resolver; logLevel?: string } = {},
+  opts: {
+    gate?: GateConfigInput;
+    sink?: SinkOptions;
+    policy?: GatePolicy;
+    backend?: string;
+    resolver?: Resolver;
+    logLevel?: string;
+    /** Where the gate's log lines go (JSON lines), e.g. to assert on them; default stdout. */
+    logStream?: pino.DestinationStream;
+  } = {},
 ): Promise<TestGate> {
   const sink = await startSink({ xclient: true, ...opts.sink });
   const events: TestGate['events'] = [];
@@ -57,7 +66,9 @@ export async function startTestGate(
   const gate = await startGate({
     config: { hostname: 'gate.test', greet_wait_ms: 0, ...opts.gate },
     policy: opts.policy ?? scriptedPolicy(),
-    logger: pino({ level: opts.logLevel ?? process.env.GATE_TEST_LOG ?? 'silent' }),
+    logger: opts.logStream
+      ? pino({ level: opts.logLevel ?? 'info' }, opts.logStream)
+      : pino({ level: opts.logLevel ?? process.env.GATE_TEST_LOG ?? 'silent' }),
     listen: '127.0.0.1:0',
     backend: opts.backend ?? sink.address,
     resolver: opts.resolver,
