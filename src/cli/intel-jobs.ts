@@ -127,6 +127,8 @@ export function createIntelJobs(cfg: Config, deps: IntelDeps): IntelJobs {
         const importer = new ListImporter(sources, { sink, clock }, (r) => {
           const fields = { list: r.name, source: r.source, status: r.status, count: r.count, previous: r.previous, badLines: r.badLines.length, reason: r.reason };
           if (r.status === 'updated') log.info(fields, `list import ${r.name}: ${r.count} entries`);
+          // A held copy waits for an admin: said at error level at every run until someone acts.
+          else if (r.status === 'held') log.error(fields, `list import ${r.name} held: ${r.reason ?? ''}`);
           else log.warn(fields, `list import ${r.name} ${r.status}: ${r.reason ?? ''}`);
         });
         jobs.push(...importer.jobs());

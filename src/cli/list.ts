@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { LIST_KINDS, type ListEntry, type ListKind } from '../store/index.js';
 import { InputError } from './check.js';
 import { isoTime, parseUntil } from './duration.js';
+import { registerListImportCommand } from './list-import.js';
 import { columns, printJson, processIo, runCommand, storeOptions, withStore, type CommandIo, type StoreCommandOptions } from './store-command.js';
 
 export interface ListAddOptions extends StoreCommandOptions {
@@ -85,5 +86,6 @@ export function registerListCommand(program: Command, fail: (e: unknown) => neve
   storeOptions(list.command('show').argument('[name]', 'list name; none = every list').description('the entries of a list, or every list')).action(
     (name: string | undefined, opts: StoreCommandOptions) => run(listShow(name, opts)),
   );
+  registerListImportCommand(list, fail);
   return list;
 }

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { banAdd, banDel, banList, banShow } from '../../src/cli/ban.js';
 import { listAdd, listDel, listShow } from '../../src/cli/list.js';
+import { listImportAccept } from '../../src/cli/list-import.js';
 import { greyDel, greyList } from '../../src/cli/grey.js';
 import { log, logQuery } from '../../src/cli/log.js';
 import { parseDuration, parseSince, humanDuration } from '../../src/cli/duration.js';
@@ -123,6 +124,36 @@ describe('frontline ban', () => {
 });
 
 describe('frontline list', () => {
+  test('import accept: applies a configured source now, past the shrink/grow guard; unknown names are named', async () => {
+    const listFile = join(dir, 'block.txt');
+    const importConfig = join(dir, 'imports.yaml');
+    writeFileSync(
+      importConfig,
+      `data_dir: ${join(dir, 'data-imports')}\nintel:\n  imports:\n    - { name: local-block, file: ${listFile}, interval_s: 600 }\n`,
+    );
+    writeFileSync(listFile, Array.from({ length: 12 }, (_, i) => `198.51.100.${i}`).join('\n'));
+    let o = io();
+    assert.equal(await listImportAccept('local-block', { config: importConfig }, o), 0, o.err());
+    assert.match(o.out(), /^list import local-block: 12 entries applied \(the last good copy had 0\)\n$/);
+    // The source shrinks to 2 entries: a scheduled run would hold it; accept applies it.
+    writeFileSync(listFile, '198.51.100.1\n198.51.100.2\n');
+    o = io();
+    assert.equal(await listImportAccept('local-block', { config: importConfig }, o), 0, o.err());
+    assert.match(o.out(), /2 entries applied \(the last good copy had 12\)/);
+    o = io();
+    await listShow('local-block', { config: importConfig, json: true }, o);
+    assert.deepEqual(
+      (JSON.parse(o.out()) as Array<{ entry: string; source: string }>).map((e) => [e.entry, e.source]),
+      [
+        ['198.51.100.1/32', 'import:local-block'],
+        ['198.51.100.2/32', 'import:local-block'],
+      ],
+    );
+    o = io();
+    assert.equal(await listImportAccept('nope', { config: importConfig }, o), 1);
+    assert.match(o.err(), /no list import named "nope" in intel\.imports \(configured: local-block\)/);
+  });
+
   test('add with expiry, show, show all, del', async () => {
     let o = io();
     assert.equal(await listAdd('deny', 'Spammy.Example.', { config, expires: '7d' }, o), 0);

@@ -212,6 +212,44 @@ describe('imports over HTTP', () => {
     assert.equal(sink.live('drop', now).length, 0);
   });
 
+  test('while a copy is held the last good one stays alive past its expiry (regression: the list emptied itself)', async () => {
+    const sink = new MemoryListSink();
+    let now = T0;
+    const src: ImportSource = { name: 'held-alive', location: { url: `${base}/alive.txt` }, intervalS: 3600, expireS: 7200 };
+    const importer = new ListImporter([src], { sink, clock: { now: () => now } });
+    status = 200;
+    body = nets(10);
+    assert.equal((await importer.runOnce(src.name)).status, 'updated');
+    body = nets(2);
+    for (let i = 0; i < 5; i++) {
+      now += HOUR;
+      const r = await importer.runOnce(src.name);
+      assert.equal(r.status, 'held');
+      assert.match(r.reason!, /frontline list import accept held-alive/);
+    }
+    // Five hours on, well past the 2 h expiry of the last update: still in force.
+    assert.equal(sink.live(src.name, now).length, 10);
+    assert.equal(sink.live(src.name, now + HOUR).length, 10);
+  });
+
+  test('a copy accepted from another process (the CLI) becomes the serving importer\'s last good one', async () => {
+    const sink = new MemoryListSink();
+    const now = T0;
+    const src: ImportSource = { name: 'accepted', location: { url: `${base}/acc.txt` }, intervalS: 3600 };
+    const serving = new ListImporter([src], { sink, clock: { now: () => now } });
+    status = 200;
+    body = nets(6);
+    assert.equal((await serving.runOnce(src.name)).status, 'updated');
+    body = nets(24);
+    assert.equal((await serving.runOnce(src.name)).status, 'held');
+    // `frontline list import accept accepted`: its own state, the same store.
+    assert.equal((await runImportOnce(src, { sink, clock: { now: () => now } }, {}, { force: true })).status, 'updated');
+    assert.equal(sink.live(src.name, now).length, 24);
+    const next = await serving.runOnce(src.name);
+    assert.equal(next.status, 'updated');
+    assert.equal(next.previous, 24);
+  });
+
   test('after a restart the shrink guard compares with what the list holds', async () => {
     const sink = new MemoryListSink();
     const now = T0;

@@ -7,7 +7,10 @@
 // - a copy with no valid entry at all is a failed fetch too;
 // - a copy that shrank below `maxShrink` or grew above `maxGrow` times the
 //   last good size is held back and reported, not applied, until an admin
-//   accepts it (`accept(name)`) or a later fetch is back within the ratio.
+//   accepts it (`frontline list import accept NAME`, or `accept(name)` in
+//   process) or a later fetch is back within the ratio. While a copy is held
+//   the last good one is kept alive (its expiry renewed at every run), so a
+//   list never empties itself while it waits for an admin's eye.
 
 import type { Clock } from '../../core/types.js';
 import type { ListSink } from '../list-sink.js';
@@ -66,7 +69,9 @@ export function sourceTag(name: string): string {
 }
 
 async function previousCount(src: ImportSource, deps: ImportDeps, state: ImportState): Promise<number> {
-  if (state.lastGoodCount !== undefined) return state.lastGoodCount;
+  // While a copy is held, an admin may accept one from another process (the
+  // CLI): read the list again rather than trust the count remembered here.
+  if (state.lastGoodCount !== undefined && state.held === undefined) return state.lastGoodCount;
   try {
     const now = deps.clock.now();
     const live = (await deps.sink.list(src.name)).filter((e) => e.expiresAt === undefined || e.expiresAt > now);
@@ -77,8 +82,23 @@ async function previousCount(src: ImportSource, deps: ImportDeps, state: ImportS
   return state.lastGoodCount;
 }
 
+function expiryOf(src: ImportSource, now: number): number {
+  return now + (src.expireS ?? 3 * src.intervalS) * 1000;
+}
+
+/** Renew the expiry of the import's live entries (the last good copy), leaving the list's other entries as they are. */
+async function keepAlive(src: ImportSource, deps: ImportDeps, now: number): Promise<void> {
+  const source = sourceTag(src.name);
+  const expiresAt = expiryOf(src, now);
+  const live = (await deps.sink.list(src.name)).filter((e) => e.expiresAt === undefined || e.expiresAt > now);
+  await deps.sink.replaceList(
+    src.name,
+    live.map((e) => (e.source === source ? { ...e, expiresAt } : e)),
+  );
+}
+
 async function apply(src: ImportSource, deps: ImportDeps, state: ImportState, entries: string[], now: number): Promise<void> {
-  const expiresAt = now + (src.expireS ?? 3 * src.intervalS) * 1000;
+  const expiresAt = expiryOf(src, now);
   const source = sourceTag(src.name);
   await deps.sink.replaceList(
     src.name,
@@ -113,8 +133,9 @@ export async function runImportOnce(src: ImportSource, deps: ImportDeps, state: 
     const maxGrow = src.maxGrow ?? 3;
     if (ratio < maxShrink || ratio > maxGrow) {
       const pct = Math.round(ratio * 100);
-      const reason = `${count} entries is ${pct}% of the last good ${previous} (allowed ${Math.round(maxShrink * 100)}%–${Math.round(maxGrow * 100)}%): held back`;
+      const reason = `${count} entries is ${pct}% of the last good ${previous} (allowed ${Math.round(maxShrink * 100)}%–${Math.round(maxGrow * 100)}%): held back; the last good copy stays in force until \`frontline list import accept ${src.name}\``;
       state.held = { entries: parsed.entries, at: now, reason };
+      await keepAlive(src, deps, now);
       return { ...base, status: 'held', at: now, count, badLines: parsed.bad, reason };
     }
   }
