@@ -4,6 +4,7 @@
 // engine's construction.
 
 import type { Envelope, Stage, Verdict } from '../core/types.js';
+import type { OwnHeaders } from './own-headers.js';
 
 export interface GateTransaction {
   evaluate(stage: Stage, env: Envelope): Promise<Verdict>;
@@ -11,4 +12,6 @@ export interface GateTransaction {
 
 export interface GatePolicy {
   transaction(opts: { seesMessage: boolean }): GateTransaction;
+  /** The result headers this policy writes: incoming copies of them are removed before the message is passed on. */
+  readonly ownHeaders?: OwnHeaders;
 }

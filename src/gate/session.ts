@@ -24,6 +24,7 @@ import { normaliseIp } from '../dns/reverse.js';
 import type { HostPort } from './host-port.js';
 import type { ConnectionLimits } from './limits.js';
 import { prependHeaders, receivedHeader } from './message-headers.js';
+import { stripOwnHeaders } from './own-headers.js';
 import type { GatePolicy, GateTransaction } from './policy-port.js';
 import { formatReply, reply, replyLines, replyText, verdictReply, type Reply } from './reply.js';
 import { stutter, type TarpitSlots } from './tarpit.js';
@@ -485,12 +486,13 @@ export class GateSession {
     const refusal = this.refusal(v);
     if (refusal) return endOfData(refusal);
 
+    const message = this.withoutForgedHeaders(d.message);
     const headers = v.headers.length > 0 ? [...v.headers] : [...this.stageHeaders];
     // RFC 5321 §4.4: a trace line goes on top, above the results it covers.
     if (this.link.mode === 'none') headers.unshift(this.received());
     let r: Reply;
     try {
-      r = await this.link.data(prependHeaders(d.message, headers));
+      r = await this.link.data(prependHeaders(message, headers));
     } catch (e) {
       return endOfData(this.backendFault(e, '4.4.2', 'end of DATA'));
     }
@@ -526,6 +528,15 @@ export class GateSession {
       throw new EndSession();
     }
     await this.error(reply(502, '5.5.1 Error: command not implemented (CHUNKING is not offered); chunk discarded'));
+  }
+
+  /** The message without incoming copies of the result headers we write (RFC 8601 §5); logged when there were any. */
+  private withoutForgedHeaders(message: Buffer): Buffer {
+    const own = this.ctx.policy.ownHeaders;
+    if (!own) return message;
+    const s = stripOwnHeaders(message, own);
+    if (s.removed.length > 0) this.log.info({ removed: s.removed, authservId: own.authservId }, 'removed forged result headers');
+    return s.message;
   }
 
   private async starttls(cmd: Command): Promise<void> {

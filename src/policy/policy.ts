@@ -154,6 +154,13 @@ export class Policy {
     return this.opts.evidenceCache;
   }
 
+  /** The result headers this policy writes (its Authentication-Results authserv-id, its per-check and tag header names). */
+  get ownHeaders(): { authservId: string; names: string[] } {
+    const h = this.opts.headers;
+    return (this.own ??= { authservId: h.authservId, names: [...Object.values(h.checkHeaders), ...(h.tagHeader ? [h.tagHeader] : [])] });
+  }
+  private own: { authservId: string; names: string[] } | undefined;
+
   transaction(opts: { seesMessage: boolean }): Transaction {
     const memo = new EvidenceMemo(this.opts, opts.seesMessage);
     const rules = this.rules as CompiledRule[];
