@@ -242,7 +242,7 @@ export class DnsblHealth {
 export interface DnsblOptions {
   zones: ZoneSpec[];
   health?: DnsblHealth;
-  /** Per-zone timeout in ms (default 2000); a zone that has not answered by then counts as not listed. */
+  /** Per-zone timeout in ms (default 2000); a zone that has not answered by then counts as not listed, even when it is the only one. */
   timeoutMs?: number;
   /** Check name: 'dnsbl' (default) or 'dnswl', or any name for a second set of zones. */
   name?: string;
@@ -296,8 +296,11 @@ export function checkDnsbl(env: Envelope, ctx: CheckContext, opts: DnsblOptions)
 
     const hitText = hits.map((h) => `${h.zone} (${h.codes.join(', ')}${h.weight !== 1 ? `, weight ${h.weight}` : ''})`).join(', ');
     const skipText = skipped.length > 0 ? `; not consulted: ${skipped.map((s) => `${s.zone} (${s.reason})`).join(', ')}` : '';
+    // A zone that did not answer does not count — with one zone too: every zone failing is
+    // `unlisted` (data.incomplete), not temperror, so one dead or slow DNSBL never defers mail
+    // that everything else accepts (issue 17). The evidence is not cached (a question failed).
     if (asked.length > 0 && failed.size === asked.length) {
-      return { result: 'temperror', detail: `${ip}: no list answered${skipText}`, data };
+      return { result: 'unlisted', detail: `${ip}: not listed (no list answered${skipText})`, data };
     }
     if (score >= threshold && hits.length > 0) {
       // A failed zone with a negative weight might have pulled the score below the threshold.

@@ -37,17 +37,21 @@ export function checkSenderDomain(env: Envelope, ctx: CheckContext): Promise<Evi
     const domain = domainOf(env.from) as string;
     // Texts name the domain as the sender wrote it (a U-label); `data.domain` and DNS use the A-label.
     const shown = displayDomain(domain, env.from);
-    const [mx, a, aaaa] = await Promise.all([
-      settle<MxRecord[]>(ctx.resolver.mx(domain)),
-      settle(ctx.resolver.a(domain)),
-      settle(ctx.resolver.aaaa(domain)),
-    ]);
+    // MX first: a real MX proves the domain receives mail, and A/AAAA are not asked at all (issue 17:
+    // waiting for A/AAAA that time out after the MX answered cost seconds Postfix did not have). Not
+    // asked in parallel and abandoned either: a question left open keeps the evidence out of the
+    // shared cache (src/policy/evidence-cache.ts). A domain without a real MX — none, a null MX, or an
+    // MX lookup that failed — is judged by its A/AAAA records, as RFC 5321 §5.1's implicit MX.
+    const mx = await settle<MxRecord[]>(ctx.resolver.mx(domain));
     const realMx = mx.ok ? mx.value.filter((r) => r.exchange !== '' && r.exchange !== '.') : [];
-    const nullMx = mx.ok && mx.value.length > 0 && realMx.length === 0;
+    if (realMx.length > 0) {
+      return { result: 'pass', detail: `sender domain ${shown} has MX ${realMx.map((r) => r.exchange).join(', ')}`, data: { domain } };
+    }
+    const nullMx = mx.ok && mx.value.length > 0;
+    const [a, aaaa] = await Promise.all([settle(ctx.resolver.a(domain)), settle(ctx.resolver.aaaa(domain))]);
     const found: string[] = [];
-    if (realMx.length > 0) found.push(`MX ${realMx.map((r) => r.exchange).join(', ')}`);
-    if (a.ok) found.push(`A ${a.value.join(', ')}`);
-    if (aaaa.ok) found.push(`AAAA ${aaaa.value.join(', ')}`);
+    if (a.ok && a.value.length > 0) found.push(`A ${a.value.join(', ')}`);
+    if (aaaa.ok && aaaa.value.length > 0) found.push(`AAAA ${aaaa.value.join(', ')}`);
     const data: Record<string, unknown> = { domain };
     if (nullMx) data.nullMx = true;
     if (found.length > 0) return { result: 'pass', detail: `sender domain ${shown} has ${found.join('; ')}`, data };

@@ -228,6 +228,11 @@ export const configSchema = z.strictObject({
   policy: section(
     z.strictObject({
       on_fault: z.enum(['defer', 'continue']).default('defer'),
+      /**
+       * Longest a decision may wait for evidence, ms: what is unfinished then counts as a fault
+       * (451, or continue with on_fault: continue). Below Postfix's policy timeout; 0 = no deadline.
+       */
+      deadline_ms: nonNegInt.default(8000),
       /** Evidence shared between transactions (src/policy/evidence-cache.ts); 0 in either key turns it off. */
       evidence_cache: section(
         z.strictObject({

@@ -82,5 +82,19 @@ export interface Verdict {
 /** Injected clock so checks are testable without sleeps. */
 export interface Clock {
   now(): number;
+  /**
+   * Call `fn` once `ms` have passed on this clock; returns a function that
+   * cancels it. Absent: real (unref'd) timers. Tests give their own, so a
+   * deadline passes when the test says, without sleeping.
+   */
+  after?(ms: number, fn: () => void): () => void;
 }
 export const systemClock: Clock = { now: () => Date.now() };
+
+/** `clock.after`, or a real timer that does not keep the process alive. */
+export function afterOn(clock: Clock, ms: number, fn: () => void): () => void {
+  if (clock.after) return clock.after(ms, fn);
+  const t = setTimeout(fn, ms);
+  t.unref();
+  return () => clearTimeout(t);
+}

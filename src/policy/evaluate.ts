@@ -9,7 +9,7 @@
 //
 // The walk never throws: a bug becomes a 451 4.3.0 fault verdict.
 
-import { stageIndex, type Action, type Envelope, type Evidence, type Stage, type Verdict } from '../core/types.js';
+import { afterOn, stageIndex, type Action, type Envelope, type Evidence, type Stage, type Verdict } from '../core/types.js';
 import type { Clock } from '../core/types.js';
 import type { Resolver } from '../dns/types.js';
 import type { CheckContext } from '../checks/types.js';
@@ -50,6 +50,12 @@ export interface EvaluatorOptions {
   onError?: (err: unknown, stage: Stage) => void;
   /** Evidence shared between transactions (policy.evidence_cache); absent = none. */
   evidenceCache?: EvidenceCache;
+  /**
+   * The whole decision's deadline (policy.deadline_ms): evidence still
+   * unfinished when it passes counts as a fault for this decision. Absent or
+   * 0: none.
+   */
+  deadlineMs?: number;
 }
 
 const REFUSING: ReadonlySet<Action> = new Set(['reject', 'defer', 'tarpit']);
@@ -267,13 +273,43 @@ class Walk {
   private faultedScores: number[] = [];
   /** Evidence with temperror met while evaluating the current rule. */
   faults: Evidence[] = [];
+  /** Started when the walk first waits for evidence (a decision answered at once needs no timer). */
+  private deadline: Deadline | undefined;
+  /** Stand-ins for evidence the deadline cut off, by check (for the verdict's evidence list). */
+  timedOut: Evidence[] | undefined;
 
   constructor(
     private readonly memo: EvidenceMemo,
     private readonly checks: Map<string, RegisteredCheck>,
     readonly stage: Stage,
     readonly env: Envelope,
+    private readonly opts: EvaluatorOptions,
   ) {}
+
+  /**
+   * Evidence still coming, bounded by the decision's deadline: once it has
+   * passed, unfinished evidence is a temperror for this decision (a FAULT,
+   * never a refusal). The check itself runs on and is memoised, so a later
+   * stage may still use its answer.
+   */
+  private bounded(check: string, pending: Promise<Evidence>): Promise<Evidence> {
+    const ms = this.opts.deadlineMs;
+    if (!ms) return pending;
+    const d = (this.deadline ??= new Deadline(ms, this.opts.clock));
+    if (d.passed) return Promise.resolve(this.cutOff(check, ms));
+    return Promise.race([pending, d.promise.then(() => this.cutOff(check, ms))]);
+  }
+
+  private cutOff(check: string, ms: number): Evidence {
+    const ev: Evidence = { check, result: 'temperror', detail: `no answer within the decision deadline of ${ms} ms (policy.deadline_ms)`, ms, data: { deadline: true } };
+    (this.timedOut ??= []).push(ev);
+    return ev;
+  }
+
+  /** The walk is over: its timer is not needed any more. */
+  stopDeadline(): void {
+    this.deadline?.stop();
+  }
 
   addScore(n: number): void {
     this.score += n;
@@ -339,7 +375,7 @@ class Walk {
     if (!this.available(check)) return 'unknown';
     const ev = this.memo.ready(check, this.env);
     if (ev) return this.judge(c, ev);
-    return this.memo.get(c.check, this.env).then((e) => this.judge(c, e));
+    return this.bounded(c.check, this.memo.get(c.check, this.env)).then((e) => this.judge(c, e));
   }
 
   private judge(c: Extract<Condition, { kind: 'result' | 'field' }>, ev: Evidence): TV {
@@ -550,7 +586,7 @@ class RuleWalk {
     private readonly memo: EvidenceMemo,
     private readonly opts: EvaluatorOptions,
   ) {
-    this.walk = new Walk(memo, opts.checks, stage, env);
+    this.walk = new Walk(memo, opts.checks, stage, env, opts);
   }
 
   /** Continue from rule `at`, whose value is still coming. */
@@ -567,6 +603,8 @@ class RuleWalk {
       return this.finish({ action: 'continue', rule: 'default' });
     } catch (e) {
       return this.crashed(e);
+    } finally {
+      this.walk.stopDeadline();
     }
   }
 
@@ -622,6 +660,8 @@ class RuleWalk {
 
   finish(v: Omit<Verdict, 'headers' | 'evidence' | 'stage' | 'score' | 'wouldHave'>): Verdict {
     const evidence = this.memo.current(this.env);
+    // What the deadline cut off is part of the decision: the log shows which check never answered.
+    for (const t of this.walk.timedOut ?? []) if (!evidence.some((e) => e.check === t.check)) evidence.push(t);
     const headers = v.action === 'accept' || v.action === 'tag' || v.action === 'continue' ? resultHeaders(this.opts.headers, this.env, evidence) : [];
     const verdict: Verdict = { ...v, headers, stage: this.stage, evidence };
     if (v.action === 'tag' && v.text !== undefined && this.opts.headers.tagHeader) headers.push([this.opts.headers.tagHeader, v.text]);
@@ -652,8 +692,29 @@ class RuleWalk {
   }
 }
 
+/** A decision's deadline: one timer on the policy's clock, stopped when the walk ends. */
+class Deadline {
+  passed = false;
+  readonly promise: Promise<void>;
+  private cancel: (() => void) | undefined;
+
+  constructor(ms: number, clock: EvaluatorOptions['clock']) {
+    this.promise = new Promise<void>((resolve) => {
+      this.cancel = afterOn(clock, ms, () => {
+        this.passed = true;
+        resolve();
+      });
+    });
+  }
+
+  stop(): void {
+    this.cancel?.();
+    this.cancel = undefined;
+  }
+}
+
 function faultReply(faults: Evidence[]): { code: number; status: string; text: string } {
-  const internal = faults.some((f) => f.data?.internal === true || f.detail.startsWith('error: '));
+  const internal = faults.some((f) => f.data?.internal === true || f.data?.deadline === true || f.detail.startsWith('error: '));
   const first = faults[0];
   const detail = first ? `${first.check}: ${first.detail}` : 'evidence unavailable';
   return { ...(internal ? FAULT_REPLY.internal : FAULT_REPLY.dns), text: safe(`temporary failure: ${detail}`, 450) };

@@ -81,6 +81,7 @@ export class Policy {
       clock,
       onError: (err, stage) => log?.error({ err, stage }, 'policy evaluation failed; answering 451 4.3.0'),
       evidenceCache,
+      deadlineMs: cfg.policy.deadline_ms,
     };
     const isDefault = cfg.policy.rules === undefined;
     const ruleConfigs: RuleConfig[] = cfg.policy.rules ?? defaultRules();

@@ -142,7 +142,8 @@ describe('checkDnsbl', () => {
 
   test('error codes never count and are recorded', async () => {
     const refused = await checkDnsbl(envelope({ clientIp: '192.0.2.3' }), ctxFor(), { zones: [bl] });
-    assert.equal(refused.result, 'temperror', 'the only zone answered with an error code');
+    assert.equal(refused.result, 'unlisted', 'the only zone answered with an error code: it does not count');
+    assert.equal(refused.data?.incomplete, true);
     const stray = await checkDnsbl(envelope({ clientIp: '192.0.2.4' }), ctxFor(), { zones: [bl] });
     assert.equal(stray.result, 'listed');
     assert.deepEqual(stray.data?.errors, [{ zone: 'bl.example.net', codes: ['10.0.0.1'] }]);
@@ -162,20 +163,23 @@ describe('checkDnsbl', () => {
     assert.deepEqual(ev.data?.skipped, [{ zone: 'hang.example', reason: 'timeout after 30 ms' }]);
   });
 
-  test('all zones failing → temperror (timeout, SERVFAIL, IPv4 and IPv6)', async () => {
+  test('issue 17: all zones failing, a single zone too → unlisted, incomplete (timeout, SERVFAIL, IPv4 and IPv6)', async () => {
     const hang = parseZoneSpec('hang.example');
     const ev = await checkDnsbl(envelope({ clientIp: '2001:db8::77' }), ctxFor(world, 'hang.example'), { zones: [hang], timeoutMs: 20 });
-    assert.equal(ev.result, 'temperror');
+    assert.equal(ev.result, 'unlisted');
+    assert.equal(ev.data?.incomplete, true);
+    assert.match(ev.detail, /no list answered; not consulted: hang\.example \(timeout after 20 ms\)/);
     const slow = await checkDnsbl(envelope({ clientIp: '192.0.2.9' }), ctxFor({ [dnsblQueryName('192.0.2.9', 'slow.example')]: ['TIMEOUT'] }), {
       zones: [parseZoneSpec('slow.example')],
     });
-    assert.equal(slow.result, 'temperror');
+    assert.equal(slow.result, 'unlisted');
     const servfail = await checkDnsbl(
       envelope({ clientIp: '192.0.2.9' }),
       ctxFor({ [dnsblQueryName('192.0.2.9', 'sf.example')]: ['SERVFAIL'] }),
       { zones: [parseZoneSpec('sf.example')] },
     );
-    assert.equal(servfail.result, 'temperror');
+    assert.equal(servfail.result, 'unlisted');
+    assert.equal(servfail.data?.incomplete, true);
   });
 
   test('listed, but a failed allow zone could have lowered the score → temperror', async () => {
