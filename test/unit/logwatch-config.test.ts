@@ -29,7 +29,10 @@ describe('defaults', () => {
     assert.equal(cfg.start_at, 'end');
     assert.deepEqual(cfg.ignore, ['127.0.0.0/8', '::1/128']);
     const scenarios = resolveScenarios(cfg.scenarios);
-    assert.deepEqual(scenarios.map((s) => s.name), Object.keys(DEFAULT_SCENARIOS));
+    const enabled = Object.entries(DEFAULT_SCENARIOS).filter(([, d]) => d.enabled).map(([name]) => name);
+    assert.deepEqual(scenarios.map((s) => s.name), enabled);
+    // Off by default (documented): every other 5xx refusal by smtpd, frontline's own among them.
+    assert.ok(!enabled.includes('smtp-rejects') && 'smtp-rejects' in DEFAULT_SCENARIOS);
     const ssh = scenarios.find((s) => s.name === 'ssh-bruteforce')!;
     assert.deepEqual([ssh.count, ssh.windowMs, ssh.category], [6, 600_000, 'brute-force']);
     assert.deepEqual(logwatchSchema.parse({ scenarios: null, sources: null, patterns: null }).sources, []);

@@ -6,14 +6,15 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { backtrackingRisks } from '../../src/checks/regex-safety.js';
-import { createLineParser } from '../../src/intel/logwatch/formats/index.js';
+import { BUILTIN_KINDS, createLineParser } from '../../src/intel/logwatch/formats/index.js';
 import type { LogEvent } from '../../src/intel/logwatch/formats/types.js';
 import { SSHD_PATTERNS } from '../../src/intel/logwatch/formats/sshd.js';
 import { POSTFIX_PATTERNS } from '../../src/intel/logwatch/formats/postfix.js';
 import { DOVECOT_PATTERNS } from '../../src/intel/logwatch/formats/dovecot.js';
-import { ACCESS, APACHE_ERROR, NGINX_ERROR, classifyProbe } from '../../src/intel/logwatch/formats/http.js';
+import { ACCESS, APACHE_ERROR, NGINX_ERROR, NGINX_MESSAGES, classifyProbe } from '../../src/intel/logwatch/formats/http.js';
 import { strictIp } from '../../src/intel/logwatch/ip.js';
 import type { LogLine } from '../../src/intel/logwatch/line.js';
+import { FORM_DAEMONS, describeEvents, loadForms } from '../helpers/log-forms.js';
 
 type Expect = Array<[kind: string, ip: string, extra?: { key?: string; times?: number }]>;
 
@@ -60,9 +61,11 @@ describe('sshd', () => {
   const mustNot = [
     `${H} sshd[1201]: Accepted password for alice from 198.51.100.20 port 51520 ssh2`,
     `${H} sshd[1201]: Accepted publickey for alice from 198.51.100.20 port 51514 ssh2: ED25519 SHA256:Zx9b1O5Lr5Hn3T8kq0mQvWq3Ai1o9n0wGkq0yJv2eE4`,
-    `${H} sshd[1201]: Connection closed by 192.0.2.55 port 61002 [preauth]`,
-    `${H} sshd[1201]: Received disconnect from 203.0.113.77 port 50000:11: Bye Bye [preauth]`,
-    `${H} sshd[1201]: Disconnecting authenticating user root 203.0.113.10 port 40030: Too many authentication failures [preauth]`,
+    `${H} sshd[1201]: Received disconnect from 198.51.100.20 port 51520:11: disconnected by user`,
+    `${H} sshd[1201]: Disconnected from user alice 198.51.100.20 port 51520`,
+    `${H} sshd[1201]: Connection closed by user alice 198.51.100.20 port 51520`,
+    `${H} sshd[1201]: ssh_dispatch_run_fatal: Connection from user alice 198.51.100.20 port 51520: Broken pipe`,
+    `${H} sshd[1201]: drop connection #10 from [198.51.100.49]:41009 on [192.0.2.1]:22 past MaxStartups`,
     `${H} sshd[1201]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=attacker.example.net  user=root`,
     `${H} sshd[1201]: Failed password for root from 203.0.113.300 port 40030 ssh2`,
     `${H} sshd[1201]: Failed password for root from 203.0.113.010 port 40030 ssh2`,
@@ -86,6 +89,22 @@ describe('sshd', () => {
       [`${H} sshd[1]: Invalid user 2001:db8::6 from 203.0.113.77 port 50000`, [['sshd.invalid-user', '203.0.113.77']]],
       // A user name pretending to be the whole tail with a key fingerprint.
       [`${H} sshd[1]: Failed publickey for x from 6.6.6.6 port 22 ssh2: RSA SHA256:abc from 203.0.113.77 port 5 ssh2: RSA SHA256:def`, [['sshd.auth-fail', '203.0.113.77']]],
+      // The user name `x from 6.6.6.6 port 22` (and its variants) in every form that writes a user before the address.
+      [`${H} sshd[1]: User x from 6.6.6.6 not allowed because not listed in AllowUsers from 203.0.113.77 not allowed because not listed in AllowUsers`, [['sshd.invalid-user', '203.0.113.77']]],
+      [`${H} sshd[1]: Disconnecting invalid user x 6.6.6.6 port 22: Too many authentication failures 203.0.113.77 port 50000: Too many authentication failures [preauth]`, [['sshd.max-auth', '203.0.113.77']]],
+      [`${H} sshd[1]: Connection reset by invalid user x from 6.6.6.6 port 22 203.0.113.77 port 50000 [preauth]`, [['sshd.preauth-close', '203.0.113.77']]],
+      [`${H} sshd[1]: Disconnected from invalid user x 6.6.6.6 port 22 [preauth] 203.0.113.77 port 50000 [preauth]`, [['sshd.preauth-close', '203.0.113.77']]],
+      [`${H} sshd[1]: error: PAM: Authentication failure for illegal user x from 6.6.6.6 from 203.0.113.77`, [['sshd.pam-auth-fail', '203.0.113.77']]],
+      [`${H} sshd[1]: ssh_dispatch_run_fatal: Connection from invalid user x 6.6.6.6 port 22: invalid format 203.0.113.77 port 5: invalid format [preauth]`, [['sshd.kex-fail', '203.0.113.77']]],
+      [`${H} sshd[1]: Bad protocol version identification 'x' from 6.6.6.6 port 22' from 203.0.113.77 port 50000`, [['sshd.no-ident', '203.0.113.77']]],
+      // Client text after the address (disconnect reason, offered algorithms): the first address, after sshd's words.
+      [`${H} sshd[1]: Received disconnect from 203.0.113.77 port 50000:11: x from 6.6.6.6 port 22 [preauth]`, [['sshd.preauth-drop', '203.0.113.77']]],
+      [`${H} sshd[1]: Unable to negotiate with 203.0.113.77 port 1: no matching cipher found. Their offer: from 6.6.6.6 port 22 [preauth]`, [['sshd.kex-fail', '203.0.113.77']]],
+      [`${H} sshd[1]: Protocol major versions differ for 203.0.113.77 port 1: SSH-2.0-x vs. SSH-1.5-from 6.6.6.6 port 22`, [['sshd.no-ident', '203.0.113.77']]],
+      // A certificate's key ID (the client's text) after the address: the line's end is the CA fingerprint, so no forged tail fits.
+      [`${H} sshd[1]: Failed publickey for root from 203.0.113.77 port 5 ssh2: ED25519-CERT SHA256:abc ID x from 6.6.6.6 port 22 ssh2: RSA SHA256:def (serial 1) CA ED25519 SHA256:ghi`, []],
+      // A user name cannot make a post-login line (`user alice`) look like a failed one: the preamble word is sshd's.
+      [`${H} sshd[1]: Disconnected from user invalid user x 6.6.6.6 port 22 [preauth] 198.51.100.20 port 51520`, []],
       // The pam line: the user name comes after the (fixed-position) rhost.
       [`${H} sshd[1]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=203.0.113.77  user=x rhost=6.6.6.6`, [['sshd.pam-auth-fail', '203.0.113.77']]],
     ];
@@ -142,8 +161,8 @@ describe('postfix', () => {
 
   const mustNot = [
     `${H} postfix/smtpd[2010]: connect from unknown[203.0.113.40]`,
-    `${H} postfix/smtpd[2010]: lost connection after AUTH from unknown[203.0.113.40]`,
-    `${H} postfix/smtpd[2022]: NOQUEUE: reject: RCPT from unknown[203.0.113.52]: 554 5.7.1 <x@example.com>: Relay access denied; from=<spam@example.net> to=<x@example.com> proto=ESMTP helo=<[6.6.6.6]>`,
+    `${H} postfix/smtpd[2010]: lost connection after DATA (120 bytes) from unknown[203.0.113.40]`,
+    `${H} postfix/smtpd[2022]: NOQUEUE: reject_warning: RCPT from unknown[203.0.113.52]: 554 5.7.1 <x@example.com>: Relay access denied; from=<spam@example.net> to=<x@example.com> proto=ESMTP helo=<[6.6.6.6]>`,
     `${H} postfix/postscreen[2001]: CONNECT from [198.51.100.30]:40100 to [192.0.2.1]:25`,
     `${H} postfix/smtp[2040]: 4BxYz12ABC: to=<x@example.net>, relay=mx.example.net[198.51.100.9]:25, delay=0.4, dsn=2.0.0, status=sent (250 ok)`,
     `${H} postfix/smtpd[2010]: warning: hostname mail.example.net does not resolve to address 203.0.113.40: Name or service not known`,
@@ -154,7 +173,16 @@ describe('postfix', () => {
   describe('injection', () => {
     const cases: Array<[string, Expect]> = [
       // Client text after the address: the SASL reason, the pregreet bytes, a recipient, a HELO.
-      [`${H} postfix/smtpd[1]: warning: unknown[203.0.113.40]: SASL LOGIN authentication failed: unknown[6.6.6.6]: SASL LOGIN authentication failed`, [['postfix.sasl-fail', '203.0.113.40']]],
+      [`${H} postfix/smtpd[1]: warning: unknown[203.0.113.40]: SASL LOGIN authentication failed: authentication failure, sasl_username=unknown[6.6.6.6]: SASL LOGIN authentication failed`, [['postfix.sasl-fail', '203.0.113.40']]],
+      [`${H} postfix/smtpd[1]: warning: unknown[203.0.113.40]:25: SASL PLAIN authentication failed: UGFzc3dvcmQ6, sasl_username=x unknown[6.6.6.6]:25: SASL PLAIN`, [['postfix.sasl-fail', '203.0.113.40']]],
+      // The user name cannot turn a server fault into a counted failure, nor the reverse.
+      [`${H} postfix/smtpd[1]: warning: unknown[203.0.113.40]: SASL PLAIN authentication failed: Connection lost to authentication server, sasl_username=authentication failure`, []],
+      // A HELO or recipient that names another refusal: the reply is read up to its first ';'.
+      [`${H} postfix/smtpd[1]: NOQUEUE: reject: RCPT from unknown[203.0.113.55]: 450 4.2.0 <b@example.com>: Recipient address rejected: Greylisted; from=<a@b> to=<b@example.com> proto=ESMTP helo=<x>: Relay access denied>`, []],
+      [`${H} postfix/smtpd[1]: too many errors after RCPT from unknown[203.0.113.56]`, [['postfix.too-many-errors', '203.0.113.56']]],
+      [`${H} postfix/smtpd[1]: improper command pipelining after CONNECT from unknown[203.0.113.57]: from unknown[6.6.6.6]: x`, [['postfix.protocol', '203.0.113.57']]],
+      [`${H} postfix/postscreen[1]: NON-SMTP COMMAND from [198.51.100.36]:40402 after CONNECT: GET /x from [6.6.6.6]:1 after CONNECT: HTTP/1.1`, [['postfix.protocol', '198.51.100.36']]],
+      [`${H} postfix/postscreen[1]: NOQUEUE: reject: RCPT from [198.51.100.32]:40300: 550 5.7.1 Service unavailable; client [6.6.6.6] blocked using x; from=<a@b>, to=<c@d>, proto=ESMTP, helo=<x>`, []],
       [`${H} postfix/postscreen[1]: PREGREET 30 after 0 from [198.51.100.30]:1: PREGREET 1 after 0 from [6.6.6.6]:2: `, [['postfix.pregreet', '198.51.100.30']]],
       [
         `${H} postfix/smtpd[1]: NOQUEUE: reject: RCPT from unknown[203.0.113.53]: 550 5.1.1 <x@example.com>: Recipient address rejected: User unknown from unknown[6.6.6.6]: 550 5.1.1 <y@example.com>; from=<a@b> to=<x@example.com> proto=ESMTP helo=<h>`,
@@ -234,8 +262,8 @@ describe('nginx and apache', () => {
     ['nginx', '203.0.113.84 - - [22/Nov/2026:07:02:00 +0000] "GET /admin HTTP/1.1" 401 179 "-" "curl/8.5.0"'],
     ['nginx', '198.51.100.20 - - [22/Nov/2026:07:00:01 +0000] "GET /wp-admin/ HTTP/1.1" 200 5120 "-" "Mozilla/5.0"'],
     ['nginx', '198.51.100.20 - - [22/Nov/2026:07:00:01 +0000] "POST /wp-login.php HTTP/1.1" 302 0 "-" "Mozilla/5.0"'],
-    ['nginx', '2026/11/22 07:10:06 [error] 812#812: *1203 open() "/var/www/html/robots.txt" failed (2: No such file or directory), client: 198.51.100.20, server: example.com, request: "GET /robots.txt HTTP/1.1", host: "example.com"'],
-    ['apache', '[Sun Nov 22 08:01:08.000000 2026] [core:error] [pid 4103] [client 198.51.100.20:51260] AH00128: File does not exist: /var/www/html/favicon.ico'],
+    ['nginx', '2026/11/22 07:10:06 [crit] 812#812: *1203 open() "/var/www/html/robots.txt" failed (13: Permission denied), client: 198.51.100.20, server: example.com, request: "GET /robots.txt HTTP/1.1", host: "example.com"'],
+    ['apache', '[Sun Nov 22 08:01:08.000000 2026] [core:error] [pid 4103] (13)Permission denied: [client 198.51.100.20:51260] AH00035: access to /x denied (filesystem path \'/var/www/x\') because search permissions are missing on a component of the path'],
     ['nginx', 'example.com - - [22/Nov/2026:07:00:01 +0000] "GET /.env HTTP/1.1" 404 1 "-" "-"'],
   ];
   for (const [format, line] of mustNot) test(`${format} no event: ${line.slice(0, 90)}`, () => check(format, line, []));
@@ -281,7 +309,15 @@ describe('addresses and patterns', () => {
   });
 
   test('every built-in pattern passes the backtracking check', () => {
-    const all: RegExp[] = [...Object.values(SSHD_PATTERNS), ...Object.values(POSTFIX_PATTERNS), ...Object.values(DOVECOT_PATTERNS), ACCESS, NGINX_ERROR, APACHE_ERROR];
+    const all: RegExp[] = [
+      ...Object.values(SSHD_PATTERNS),
+      ...Object.values(POSTFIX_PATTERNS),
+      ...Object.values(DOVECOT_PATTERNS),
+      ...Object.values(NGINX_MESSAGES),
+      ACCESS,
+      NGINX_ERROR,
+      APACHE_ERROR,
+    ];
     for (const re of all) assert.deepEqual(backtrackingRisks(re.source, re.flags), [], re.source);
   });
 
@@ -313,5 +349,125 @@ describe('addresses and patterns', () => {
     assert.ok(found.size >= 30, `found ${found.size}`);
     assert.ok(!found.has('6.6.6.6') && !found.has('2001:db8::6'));
     for (const ip of found) assert.match(ip, /^(203\.0\.113\.|198\.51\.100\.|192\.0\.2\.|2001:db8:)/);
+  });
+});
+
+describe('the line forms corpus (test/fixtures/logs/forms)', () => {
+  /** The syslog stamps a line may carry: padded, unpadded, zero-padded days; journalctl's microseconds; RFC 3339 and short-iso. */
+  const STAMPS = ['Jun  7 05:01:02', 'Jun 7 05:01:02', 'Jun 07 05:01:02', 'Jun 07 05:01:02.123456', '2026-06-07T05:01:02.123456+02:00', '2026-06-07T05:01:02+0200'];
+  const HEADER = /^(?:[A-Z][a-z]{2} {1,2}\d{1,2} \d{2}:\d{2}:\d{2}|\d{4}-\d{2}-\d{2}T\S+) (\S+) ([^\s:[]+)(?:\[\d+\])?: (.*)$/;
+
+  for (const daemon of FORM_DAEMONS) {
+    describe(daemon, () => {
+      for (const form of loadForms(daemon)) {
+        const want = describeEvents(form.expected);
+        const label = `${form.expected.length === 0 ? 'no event' : want.join(' ')}: ${form.line.slice(0, 110)}`;
+        test(label, () => {
+          for (const format of ['auto', daemon]) {
+            assert.deepEqual(describeEvents(events(format, form.line)), want, `${format}, line ${form.lineNo}`);
+          }
+          const h = HEADER.exec(form.line);
+          if (!h) return;
+          const [, host, program, message] = h;
+          for (const stamp of STAMPS) {
+            const line = `${stamp} ${host} ${program}[99]: ${message}`;
+            assert.deepEqual(describeEvents(events('auto', line)), want, line);
+          }
+          // The journal hands over program and message apart (SYSLOG_IDENTIFIER, MESSAGE).
+          assert.deepEqual(describeEvents(events('auto', 'x', { program, message })), want, `journal: ${program}: ${message}`);
+          // journalctl -o cat: the message alone, read with the daemon's format (rsyslog's folding of repeats is not in the journal).
+          if ((program === daemon || program === 'dovecot' || program.startsWith('postfix')) && !message.startsWith('message repeated ')) {
+            assert.deepEqual(describeEvents(events(daemon, message)), want, `bare message: ${message}`);
+          }
+        });
+      }
+    });
+  }
+
+  test('the corpus covers every built-in event kind but the access-log ones it shares', () => {
+    const kinds = new Set(FORM_DAEMONS.flatMap((d) => loadForms(d).flatMap((f) => f.expected.map((e) => e.kind))));
+    for (const kind of BUILTIN_KINDS) assert.ok(kinds.has(kind) || kind.startsWith('http.probe.'), kind);
+  });
+
+  test('a cut line yields nothing from the end-anchored formats', () => {
+    for (const daemon of ['sshd', 'dovecot'] as const) {
+      for (const form of loadForms(daemon)) {
+        const out: LogEvent[] = [];
+        createLineParser('auto')({ text: form.line, cut: true, lineNo: 1 }, out);
+        assert.deepEqual(out, [], form.line);
+      }
+    }
+  });
+});
+
+describe('server faults never count', () => {
+  // Postfix writes these when its SASL server (Dovecot or Cyrus) failed, or when the mechanism list
+  // did not match: an auth backend outage must not ban every client that tries to log in.
+  const reasons = [
+    'Connection lost to authentication server',
+    "Can't connect to authentication server",
+    'Authentication backend error',
+    'Invalid authentication mechanism',
+    "Invalid authentication mechanism: 'PLAIN'",
+    'generic failure',
+    'no mechanism available',
+    'transient failure (e.g., weak key)',
+    'SASL(-1): generic failure: checkpass failed',
+    'no memory available',
+  ];
+  for (const reason of reasons) {
+    for (const suffix of ['', ', sasl_username=bob@example.com']) {
+      test(`SASL ... authentication failed: ${reason}${suffix}`, () => {
+        check('postfix', `${H} postfix/smtpd[1]: warning: unknown[203.0.113.40]: SASL PLAIN authentication failed: ${reason}${suffix}`, []);
+        check('postfix', `${H} postfix/submission/smtpd[1]: warning: unknown[203.0.113.40]:587: SASL LOGIN authentication failed: ${reason}${suffix}`, []);
+      });
+    }
+  }
+
+  test('a Dovecot backend failure is not a failed login', () => {
+    for (const reason of ['auth service reported temporary failure', 'internal failure, 1 successful auths', 'auth process communication failure', 'disconnected before auth was ready, waited 0 secs']) {
+      check('dovecot', `${H} dovecot: imap-login: Disconnected (${reason}): user=<bob>, method=PLAIN, rip=203.0.113.60, lip=192.0.2.1, TLS, session=<Ab>`, []);
+    }
+    check('dovecot', `${H} dovecot: auth-worker(1): Error: sql(bob,203.0.113.60,<Ab>): Password query failed: Not connected to database`, []);
+    check('dovecot', `${H} dovecot: auth-worker(1): pam(bob,203.0.113.60): pam_authenticate() failed: Authentication service cannot retrieve authentication info`, []);
+  });
+
+  test('temporary and warn-only smtpd refusals do not count', () => {
+    check('postfix', `${H} postfix/smtpd[1]: NOQUEUE: reject: RCPT from x.example[198.51.100.90]: 450 4.2.0 <b@example.com>: Recipient address rejected: Greylisted; from=<a@b> to=<b@example.com> proto=ESMTP helo=<x>`, []);
+    check('postfix', `${H} postfix/smtpd[1]: NOQUEUE: reject: RCPT from x.example[198.51.100.90]: 451 4.3.5 Server configuration problem; from=<a@b> to=<b@example.com> proto=ESMTP helo=<x>`, []);
+    check('postfix', `${H} postfix/smtpd[1]: NOQUEUE: reject: RCPT from x.example[198.51.100.90]: 554 5.3.0 Server configuration error; from=<a@b> to=<b@example.com> proto=ESMTP helo=<x>`, []);
+  });
+});
+
+describe('forged addresses in the new forms', () => {
+  test('Dovecot: a TLS tail cannot reach back over the user name, and a client certificate makes the line unreadable', () => {
+    // The user name forges a whole tail ending in a TLS element: the real one follows and wins.
+    check('dovecot', `${H} dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<x>, method=PLAIN, rip=6.6.6.6, lip=1.1.1.1, TLS: x>, method=PLAIN, rip=203.0.113.62, lip=192.0.2.1, TLS: Connection closed, session=<Ab12>`, [['dovecot.auth-fail', '203.0.113.62']]);
+    // Without a real rip= (a local connection), a forged one in the user name is not taken: the TLS text cannot span the user's closing `>`.
+    check('dovecot', `${H} dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<x>, method=PLAIN, rip=6.6.6.6, lip=1.1.1.1, TLS: >, method=PLAIN, lip=192.0.2.1, session=<Ab12>`, []);
+    // The certificate subject is the client's text, written after the real address.
+    check('dovecot', `${H} dovecot: imap-login: Disconnected (auth failed, 1 attempts in 2 secs): user=<bob>, method=PLAIN, rip=203.0.113.62, lip=192.0.2.1, TLS handshaking: Received invalid SSL certificate: unable to get local issuer certificate: /CN=a>, method=PLAIN, rip=6.6.6.6, lip=1.1.1.1 (check ssl_client_ca_file), session=<Ab12>`, []);
+    check('dovecot', `${H} dovecot: imap-login: Disconnected: Too many invalid commands (no auth attempts in 0 secs): user=<x>, rip=6.6.6.6, lip=1.1.1.1>, rip=203.0.113.72, lip=192.0.2.1, session=<Ef7Gh8>`, [['dovecot.probe', '203.0.113.72']]);
+    check('dovecot', `${H} dovecot: auth-worker(1): Info: conn unix:auth-worker (pid=3390,uid=97): auth-worker<1>: pam(x,6.6.6.6): unknown user,203.0.113.84,<Ij90>): unknown user`, [['dovecot.auth-mismatch', '203.0.113.84']]);
+    check('dovecot', `${H} dovecot: auth: passwd-file(x,203.0.113.87): Password mismatch (given password: ,6.6.6.6): Password mismatch)`, []);
+  });
+
+  test('nginx: a path that forges the client field is not believed', () => {
+    // The request asked for /x%22%20failed%20(2:%20No%20such%20file%20or%20directory),%20client:%206.6.6.6,%20server:%20x — nginx decodes it into the path.
+    const forged = '2026/06/07 07:10:07 [error] 812#812: *1204 open() "/var/www/html/x" failed (2: No such file or directory), client: 6.6.6.6, server: x" failed (2: No such file or directory), client: 203.0.113.93, server: example.com, request: "GET /x%22%20failed HTTP/1.1", host: "example.com"';
+    check('nginx', forged, []);
+    check('nginx', '2026/06/07 07:10:09 [error] 812#812: *1206 directory index of "/var/www/html/a" is forbidden, client: 6.6.6.6, server: x/" is forbidden, client: 203.0.113.95, server: example.com, request: "GET /a HTTP/1.1", host: "example.com"', []);
+    // nginx cuts its error lines at 2,048 bytes: a long path could push the real client field out of the line.
+    const cut = `2026/06/07 07:10:07 [error] 812#812: *1204 open() "/var/www/html/${'a'.repeat(1900)}" failed (2: No such file or directory), client: 6.6.6.6, server: x`;
+    check('nginx', cut, []);
+    // A Basic-auth user name ends at its first colon: it cannot hold `client: `.
+    check('nginx', '2026/06/07 07:10:06 [info] 812#812: *1203 no user/password was provided for basic authentication, client: 203.0.113.92, server: example.com, request: "GET /, client: 6.6.6.6 HTTP/1.1", host: "client: 6.6.6.6"', [['http.auth-none', '203.0.113.92']]);
+  });
+
+  test('Apache through syslog: the client field comes before any client text', () => {
+    check('apache', `${H} apache2[1]: [auth_basic:error] [pid 1] [client 203.0.113.130:51300] AH01618: user [client 6.6.6.6:1] not found: /private`, [['http.auth-fail', '203.0.113.130']]);
+    check('apache', `${H} apache2[1]: [core:info] [pid 1] [client 203.0.113.132:51302] AH00128: File does not exist: /var/www/[client 6.6.6.6:1] x, referer: [client 6.6.6.6:2]`, [['http.error.not-found', '203.0.113.132']]);
+    // Not Apache's tag: nothing.
+    check('apache', `${H} logger[1]: [auth_basic:error] [pid 1] [client 6.6.6.6:1] AH01618: user admin not found: /private`, []);
   });
 });

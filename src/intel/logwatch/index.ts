@@ -9,7 +9,7 @@ import { systemClock, type Clock } from '../../core/types.js';
 import type { Logger } from '../../log.js';
 import { resolveScenarios, type LogwatchConfig, type PatternConfig, type SourceConfig } from './config.js';
 import type { CustomPatternSpec } from './formats/custom.js';
-import { IgnoreList } from './ip.js';
+import { IgnoreList, hostNetworks } from './ip.js';
 import { JournalSource } from './journal.js';
 import { cutText, type LogLine } from './line.js';
 import { Pipeline } from './pipeline.js';
@@ -94,6 +94,13 @@ export function describeDecision(d: Decision): string {
   return `logwatch ${d.scenario}: ${d.count} x ${d.kinds.join('/')} in ${duration(d.lastTime - d.firstTime)} (${d.source}${lines})`;
 }
 
+/** The configured networks and this host's own addresses (read once, at start). */
+function ignoreList(configured: readonly string[] | undefined, logger?: Logger): IgnoreList {
+  const own = hostNetworks();
+  logger?.debug({ addresses: own }, 'logwatch: the host\'s own addresses are never counted');
+  return new IgnoreList([...(configured ?? DEFAULT_IGNORE), ...own]);
+}
+
 export function banRequest(d: Decision): BanRequest {
   return { cidr: d.cidr, reason: describeDecision(d), category: d.category, source: `log:${d.source}` };
 }
@@ -105,7 +112,7 @@ export async function startLogWatch(opts: LogWatchOptions): Promise<LogWatch> {
   const engine = new ScenarioEngine(opts.scenarios ?? resolveScenarios(), {
     maxTracked: opts.maxTracked,
     ipv6Prefix: opts.ipv6Prefix,
-    ignore: new IgnoreList(opts.ignore ?? DEFAULT_IGNORE),
+    ignore: ignoreList(opts.ignore, logger),
   });
   const offsets = await OffsetStore.open(opts.stateFile, logger);
   const tails: FileTail[] = [];
@@ -223,7 +230,7 @@ export async function replay(lines: AsyncIterable<string | LogLine> | Iterable<s
   const engine = new ScenarioEngine(opts.scenarios ?? resolveScenarios(), {
     maxTracked: opts.maxTracked,
     ipv6Prefix: opts.ipv6Prefix,
-    ignore: new IgnoreList(opts.ignore ?? DEFAULT_IGNORE),
+    ignore: ignoreList(opts.ignore),
   });
   const pipeline = new Pipeline({
     format: opts.format ?? 'auto',

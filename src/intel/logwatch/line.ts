@@ -1,6 +1,8 @@
 // One log line as the sources hand it over, and the syslog header every
-// daemon's line starts with in a file (`Nov 22 05:01:02 host sshd[123]: …` or
-// the RFC 3339 stamp of rsyslog's high-precision template). The header is
+// daemon's line starts with in a file (`Nov 22 05:01:02 host sshd[123]: …`,
+// with the day padded by a space, a zero or not at all, journalctl's
+// microseconds, or the RFC 3339 stamp of rsyslog's high-precision template and
+// `journalctl -o short-iso`). The header is
 // written by syslog, not by the remote party: the program name in it is what
 // routes a line to its format.
 
@@ -24,15 +26,33 @@ export interface SyslogParts {
   message: string;
 }
 
+/** The end of a BSD stamp at the start of `line` (`Nov 22 05:01:02`, `Jun  7 …`, `Jun 7 …`, `Jun 07 …`, `… 05:01:02.123456`), or -1. */
+function bsdStampEnd(line: string): number {
+  if (line.charCodeAt(3) !== 32) return -1;
+  let i = line.charCodeAt(4) === 32 ? 5 : 4; // "Jun  7": a space pads the day
+  if (!isDigit(line.charCodeAt(i))) return -1;
+  i += isDigit(line.charCodeAt(i + 1)) ? 2 : 1;
+  if (line.charCodeAt(i) !== 32 || line.charCodeAt(i + 3) !== 58 || line.charCodeAt(i + 6) !== 58) return -1;
+  i += 9;
+  if (line.charCodeAt(i) === 46) {
+    // journalctl -o short-precise: microseconds
+    i++;
+    while (isDigit(line.charCodeAt(i))) i++;
+  }
+  return line.charCodeAt(i) === 32 ? i : -1;
+}
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57;
+}
+
 /** Split a syslog line; undefined when it does not start with a syslog header. */
 export function parseSyslog(line: string): SyslogParts | undefined {
   let end: number;
   const c0 = line.charCodeAt(0);
-  if (
-    c0 >= 65 && c0 <= 90 &&
-    line.charCodeAt(3) === 32 && line.charCodeAt(6) === 32 && line.charCodeAt(9) === 58 && line.charCodeAt(12) === 58 && line.charCodeAt(15) === 32
-  ) {
-    end = 15; // "Nov 22 05:01:02"
+  if (c0 >= 65 && c0 <= 90) {
+    end = bsdStampEnd(line); // "Nov 22 05:01:02"
+    if (end < 0) return undefined;
   } else if (c0 >= 48 && c0 <= 57 && line.charCodeAt(4) === 45 && line.charCodeAt(7) === 45 && line.charCodeAt(10) === 84) {
     end = line.indexOf(' ', 11); // "2026-11-22T05:01:02.123456+00:00"
     if (end < 0) return undefined;

@@ -3,8 +3,11 @@
 // connection; the request line, user name, referrer and user agent are the
 // client's text and are only ever read for what was asked (a probe) — never
 // for an address. Both servers escape `"` inside quoted fields, so the request
-// is the first quoted field after the time stamp. Error logs: the
-// authentication failures of basic auth.
+// is the first quoted field after the time stamp. Error logs (as files or
+// through syslog): failed basic/digest logins, missing files and refusals by
+// the server's access rules, each read from the client field the server
+// writes before any client text (Apache) or from the `, client:` it appends
+// after the message (nginx).
 
 import { strictIp } from '../ip.js';
 import { IP, type LogEvent } from './types.js';
@@ -15,21 +18,40 @@ export const ACCESS =
 const REQUEST = /^([A-Z]{1,16}) (\S+)(?: HTTP\/\d(?:\.\d)?)?$/;
 
 /**
- * nginx error log: `2026/11/22 05:01:02 [error] 123#123: *1 user "u" was not found in "/f", client: 1.2.3.4, server: …`.
- * The user name comes from a Basic credential, which ends at its first colon: it cannot contain `client: `.
+ * nginx error log (ngx_log_error_core + ngx_http_log_error): `2026/11/22 05:01:02 [error] 123#123: *1 <message>, client: 1.2.3.4, server: …, request: "…", host: "…"`.
+ * The same text comes through syslog (`error_log syslog:…` keeps nginx's own time stamp).
  */
-export const NGINX_ERROR = new RegExp(
-  `^(\\d{4}/\\d{2}/\\d{2} \\d{2}:\\d{2}:\\d{2}) \\[(?:error|warn|crit|alert|info|notice)\\] \\d+#\\d+: \\*\\d+ user "[^:]*"(?: was not found in "[^"]*"|: password mismatch), client: ${IP}, server: `,
-);
+export const NGINX_ERROR = /^(\d{4}\/\d{2}\/\d{2} \d{2}:\d{2}:\d{2}) \[(?:emerg|alert|crit|error|warn|notice|info|debug)\] \d+#\d+: (?:\*\d+ )?/;
 
 /**
- * Apache error log, 2.4 (`[client IP:port] AH01617/AH01618`) and 2.2 (`[client IP] user x: authentication failure`).
+ * The messages read after NGINX_ERROR, each ending at the `, client: ADDRESS, server: ` that
+ * ngx_http_log_error appends. A Basic-auth user name ends at its first colon, so it cannot hold
+ * `client: `; a path can (nginx decodes %22 and %2C into it), so path messages get the checks in
+ * parseNginxError.
+ */
+export const NGINX_MESSAGES = {
+  authFail: new RegExp(`^user "[^:]*"(?: was not found in "[^"]*"|: password mismatch), client: ${IP}, server: `),
+  authNone: new RegExp(`^no user/password was provided for basic authentication, client: ${IP}, server: `),
+  notFound: new RegExp(`^(?:open\\(\\) "[^"]*" failed|"[^"]*" is not found) \\(2: No such file or directory\\), client: ${IP}, server: `),
+  denied: new RegExp(`^(?:access forbidden by rule|directory index of "[^"]*" is forbidden), client: ${IP}, server: `),
+};
+
+/** nginx cuts an error line at NGX_MAX_ERROR_STR (2,048 bytes) without a mark: a line this long may have lost its real `client:`. */
+const NGINX_MAX_WHOLE = 2000;
+
+/**
+ * Apache error log: 2.4 (`[date] [module:level] [pid N:tid N] (errno)text: [client IP:port] AHnnnnn: message`)
+ * and 2.2 (`[date] [level] [client IP] message`); through syslog the date is left out (log.c).
  * The client field is written before any client text.
  */
 export const APACHE_ERROR = new RegExp(
-  `^\\[([A-Z][a-z]{2} [A-Z][a-z]{2} [ \\d]\\d \\d{2}:\\d{2}:\\d{2}(?:\\.\\d{1,6})? \\d{4})\\] \\[(?:(?:auth_basic|auth_digest|authn_file|core):)?error\\](?: \\[pid \\d+(?::tid \\d+)?\\])? \\[client ${IP}\\] (?:AH0161[78]: )?user .*(?: not found: | authentication failure for | password mismatch)`,
-  'i',
+  `^(?:\\[([A-Z][a-z]{2} [A-Z][a-z]{2} [ \\d]\\d \\d{2}:\\d{2}:\\d{2}(?:\\.\\d{1,6})? \\d{4})\\] )?\\[(?:[a-z0-9_]+:)?(?:emerg|alert|crit|error|warn|notice|info|debug|trace\\d)\\] (?:\\[pid \\d+(?::tid \\d+)?\\] )?(?:\\(-?\\d+\\)[^\\[\\]]*: )?\\[client ${IP}\\] (?:AH(\\d{5}): )?`,
 );
+
+/** Apache messages after the client field (mod_auth_basic, mod_auth_digest, mod_authz_core, mod_access_compat, core, mod_cgi, mod_proxy_fcgi, mod_autoindex). */
+const APACHE_AUTH = /^user (?:.* not found: |.*: authentication failure for "|.*: password mismatch: |`.*' in realm `.*' not found: )/;
+const APACHE_DENIED = /^(?:client denied by server configuration: |Cannot serve directory )/;
+const APACHE_NOT_FOUND = /^(?:File does not exist: |script not found or unable to stat: |script '[^']*' not found or unable to stat|Got error 'Primary script unknown)/;
 
 export type Probe = 'env' | 'tmunblock' | 'git' | 'wordpress' | 'wp-login' | 'xmlrpc' | 'phpmyadmin' | 'cgi-bin';
 
@@ -105,19 +127,39 @@ export function parseAccess(line: string, times: number, out: LogEvent[]): void 
 }
 
 export function parseNginxError(line: string, times: number, out: LogEvent[]): void {
-  if (!line.includes(' user "')) return;
-  const m = NGINX_ERROR.exec(line);
-  if (!m) return;
-  const ip = strictIp(m[2]);
-  if (ip) out.push({ kind: 'http.auth-fail', ip, times, stamp: m[1] });
+  if (!line.includes(', client: ')) return;
+  const head = NGINX_ERROR.exec(line);
+  if (!head) return;
+  const msg = line.slice(head[0].length);
+  const N = NGINX_MESSAGES;
+  let m: RegExpExecArray | null;
+  let kind: string;
+  if ((m = N.authFail.exec(msg))) kind = 'http.auth-fail';
+  else if ((m = N.authNone.exec(msg))) kind = 'http.auth-none';
+  else {
+    // A path is the client's text and may hold `", client: 6.6.6.6, server: `: believe it only when
+    // the line has one `, client: ` and is short enough not to have been cut by nginx.
+    if (line.length >= NGINX_MAX_WHOLE || line.indexOf(', client: ') !== line.lastIndexOf(', client: ')) return;
+    if ((m = N.notFound.exec(msg))) kind = 'http.error.not-found';
+    else if ((m = N.denied.exec(msg))) kind = 'http.error.denied';
+    else return;
+  }
+  const ip = strictIp(m[1]);
+  if (ip) out.push({ kind, ip, times, stamp: head[1] });
 }
 
 export function parseApacheError(line: string, times: number, out: LogEvent[]): void {
   if (!line.includes('[client ')) return;
   const m = APACHE_ERROR.exec(line);
   if (!m) return;
+  const msg = line.slice(m[0].length);
+  let kind: string;
+  if (APACHE_AUTH.test(msg)) kind = 'http.auth-fail';
+  else if (APACHE_NOT_FOUND.test(msg)) kind = 'http.error.not-found';
+  else if (APACHE_DENIED.test(msg)) kind = 'http.error.denied';
+  else return;
   const ip = apacheClient(m[2], line.includes('[pid '));
-  if (ip) out.push({ kind: 'http.auth-fail', ip, times, stamp: m[1] });
+  if (ip) out.push(m[1] === undefined ? { kind, ip, times } : { kind, ip, times, stamp: m[1] });
 }
 
 /** Apache 2.4 writes `[client ADDRESS:PORT]` (IPv6 unbracketed: the last `:digits` is the port); 2.2 writes no port. */
