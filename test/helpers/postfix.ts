@@ -24,6 +24,12 @@ export interface PostfixOptions {
   sinkPort: number;
   /** Extra main.cf lines (`name = value`), e.g. the restriction lists. */
   mainCf: Record<string, string>;
+  /** main.cf text appended as it is (a shipped fragment); its settings win over `mainCf`. */
+  mainCfText?: string;
+  /** master.cf text appended as it is (a shipped fragment). */
+  masterCfText?: string;
+  /** false: no smtpd of the helper's own on smtpPort (masterCfText provides it). Default true. */
+  smtpService?: boolean;
 }
 
 export interface PostfixInstance {
@@ -117,8 +123,10 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstanc
     minimal_backoff_time: '1s',
     ...opts.mainCf,
   };
-  writeFileSync(join(conf, 'main.cf'), Object.entries(main).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n');
-  writeFileSync(join(conf, 'master.cf'), MASTER_CF.replace('{SMTP}', `127.0.0.1:${opts.smtpPort}`));
+  const mainText = Object.entries(main).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n';
+  writeFileSync(join(conf, 'main.cf'), opts.mainCfText === undefined ? mainText : `${mainText}\n${opts.mainCfText}`);
+  const master = opts.smtpService === false ? MASTER_CF.replace(/^\{SMTP\}.*\n/m, '') : MASTER_CF.replace('{SMTP}', `127.0.0.1:${opts.smtpPort}`);
+  writeFileSync(join(conf, 'master.cf'), opts.masterCfText === undefined ? master : `${master}\n${opts.masterCfText}`);
 
   const readLog = () => (existsSync(maillog) ? readFileSync(maillog, 'utf8') : '');
   const postfix = (cmd: string) => run(opts.postfixBin, ['-c', conf, cmd], { timeout: 30000 });
