@@ -355,7 +355,7 @@ describe('addresses and patterns', () => {
 describe('the line forms corpus (test/fixtures/logs/forms)', () => {
   /** The syslog stamps a line may carry: padded, unpadded, zero-padded days; journalctl's microseconds; RFC 3339 and short-iso. */
   const STAMPS = ['Jun  7 05:01:02', 'Jun 7 05:01:02', 'Jun 07 05:01:02', 'Jun 07 05:01:02.123456', '2026-06-07T05:01:02.123456+02:00', '2026-06-07T05:01:02+0200'];
-  const HEADER = /^(?:[A-Z][a-z]{2} {1,2}\d{1,2} \d{2}:\d{2}:\d{2}|\d{4}-\d{2}-\d{2}T\S+) (\S+) ([^\s:[]+)(?:\[\d+\])?: (.*)$/;
+  const HEADER = /^(?:[A-Z][a-z]{2} {1,2}\d{1,2} \d{2}:\d{2}:\d{2}|\d{4}-\d{2}-\d{2}T\S+) (\S*[^\s:]) ([^\s:[]+)(?:\[\d+\])?: (.*)$/;
 
   for (const daemon of FORM_DAEMONS) {
     describe(daemon, () => {

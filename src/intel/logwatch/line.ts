@@ -2,7 +2,7 @@
 // daemon's line starts with in a file (`Nov 22 05:01:02 host sshd[123]: …`,
 // with the day padded by a space, a zero or not at all, journalctl's
 // microseconds, or the RFC 3339 stamp of rsyslog's high-precision template and
-// `journalctl -o short-iso`). The header is
+// `journalctl -o short-iso`; without the host in a daemon's own log file). The header is
 // written by syslog, not by the remote party: the program name in it is what
 // routes a line to its format.
 
@@ -53,15 +53,21 @@ export function parseSyslog(line: string): SyslogParts | undefined {
   if (c0 >= 65 && c0 <= 90) {
     end = bsdStampEnd(line); // "Nov 22 05:01:02"
     if (end < 0) return undefined;
-  } else if (c0 >= 48 && c0 <= 57 && line.charCodeAt(4) === 45 && line.charCodeAt(7) === 45 && line.charCodeAt(10) === 84) {
-    end = line.indexOf(' ', 11); // "2026-11-22T05:01:02.123456+00:00"
+  } else if (c0 >= 48 && c0 <= 57 && line.charCodeAt(4) === 45 && line.charCodeAt(7) === 45) {
+    const sep = line.charCodeAt(10);
+    if (sep === 84 /* T */) end = line.indexOf(' ', 11); // "2026-11-22T05:01:02.123456+00:00"
+    else if (sep === 32 && line.charCodeAt(13) === 58 && line.charCodeAt(16) === 58) end = line.indexOf(' ', 17); // "2026-11-22 05:01:02" (Dovecot's log_timestamp)
+    else return undefined;
     if (end < 0) return undefined;
   } else return undefined;
   const hostEnd = line.indexOf(' ', end + 1);
   if (hostEnd < 0) return undefined;
-  const colon = line.indexOf(': ', hostEnd + 1);
+  // No host: a daemon's own log file (Dovecot's log_path: `Jun 07 07:00:00 imap-login: Info: …`)
+  // or a local syslogd that leaves the host out (busybox): the first word after the stamp is the tag.
+  const noHost = line.charCodeAt(hostEnd - 1) === 58; /* : */
+  const colon = noHost ? hostEnd - 1 : line.indexOf(': ', hostEnd + 1);
   if (colon < 0) return undefined;
-  const tag = line.slice(hostEnd + 1, colon);
+  const tag = line.slice(noHost ? end + 1 : hostEnd + 1, colon);
   if (tag.length === 0 || tag.length > 64 || tag.includes(' ')) return undefined;
   let program = tag;
   const bracket = tag.indexOf('[');

@@ -47,6 +47,8 @@ export const DOVECOT_PATTERNS = {
 const MAX_ATTEMPTS = 100;
 
 const LOGIN_PROGRAM = /^[a-z0-9]+-login$/;
+/** `auth`, `auth-worker(3402)`: the tags of Dovecot's own log file (log_path), and of syslog with log_prefix. */
+const AUTH_PROGRAM = /^auth(?:-worker(?:\(\d+\))?)?$/;
 
 function push(kind: string, text: string, times: number, out: LogEvent[]): void {
   const ip = strictIp(text);
@@ -69,11 +71,11 @@ function parseLogin(msg: string, entry: Entry, out: LogEvent[]): void {
 export const dovecot: Format = {
   name: 'dovecot',
   accepts: (program) =>
-    program === undefined || program === 'dovecot' || program === 'auth' || program === 'auth-worker' || LOGIN_PROGRAM.test(program),
+    program === undefined || program === 'dovecot' || AUTH_PROGRAM.test(program) || LOGIN_PROGRAM.test(program),
   parse(entry, out) {
     if (entry.cut) return;
-    // Syslog tags like `imap-login` (log_prefix) leave the service name out of the message: put it back.
-    const msg = entry.program !== undefined && entry.program !== 'dovecot' && !entry.message.startsWith(`${entry.program}`) ? `${entry.program}: ${entry.message}` : entry.message;
+    // Tags like `imap-login` (log_prefix, or Dovecot's own log file) leave the service name out of the message: put it back.
+    const msg = entry.program !== undefined && entry.program !== 'dovecot' ? `${entry.program}: ${entry.message}` : entry.message;
     if (msg.startsWith('auth')) {
       const m = DOVECOT_PATTERNS.auth.exec(msg);
       if (m) push('dovecot.auth-mismatch', m[1], entry.times, out);

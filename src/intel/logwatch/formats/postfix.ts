@@ -67,6 +67,9 @@ const CLIENT_FAULT =
 /** Reject replies that are not the client's doing, or are counted by a kind of their own. */
 const NOT_CLIENT = /Server configuration (?:problem|error)|Temporary lookup failure|try again later|Insufficient system storage|Service is unavailable|server local data error/i;
 
+/** The stages at which smtpd refuses the client, its HELO, sender or recipients. */
+const CLIENT_STAGES = new Set(['CONNECT', 'EHLO', 'HELO', 'MAIL', 'RCPT', 'DATA', 'VRFY', 'ETRN']);
+
 /** smtpd's relay refusal (smtpd_check.c): `<rcpt>: Relay access denied`. */
 const RELAY = /^<[^>]*>: Relay access denied$/;
 
@@ -160,6 +163,7 @@ export const postfix: Format = {
     }
     // Only permanent refusals of the client's own making: a 4xx is greylisting,
     // a lookup fault or a policy service's deferral, and never counts.
-    if (m[3] === '5' && !NOT_CLIENT.test(reply)) push(K.reject, m[2]);
+    // END-OF-MESSAGE and BDAT refusals judge the message (content, size), not the client.
+    if (m[3] === '5' && CLIENT_STAGES.has(m[1]) && !NOT_CLIENT.test(reply)) push(K.reject, m[2]);
   },
 };
