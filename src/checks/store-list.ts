@@ -5,8 +5,9 @@
 //
 // What is matched: the config list's `match` when there is one; for a list
 // only in the store, by the kind of its entries — ip: the client address,
-// domain: the sender's domain, address: the sender's address (asn lists need
-// an AS table and match nothing here).
+// domain: the sender's domain, address: the sender's address, asn: the AS
+// number announcing the client, from the configured IP-to-AS table (without
+// one an AS list matches nothing, and its evidence says why).
 
 import type { Envelope, Evidence } from '../core/types.js';
 import { domainOf, sharedEvidence, stringList, timed } from './evidence.js';
@@ -22,6 +23,13 @@ export interface StoreListOptions {
   list: string;
   /** What to match (the config list's `match`); undefined = by the kind of the store list. */
   field?: ListField;
+  /** The IP-to-AS table (`asn.table`), for lists of AS numbers. */
+  asn?: AsnLookup;
+}
+
+/** IP → AS number; 0 when the table does not know the address. */
+export interface AsnLookup {
+  asnOf(ip: string): number;
 }
 
 /** The "no such list" answers of each list check, by client IP (sharedEvidence). */
@@ -43,10 +51,15 @@ export function checkStoreList(env: Envelope, ctx: CheckContext, opts: StoreList
     const store = ctx.store;
     const kind = store?.lookup.listKind(opts.list);
     if (!store || !kind) return { result: 'unlisted', detail: `list ${opts.list} has no entries`, data: { field: opts.field ?? 'client', value: env.clientIp } };
-    const field: ListField = opts.field ?? (kind === 'ip' ? 'client' : 'sender');
+    const field: ListField = opts.field ?? (kind === 'ip' || kind === 'asn' ? 'client' : 'sender');
     const values: string[] = [];
     if (kind === 'ip') {
       if (field === 'client') values.push(env.clientIp);
+    } else if (kind === 'asn') {
+      if (!opts.asn) return { result: 'unlisted', detail: `list ${opts.list} holds AS numbers, but no IP-to-AS table is configured (asn.table)`, data: { field: 'client', value: env.clientIp } };
+      const asn = opts.asn.asnOf(env.clientIp);
+      if (asn === 0) return { result: 'unlisted', detail: `client ${env.clientIp} is in no AS of the table; not in list ${opts.list}`, data: { field: 'client', value: env.clientIp } };
+      values.push(`AS${asn}`);
     } else if (kind === 'address') {
       const a = field === 'sender' ? env.from : field === 'rcpt' ? env.rcpts[env.rcpts.length - 1] : undefined;
       if (a) values.push(a);

@@ -6,6 +6,7 @@
 
 import type { Command } from 'commander';
 import { LIST_KINDS, type ListEntry, type ListKind } from '../store/index.js';
+import { inferKind } from '../store/entries.js';
 import { InputError } from './check.js';
 import { isoTime, parseUntil } from './duration.js';
 import { registerListImportCommand } from './list-import.js';
@@ -29,8 +30,12 @@ function entryRow(e: ListEntry): string[] {
 }
 
 export function listAdd(name: string, entry: string, opts: ListAddOptions, io: CommandIo = processIo): Promise<number> {
-  return withStore(opts, io, async (store) => {
+  return withStore(opts, io, async (store, config) => {
     const expiresAt = opts.expires !== undefined ? parseUntil(opts.expires, Date.now(), '--expires') : undefined;
+    const kind = kindOf(opts.kind) ?? store.lookup.listKind(name) ?? inferKind(entry);
+    if (kind === 'asn' && config.asn.table === null) {
+      throw new InputError(`list ${name} holds AS numbers, and AS lists match only with an IP-to-AS table: set asn.table in the config (an iptoasn.com ip2asn-combined.tsv) first`);
+    }
     const user = process.env.SUDO_USER ?? process.env.USER ?? 'unknown';
     const e = await store.listAdd(name, entry, { source: opts.source ?? `cli:${user}`, expiresAt, kind: kindOf(opts.kind) });
     if (opts.json) printJson(io, e);

@@ -13,6 +13,7 @@ import { buildRuntime, splitList } from './runtime.js';
 import { startGate, type RunningGate } from '../gate/server.js';
 import { DecisionLog, type Store } from '../store/index.js';
 import { openConfiguredStore, pruneEvents } from './store.js';
+import { openAsnFile } from '../store/asn-file.js';
 import { createIntelJobs } from './intel-jobs.js';
 
 export interface ServeOptions {
@@ -50,6 +51,8 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
     throw new Error(`store: cannot open the ${config.store.backend} store: ${(err as Error).message}`, { cause: err });
   }
   const decisions = new DecisionLog(store, logger.child({ room: 'store' }));
+  // The IP-to-AS table for AS lists, reloaded when the file changes.
+  const asnFile = config.asn.table === null ? undefined : await openAsnFile(resolve(config.asn.table), { checkIntervalS: config.asn.check_interval_s, logger: logger.child({ room: 'store' }) });
   // Retention of the decision log, on the purge interval (the store purges expired entries itself).
   const prune = setInterval(() => {
     pruneEvents(store, config).catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'decision log prune failed'));
@@ -57,13 +60,14 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
   prune.unref();
   const closeStore = async (): Promise<void> => {
     clearInterval(prune);
+    asnFile?.close();
     await decisions.flush();
     await store.close();
   };
 
   // Log watching, SPF-walked whitelist, list imports, learned correspondents (started once the server listens).
   const intel = createIntelJobs(config, { store, logger });
-  const runtime = buildRuntime(config, logger, store, { correspondents: intel.correspondents });
+  const runtime = buildRuntime(config, logger, store, { correspondents: intel.correspondents, asn: asnFile?.database });
   const server = new PolicyServer({
     onDecision: (verdict, envelope, sessionId) => {
       decisions.record(verdict, envelope, sessionId);

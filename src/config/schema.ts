@@ -225,6 +225,15 @@ export const configSchema = z.strictObject({
   logwatch: section(logwatchSchema),
   /** Large-sender whitelist, learned correspondents, imported lists (docs/spfwalk.md, correspondents.md, lists-import.md). */
   intel: intelSchema,
+  /** IP → AS number table for AS lists (`frontline list add NAME AS64496`; docs/store.md, "AS lists"). */
+  asn: section(
+    z.strictObject({
+      /** An iptoasn.com TSV (ip2asn-combined.tsv, .gz too); null = no table, and AS lists match nothing. */
+      table: z.string().min(1).nullable().default(null),
+      /** How often the file's modification time is checked; a changed file is loaded again. */
+      check_interval_s: posInt.default(300),
+    }),
+  ),
   policy: section(
     z.strictObject({
       on_fault: z.enum(['defer', 'continue']).default('defer'),

@@ -25,6 +25,8 @@ export interface PolicyDeps {
   store?: Store;
   /** Learned correspondents: the `correspondent` check (serve; src/cli/intel-jobs.ts). */
   correspondents?: RegistryDeps['correspondents'];
+  /** The IP-to-AS table (asn.table): store lists of AS numbers match the client's AS. */
+  asn?: RegistryDeps['asn'];
 }
 
 export interface Transaction {
@@ -61,6 +63,7 @@ export class Policy {
       clock,
       store: deps.store,
       correspondents: deps.correspondents,
+      asn: deps.asn,
       onZoneHealth: (check, state) => {
         // Listings seen through a zone that went out of use (or came back) must not be reused.
         evidenceCache?.invalidate(check);
@@ -95,7 +98,10 @@ export class Policy {
         for (const n of names) {
           if (!n.startsWith(LIST_PREFIX) || registry.checks.has(n)) continue;
           const list = n.slice(LIST_PREFIX.length);
-          addStoreList(registry, list, deps.store);
+          addStoreList(registry, list, deps.store, deps.asn);
+          if (deps.store.lookup.listKind(list) === 'asn' && deps.asn === undefined) {
+            registry.warnings.push(`rule ${r.name}: list ${list} holds AS numbers, but no IP-to-AS table is configured (asn.table): it matches nothing`);
+          }
           if (!isDefault && deps.store.lookup.listKind(list) === undefined) {
             registry.warnings.push(`rule ${r.name}: list ${list} is not in the config and the store's list ${list} is empty (add entries with \`frontline list add ${list} ENTRY\`)`);
           }

@@ -23,7 +23,7 @@ import { bannedQuick, checkBanned } from '../checks/banned.js';
 import { checkGreylist } from '../checks/greylist.js';
 import { checkRateLimit, checkRateLimitMessage, type RateLimit } from '../checks/ratelimit.js';
 import { checkSpamtrap, spamtrapQuick } from '../checks/spamtrap.js';
-import { checkStoreList, storeListQuick } from '../checks/store-list.js';
+import { checkStoreList, storeListQuick, type AsnLookup } from '../checks/store-list.js';
 import type { Store } from '../store/types.js';
 import { CHECKS, COST, LIST_PREFIX, listInfo, type CheckInfo, type ListMatch } from './catalog.js';
 
@@ -62,6 +62,8 @@ export interface RegistryDeps {
   store?: Store;
   /** Learned correspondents (serve builds them from intel.correspondents); without them `correspondent` is unavailable. */
   correspondents?: { check(env: Envelope, ctx: CheckContext): Promise<Evidence> };
+  /** The IP-to-AS table (asn.table) store lists of AS numbers match with. */
+  asn?: AsnLookup;
 }
 
 export function buildRegistry(cfg: Config, deps: RegistryDeps): Registry {
@@ -132,7 +134,7 @@ export function buildRegistry(cfg: Config, deps: RegistryDeps): Registry {
         const ev = await checkList(env, ctx, { name: check, ips, domains, field });
         // The store's list of the same name (`frontline list add NAME …`) counts too.
         if (ev.result !== 'unlisted' || !store?.lookup.listKind(name)) return ev;
-        const more = await checkStoreList(env, { ...ctx, store }, { name: check, list: name, field });
+        const more = await checkStoreList(env, { ...ctx, store }, { name: check, list: name, field, asn: deps.asn });
         return more.result === 'listed' ? more : ev;
       },
       info,
@@ -195,10 +197,10 @@ function addStoreChecks(cfg: Config, store: Store | undefined, add: AddCheck, un
  * startup). Its stage is mail: it matches the client or the sender,
  * depending on the kind of the entries.
  */
-export function addStoreList(registry: Registry, name: string, store: Store): void {
+export function addStoreList(registry: Registry, name: string, store: Store, asn?: AsnLookup): void {
   const check = `${LIST_PREFIX}${name}`;
   const info: CheckInfo = { ...listInfo('sender') };
-  const opts = { name: check, list: name };
+  const opts = { name: check, list: name, asn };
   registry.checks.set(check, {
     name: check,
     ...info,

@@ -248,6 +248,11 @@ export class AsnDatabase {
 
   constructor(private readonly report: (bad: BadLine) => void = () => {}) {}
 
+  /** AS number announcing `ip` in the table in use, or 0 when unknown. */
+  asnOf(ip: string): number {
+    return this.table.asnOf(ip);
+  }
+
   /** Load `path`; returns whether the table was replaced. Bad lines go to `report`. */
   async load(path: string): Promise<{ replaced: boolean; ranges: number; bad: number; error?: string }> {
     let loaded: { table: AsnTable; bad: BadLine[] };

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { AsnDatabase, loadAsnTable, parseAsnText, type BadLine } from '../../src/store/asn.js';
 import { parseListText } from '../../src/store/list-file.js';
+import { openAsnFile } from '../../src/store/asn-file.js';
 
 // Lines in the iptoasn.com layout: range_start range_end AS_number country AS_description.
 const V4 = [
@@ -124,5 +125,45 @@ describe('list files', () => {
     const asns = parseListText('AS64496\n64497\nASX\n', 'asn', 'asns.txt');
     assert.deepEqual(asns.entries, ['AS64496', 'AS64497']);
     assert.equal(asns.bad[0].line, 3);
+  });
+});
+
+describe('asn.table file (openAsnFile)', () => {
+  test('loaded at open; a changed file is loaded again; a broken one keeps the table in use', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fl-asn-file-'));
+    try {
+      const path = join(dir, 'ip2asn.tsv');
+      writeFileSync(path, '198.51.100.0\t198.51.100.255\t64496\tZZ\tONE\n');
+      const lines: string[] = [];
+      const logger = { info: (_o: object, m: string) => lines.push(m), warn: (_o: object, m: string) => lines.push(m), error: (_o: object, m: string) => lines.push(m) };
+      const f = await openAsnFile(path, { checkIntervalS: 3600, logger });
+      try {
+        assert.equal(f.database.asnOf('198.51.100.7'), 64496);
+        writeFileSync(path, '198.51.100.0\t198.51.100.255\t64500\tZZ\tMOVED\n203.0.113.0\t203.0.113.255\t64511\tZZ\tTWO\n');
+        await f.check();
+        assert.equal(f.database.asnOf('198.51.100.7'), 64500);
+        assert.equal(f.database.asnOf('203.0.113.1'), 64511);
+        writeFileSync(path, 'this is not a table at all\n');
+        await f.check();
+        assert.equal(f.database.asnOf('198.51.100.7'), 64500, 'a file without a usable range keeps the previous table');
+        rmSync(path);
+        await f.check();
+        assert.equal(f.database.asnOf('203.0.113.1'), 64511, 'a missing file keeps the previous table');
+        assert.deepEqual(
+          lines.map((l) => l.replace(dir, 'DIR')),
+          [
+            'asn.table loaded: 1 ranges',
+            'asn.table loaded: 2 ranges',
+            'asn.table: line 1 skipped: expected 5 tab-separated columns, found 1',
+            'asn.table not loaded: DIR/ip2asn.tsv: no usable ranges; keeping the previous table',
+            'asn.table DIR/ip2asn.tsv cannot be read; AS lists match with the table loaded before, if any',
+          ],
+        );
+      } finally {
+        f.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -281,4 +281,43 @@ describe('next to a running server', () => {
     assert.equal(del.code, 0, del.stderr);
     assert.equal((await runCli(['ban', 'show', '198.51.100.10', '--config', config, '--data-dir', dataDir])).code, 1);
   });
+
+  test('AS lists: refused without asn.table; with one, serve refuses a client inside the AS and follows a changed table (regression: they never matched)', { timeout: 60_000 }, async (t) => {
+    const dns = await startFixtureDns(loadZoneYaml(WORLD));
+    t.after(() => dns.close());
+    const dataDir = join(dir, 'asn-data');
+    const table = join(dir, 'ip2asn.tsv');
+    writeFileSync(table, '198.51.100.0\t198.51.100.255\t64496\tZZ\tEXAMPLE-BAD-AS\n203.0.113.0\t203.0.113.255\t64511\tZZ\tEXAMPLE-OK-AS\n');
+    const rules = 'policy:\n  rules:\n    - { name: bad-asn, if: "list:badasn=listed", action: reject, text: "{ip} is in a refused network" }\n';
+    const noTable = join(dir, 'asn-none.yaml');
+    writeFileSync(noTable, `data_dir: ${dataDir}\n${rules}`);
+    const refused = await runCli(['list', 'add', 'badasn', 'AS64496', '--config', noTable]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /AS lists match only with an IP-to-AS table: set asn\.table/);
+
+    const withTable = join(dir, 'asn.yaml');
+    writeFileSync(withTable, `data_dir: ${dataDir}\nasn: { table: ${table}, check_interval_s: 1 }\n${rules}`);
+    const added = await runCli(['list', 'add', 'badasn', 'AS64496', '--config', withTable]);
+    assert.equal(added.code, 0, added.stderr);
+    const serve = await startServe(['--config', withTable, '--dns', dns.server, '--policy-listen', '127.0.0.1:0']);
+    t.after(() => serve.stop());
+    const client = await PolicyClient.connect({ host: '127.0.0.1', port: serve.port });
+    t.after(() => client.close());
+    const ask = (ip: string, instance: string) => client.ask(rcptRequest({ client_address: ip, helo_name: 'mail.example.test', sender: 'a@example.test', instance }));
+    assert.match(await ask('198.51.100.10', 'a1'), /^554 .*198\.51\.100\.10 is in a refused network/);
+    assert.doesNotMatch(await ask('203.0.113.10', 'a2'), /^554/);
+
+    // A new table moves the /24 to another AS: no longer refused, without a restart.
+    writeFileSync(table, '198.51.100.0\t198.51.100.255\t64500\tZZ\tEXAMPLE-MOVED\n');
+    let answer = '';
+    for (let i = 0; i < 60; i++) {
+      answer = await ask('198.51.100.10', `a3-${i}`);
+      if (!answer.startsWith('554')) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.doesNotMatch(answer, /^554/);
+    // The reload is logged (the log is written asynchronously: give it a moment).
+    for (let i = 0; i < 30 && !/asn\.table loaded: 1 ranges/.test(serve.stdout()); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(serve.stdout(), /asn\.table loaded: 1 ranges/);
+  });
 });
