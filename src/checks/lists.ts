@@ -3,7 +3,7 @@
 // sources and expiry; these are the simple in-memory kind.
 
 import { readFile } from 'node:fs/promises';
-import ipaddr from 'ipaddr.js';
+import { networkBigInt, parseNetwork, readNetwork } from '../core/cidr.js';
 import { unwrapIpText } from '../core/ip.js';
 import { listLines } from '../core/list-lines.js';
 import type { Envelope, Evidence } from '../core/types.js';
@@ -13,32 +13,14 @@ import type { CheckContext } from './types.js';
 
 type Range = [bigint, bigint];
 
-function toBigInt(bytes: number[]): bigint {
-  return bytes.reduce((n, b) => (n << 8n) | BigInt(b), 0n);
-}
-
-/** Parse an IP or CIDR into [family, first, last]; `::ffff:a.b.c.d/…` becomes IPv4. Throws on garbage. */
+/** An IP or CIDR (read by src/core/cidr.ts) as [family, first, last]; host bits cleared. Throws on garbage. */
 function parseEntry(text: string): [4 | 6, bigint, bigint] {
-  let addr: ipaddr.IPv4 | ipaddr.IPv6;
-  let bits: number;
-  if (text.includes('/')) {
-    if (!/^[0-9a-fA-F.:]+\/\d{1,3}$/.test(text)) throw new Error(`not an IP/CIDR: ${text}`);
-    [addr, bits] = ipaddr.parseCIDR(text);
-  } else {
-    if (!isBareIp(text)) throw new Error(`not an IP address: ${text}`);
-    addr = ipaddr.parse(text);
-    bits = addr.kind() === 'ipv4' ? 32 : 128;
-  }
-  if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96) {
-    addr = (addr as ipaddr.IPv6).toIPv4Address();
-    bits -= 96;
-  }
-  const width = addr.kind() === 'ipv4' ? 32 : 128;
-  const value = toBigInt(addr.toByteArray());
-  const hostBits = BigInt(width - bits);
-  const first = (value >> hostBits) << hostBits;
-  const last = first | ((1n << hostBits) - 1n);
-  return [width === 32 ? 4 : 6, first, last];
+  const r = readNetwork(text);
+  if (!r.ok) throw new Error(r.why);
+  const width = r.net.v6 ? 128 : 32;
+  const first = networkBigInt(r.net);
+  const last = first | ((1n << BigInt(width - r.net.len)) - 1n);
+  return [r.net.v6 ? 6 : 4, first, last];
 }
 
 /** Sort and merge overlapping or adjacent ranges. */
@@ -94,18 +76,15 @@ export class IpList {
   }
 
   has(ip: string): boolean {
-    let addr: ipaddr.IPv4 | ipaddr.IPv6;
-    try {
-      addr = ipaddr.process(unwrapIpText(ip));
-    } catch {
-      return false;
-    }
+    const text = unwrapIpText(ip);
+    const addr = text.includes('/') ? undefined : parseNetwork(text);
+    if (!addr) return false;
     if (this.dirty) {
       this.v4 = merge(this.v4);
       this.v6 = merge(this.v6);
       this.dirty = false;
     }
-    return inRanges(addr.kind() === 'ipv4' ? this.v4 : this.v6, toBigInt(addr.toByteArray()));
+    return inRanges(addr.v6 ? this.v6 : this.v4, networkBigInt(addr));
   }
 }
 

@@ -40,6 +40,7 @@ export async function openConfiguredStore(config: Config, opts: OpenStoreOptions
     clock: opts.clock,
     logger: opts.logger,
     banPolicy: { baseSeconds: b.base_s, factor: b.factor, maxSeconds: b.max_s, jitter: b.jitter, forgetAfterSeconds: b.forget_after_s },
+    banMinPrefix: { v4: b.min_prefix.ipv4, v6: b.min_prefix.ipv6 },
     neverBan: neverBanOf(config),
     // The store's own `allow` list (frontline list add allow …) is never banned either.
     neverBanLists: ['allow'],

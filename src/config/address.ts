@@ -3,7 +3,9 @@
 // address). DNS servers are parsed by dns/servers.ts.
 
 import ipaddr from 'ipaddr.js';
-import { parseIpAddress } from '../core/ip.js';
+import { z } from 'zod';
+import { firstContaining, formatNetwork, parseNetwork as parseCoreNetwork, readExactNetwork, type Network } from '../core/cidr.js';
+import { unwrapIpText } from '../core/ip.js';
 
 export interface HostPort {
   host: string;
@@ -31,33 +33,22 @@ export function parseListenAddress(s: string): HostPort | undefined {
   return { host, port };
 }
 
-/** A network "addr/len" or a single address; `::ffff:` mapped addresses count as IPv4. */
-export function parseNetwork(s: string): [ipaddr.IPv4 | ipaddr.IPv6, number] | undefined {
-  try {
-    if (s.includes('/')) {
-      const [addr, len] = ipaddr.parseCIDR(s);
-      if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress() && len >= 96) {
-        return [(addr as ipaddr.IPv6).toIPv4Address(), len - 96];
-      }
-      return [addr, len];
-    }
-    const addr = ipaddr.process(s);
-    return [addr, addr.kind() === 'ipv4' ? 32 : 128];
-  } catch {
-    return undefined;
-  }
+/** A network "addr/len" or a single address, strict as src/core/cidr.ts reads it; host bits are cleared. */
+export function parseNetwork(s: string): Network | undefined {
+  return parseCoreNetwork(s);
 }
 
-/** Does a network list contain this IP? (IPv4-mapped IPv6 is matched as IPv4.) */
-export function networksContain(nets: ReadonlyArray<[ipaddr.IPv4 | ipaddr.IPv6, number]>, ip: string): string | undefined {
-  let addr: ipaddr.IPv4 | ipaddr.IPv6;
-  try {
-    addr = parseIpAddress(ip);
-  } catch {
-    return undefined;
-  }
-  for (const [net, len] of nets) {
-    if (net.kind() === addr.kind() && addr.match(net, len)) return `${net.toString()}/${len}`;
-  }
-  return undefined;
+/**
+ * A network in the config file: strict, and host bits set are an error that
+ * names the network meant (Postfix warns the same of `mynetworks`).
+ */
+export const networkSchema = z.string().superRefine((s, ctx) => {
+  const r = readExactNetwork(s);
+  if (!r.ok) ctx.addIssue({ code: 'custom', message: `expected an IP address or CIDR (e.g. 192.0.2.0/24, 2001:db8::/32): ${r.why}` });
+});
+
+/** Does a network list contain this IP? The matching network's text, or undefined. (IPv4-mapped IPv6 is matched as IPv4.) */
+export function networksContain(nets: readonly Network[], ip: string): string | undefined {
+  const hit = firstContaining(nets, unwrapIpText(ip));
+  return hit && formatNetwork(hit);
 }

@@ -6,10 +6,11 @@
 import os from 'node:os';
 import { z } from 'zod';
 import { STAGES } from '../core/types.js';
-import { parseListenAddress, parseNetwork } from './address.js';
+import { networkSchema, parseListenAddress } from './address.js';
 import { parseServer } from '../dns/servers.js';
 import { parseZoneSpec } from '../checks/dnsbl.js';
-import { DomainList, IpList } from '../checks/lists.js';
+import { DomainList } from '../checks/lists.js';
+import { readExactNetwork } from '../core/cidr.js';
 import { ConditionError, parseCondition } from '../policy/condition.js';
 import { templateErrors } from '../policy/template.js';
 import { gateSchema } from '../gate/config.js';
@@ -35,9 +36,7 @@ export const dnsServer = z.string().superRefine((s, ctx) => {
   }
 });
 
-const network = z.string().refine((s) => parseNetwork(s) !== undefined, {
-  message: 'expected an IP address or CIDR (e.g. 192.0.2.0/24, 2001:db8::/32)',
-});
+const network = networkSchema;
 
 const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
@@ -67,15 +66,16 @@ const listSchema = z
   })
   .superRefine((list, ctx) => {
     list.entries.forEach((e, i) => {
+      if (list.type === 'ip') {
+        // Typed by a person: strict, host bits included (list files clear them, as published lists mean them).
+        const r = readExactNetwork(e);
+        if (!r.ok) ctx.addIssue({ code: 'custom', path: ['entries', i], message: `expected an IP address or CIDR (e.g. 192.0.2.0/24, 2001:db8::/32): ${r.why}` });
+        return;
+      }
       try {
-        if (list.type === 'ip') new IpList().add(e);
-        else new DomainList().add(e);
+        new DomainList().add(e);
       } catch {
-        const message =
-          list.type === 'ip'
-            ? 'expected an IP address or CIDR (e.g. 192.0.2.0/24, 2001:db8::/32)'
-            : 'expected a domain (example.com) or a parent domain (.example.com)';
-        ctx.addIssue({ code: 'custom', path: ['entries', i], message });
+        ctx.addIssue({ code: 'custom', path: ['entries', i], message: 'expected a domain (example.com) or a parent domain (.example.com)' });
       }
     });
   });

@@ -3,16 +3,14 @@
 // `spamtraps:`. Kept apart from schema.ts, which includes them.
 
 import { z } from 'zod';
-import { parseNetwork } from './address.js';
+import { networkSchema } from './address.js';
 
 /** `null` (an empty YAML section) means "all defaults", as in the main schema. */
 function section<T extends z.ZodType>(schema: T) {
   return z.preprocess((v) => (v === null ? undefined : v), schema.prefault({} as z.input<T>));
 }
 
-const network = z.string().refine((s) => parseNetwork(s) !== undefined, {
-  message: 'expected an IP address or CIDR (e.g. 192.0.2.0/24, 2001:db8::/32)',
-});
+const network = networkSchema;
 
 const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
@@ -48,6 +46,13 @@ export const storeSchema = z
         jitter: z.number().min(0).lt(1).default(0.1),
         /** The offence count starts again after this long without a ban (s). */
         forget_after_s: posInt.default(90 * 86400),
+        /** The widest ban allowed, per family: a shorter prefix is refused, from every source (CLI, spamtraps, log watching). */
+        min_prefix: section(
+          z.strictObject({
+            ipv4: z.number().int().min(8).max(32).default(16),
+            ipv6: z.number().int().min(16).max(128).default(32),
+          }),
+        ),
       }),
     ),
     /** Never banned (also loopback, my_networks and the entries of the `allow` lists). */

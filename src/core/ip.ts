@@ -70,8 +70,9 @@ export function formatIp6Groups(groups: readonly number[]): string {
 
 /**
  * Dotted-quad IPv4 text (of `s` from `from` to `to`) → unsigned 32-bit number,
- * or -1 when it is not one. Allocation-free, for lookup hot paths; leading
- * zeros are read as decimal.
+ * or -1 when it is not one. Allocation-free, for lookup hot paths. A part
+ * with a leading zero (`010`) is refused: inet_aton reads it as octal, most
+ * other programs as decimal (src/core/cidr.ts).
  */
 export function parseV4(s: string, from = 0, to = s.length): number {
   const n = to - from;
@@ -83,6 +84,7 @@ export function parseV4(s: string, from = 0, to = s.length): number {
   for (let i = from; i < to; i++) {
     const c = s.charCodeAt(i);
     if (c >= 48 && c <= 57) {
+      if (digits === 1 && part === 0) return -1;
       part = part * 10 + (c - 48);
       if (++digits > 3 || part > 255) return -1;
     } else if (c === 46) {

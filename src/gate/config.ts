@@ -4,7 +4,7 @@
 // only started when `listen` and `backend` are set (or given as flags).
 
 import { z } from 'zod';
-import { parseListenAddress, parseNetwork } from '../config/address.js';
+import { networkSchema, parseListenAddress } from '../config/address.js';
 
 /** `null` (an empty YAML section) means "all defaults", as in the main schema. */
 function section<T extends z.ZodType>(schema: T) {
@@ -15,9 +15,7 @@ const hostPort = z.string().refine((s) => parseListenAddress(s) !== undefined, {
   message: 'expected host:port (e.g. 127.0.0.1:25 or [::1]:25)',
 });
 
-const network = z.string().refine((s) => parseNetwork(s) !== undefined, {
-  message: 'expected an IP address or CIDR (e.g. 192.0.2.0/24, 2001:db8::/32)',
-});
+const network = networkSchema;
 
 /** What a door test does to a client that fails it (postscreen's vocabulary). */
 export const doorActionSchema = z.enum(['ignore', 'enforce', 'drop']);

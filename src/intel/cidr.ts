@@ -3,7 +3,8 @@
 // these run once per walk or fetch, never per SMTP command, so speed is not
 // the concern here that it is in the store's lookup path.
 
-import { formatIp6Groups, formatV4, parseIp4, parseIp6 } from '../core/ip.js';
+import { networkBigInt, parseNetwork, type Network } from '../core/cidr.js';
+import { formatIp6Groups, formatV4 } from '../core/ip.js';
 
 export type Family = 4 | 6;
 
@@ -20,12 +21,6 @@ export function widthOf(family: Family): number {
   return family === 4 ? 32 : 128;
 }
 
-function fromBytes(bytes: number[]): bigint {
-  let n = 0n;
-  for (const b of bytes) n = (n << 8n) | BigInt(b);
-  return n;
-}
-
 /** The network of `addr/len`: host bits cleared. */
 export function netOf(family: Family, addr: bigint, len: number): Net {
   const host = BigInt(widthOf(family) - len);
@@ -37,39 +32,29 @@ export function lastOf(n: Net): bigint {
   return n.first | ((1n << BigInt(widthOf(n.family) - n.len)) - 1n);
 }
 
-/**
- * An address in strict text form (dotted quad without leading zeros, or
- * RFC 4291 IPv6) as [family, integer]; IPv4-mapped IPv6 stays IPv6 here, as
- * it is written. Undefined when it is not one.
- */
-export function parseAddress(text: string): [Family, bigint] | undefined {
-  const v4 = parseIp4(text);
-  if (v4) return [4, fromBytes(v4.toByteArray())];
-  const v6 = parseIp6(text);
-  if (v6) return [6, fromBytes(v6.toByteArray())];
-  return undefined;
+/** The core parser's network as an integer network. */
+function fromNetwork(n: Network): Net {
+  return { family: n.v6 ? 6 : 4, first: networkBigInt(n), len: n.len };
 }
 
 /**
- * "ip" or "ip/len" → the network (host bits cleared), or undefined. A bare
- * address is a /32 or /128. `::ffff:a.b.c.d/len` (len ≥ 96) becomes IPv4, as
- * the store and the SPF check treat mapped addresses.
+ * An address (no length) as [family, integer], read by the one parser
+ * (src/core/cidr.ts); IPv4-mapped IPv6 is IPv4. Undefined when it is not one.
+ */
+export function parseAddress(text: string): [Family, bigint] | undefined {
+  if (text.includes('/')) return undefined;
+  const n = parseNetwork(text);
+  return n && [n.v6 ? 6 : 4, networkBigInt(n)];
+}
+
+/**
+ * "ip" or "ip/len" → the network (host bits cleared, as SPF's `ip4:` and
+ * published lists mean them), or undefined. A bare address is a /32 or /128.
+ * `::ffff:a.b.c.d/len` (len ≥ 96) becomes IPv4, as everywhere.
  */
 export function parseCidr(text: string): Net | undefined {
-  const s = text.trim();
-  const slash = s.indexOf('/');
-  const addr = parseAddress(slash < 0 ? s : s.slice(0, slash));
-  if (!addr) return undefined;
-  const [family, value] = addr;
-  let len = widthOf(family);
-  if (slash >= 0) {
-    const digits = s.slice(slash + 1);
-    if (!/^(?:0|[1-9][0-9]{0,2})$/.test(digits)) return undefined;
-    len = Number(digits);
-    if (len > widthOf(family)) return undefined;
-  }
-  if (family === 6 && len >= 96 && value >> 32n === 0xffffn) return netOf(4, value & 0xffffffffn, len - 96);
-  return netOf(family, value, len);
+  const n = parseNetwork(text.trim());
+  return n && fromNetwork(n);
 }
 
 /** RFC 5952 text of a 128-bit integer. */

@@ -7,10 +7,12 @@ import { systemClock, type Clock } from '../core/types.js';
 import { resolveBanPolicy, type BanPlan } from './bans.js';
 import { canonicalEntry, checkListName, inferKind } from './entries.js';
 import { InvalidEntryError, isStoreUnavailable } from './errors.js';
-import { canonicalCidr, canonicalIp } from './ip.js';
+import { canonicalCidr, canonicalIp, exactNetwork, formatNetwork } from './ip.js';
 import { MemoryIndex } from './memory-index.js';
 import { NeverBan } from './never-ban.js';
+import { localInterfaceAddresses } from './own-addresses.js';
 import {
+  DEFAULT_BAN_MIN_PREFIX,
   silentLogger,
   type Ban,
   type BanInput,
@@ -68,6 +70,8 @@ export abstract class BaseStore implements Store {
   protected readonly random: () => number;
   protected readonly index: MemoryIndex;
   protected readonly neverBan: NeverBan;
+  private readonly ownAddress: (ip: string) => boolean;
+  private readonly minPrefix: { v4: number; v6: number };
   /** Tells this store's own changes apart when they come back from the shared feed. */
   protected readonly origin = randomUUID();
   private readonly listeners = new Set<ChangeListener>();
@@ -80,8 +84,12 @@ export abstract class BaseStore implements Store {
     this.logger = deps.logger ?? silentLogger;
     this.policy = resolveBanPolicy(deps.banPolicy);
     this.random = deps.random ?? Math.random;
-    this.index = new MemoryIndex(this.clock);
-    this.neverBan = new NeverBan(deps.neverBan, deps.neverBanLists, this.index);
+    this.minPrefix = { ...DEFAULT_BAN_MIN_PREFIX, ...deps.banMinPrefix };
+    // The index needs the never-ban set (own addresses) and the set needs the index (never-ban lists).
+    const own = (ip: string) => this.neverBan.ownAddress(ip);
+    this.ownAddress = own;
+    this.index = new MemoryIndex(this.clock, own);
+    this.neverBan = new NeverBan(deps.neverBan, deps.neverBanLists, this.index, deps.ownAddresses ?? localInterfaceAddresses());
   }
 
   get lookup(): StoreLookup {
@@ -134,8 +142,22 @@ export abstract class BaseStore implements Store {
 
   // ---- bans
 
+  /**
+   * The one entry point of every ban (CLI, spamtraps, log watching, the trap
+   * listener): what is refused here is refused for every source. A CIDR with
+   * host bits set or wider than the minimum prefix throws InvalidEntryError;
+   * one overlapping the never-ban set (this host's own addresses included) is
+   * refused and logged.
+   */
   async ban(input: BanInput): Promise<BanResult> {
-    const cidr = canonicalCidr(input.cidr);
+    if (typeof input.cidr !== 'string') throw new InvalidEntryError('cidr must be a string');
+    const net = exactNetwork(input.cidr);
+    const cidr = formatNetwork(net);
+    const min = net.v6 ? this.minPrefix.v6 : this.minPrefix.v4;
+    if (net.len < min) {
+      const key = net.v6 ? 'ipv6' : 'ipv4';
+      throw new InvalidEntryError(`${cidr} is wider than a ban may be: the shortest prefix is /${min} (store.bans.min_prefix.${key})`);
+    }
     const clean: BanInput = {
       cidr,
       reason: text('reason', input.reason, false),
@@ -258,7 +280,7 @@ export abstract class BaseStore implements Store {
   /** Start an index reload: changes from now on are remembered for finishReload(). */
   protected beginReload(): MemoryIndex {
     this.reloadBuffer = [];
-    return new MemoryIndex(this.clock);
+    return new MemoryIndex(this.clock, this.ownAddress);
   }
 
   /** Swap in the reloaded index, replaying the changes seen while it was read (they are idempotent). */

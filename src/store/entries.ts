@@ -3,7 +3,7 @@
 
 import { domainToASCII } from 'node:url';
 import { InvalidEntryError } from './errors.js';
-import { canonicalCidr, parseNetwork } from './ip.js';
+import { exactNetwork, formatNetwork, parseNetwork } from './ip.js';
 import { LIST_KINDS, type ListKind } from './types.js';
 
 const LIST_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -53,7 +53,8 @@ export function canonicalAddress(text: string): string {
 export function canonicalEntry(kind: ListKind, text: string): string {
   switch (kind) {
     case 'ip':
-      return canonicalCidr(text);
+      // Strict: "192.0.2.9/24" is refused with the network it would be, not silently widened.
+      return formatNetwork(exactNetwork(text));
     case 'domain':
       return canonicalDomain(text);
     case 'asn':

@@ -16,7 +16,7 @@
 // entries whose value is greater, so a caller can store an expiry time as the
 // value and ask "what contains this IP and is still valid now".
 
-import { formatV4, formatV6, isMappedV4, maskV4, parseNetwork, parseV6, type Network } from './ip.js';
+import { formatNetwork, formatV4, formatV6, isMappedV4, maskV4, parseNetwork, parseV6, type Network } from './ip.js';
 
 const NO_VALUE = -1;
 const HAS_VALUE = 256;
@@ -747,6 +747,8 @@ export class IpTrie {
     for (let i = 0; i < n; i++) {
       const c = s.charCodeAt(i) - 48;
       if (c >= 0 && c <= 9) {
+        // A leading zero (010): refused, as src/core/cidr.ts does.
+        if (digits === 1 && part === 0) return NOT_V4;
         part = part * 10 + c;
         if (++digits > 3 || part > 255) return NOT_V4;
       } else if (c === -2) {
@@ -832,7 +834,7 @@ export class IpTrie {
     const net: Network = n.v6
       ? { v6: true, words: q.map((w, k) => maskV4(w, Math.min(32, Math.max(0, len - 32 * k)))), len }
       : { v6: false, addr: maskV4(q[0], len), len };
-    return { cidr: describe(net), value };
+    return { cidr: formatNetwork(net), value };
   }
 
   /** True when some entry with value > above contains `cidr` or lies inside it. */
@@ -868,9 +870,6 @@ export class IpTrie {
   }
 }
 
-function describe(n: Network): string {
-  return n.v6 ? `${formatV6(n.words)}/${n.len}` : `${formatV4(n.addr)}/${n.len}`;
-}
 
 function describeKey(q: Uint32Array, len: number, v6: boolean): string {
   return v6 ? `${formatV6(q)}/${len}` : `${formatV4(q[0])}/${len}`;

@@ -30,7 +30,15 @@ export class MemoryIndex implements StoreLookup {
   bans = new IpTrie();
   private lists = new Map<string, ListIndex>();
 
-  constructor(private readonly clock: Clock) {}
+  /**
+   * @param ownAddress this host's own addresses: a ban never matches them,
+   *   whichever way it reached the index (see own-addresses.ts). Asked only
+   *   on a hit, so the common miss costs nothing more.
+   */
+  constructor(
+    private readonly clock: Clock,
+    private readonly ownAddress: (ip: string) => boolean = () => false,
+  ) {}
 
   // Bans
 
@@ -45,13 +53,13 @@ export class MemoryIndex implements StoreLookup {
   bannedBy(ip: string): { cidr: string; expiresAt: number } | undefined {
     const now = this.clock.now();
     // The common case is a miss: answer it without building any text.
-    if (!this.bans.has(ip, now)) return undefined;
+    if (!this.bans.has(ip, now) || this.ownAddress(ip)) return undefined;
     const m = this.bans.match(ip, now);
     return m && { cidr: m.cidr, expiresAt: m.value };
   }
 
   isBanned(ip: string): boolean {
-    return this.bans.has(ip, this.clock.now());
+    return this.bans.has(ip, this.clock.now()) && !this.ownAddress(ip);
   }
 
   // Lists

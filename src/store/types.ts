@@ -56,6 +56,14 @@ export interface BanPolicy {
   forgetAfterSeconds: number;
 }
 
+/** The shortest prefix length a ban may have. */
+export interface BanMinPrefix {
+  v4: number;
+  v6: number;
+}
+
+export const DEFAULT_BAN_MIN_PREFIX: BanMinPrefix = { v4: 16, v6: 32 };
+
 export const DEFAULT_BAN_POLICY: BanPolicy = {
   baseSeconds: 3600,
   factor: 2,
@@ -333,6 +341,10 @@ export interface StoreDeps {
   neverBan?: string[];
   /** Names of ip lists whose entries are never banned either (e.g. the whitelist). */
   neverBanLists?: string[];
+  /** This host's own addresses, never banned; default: every local interface's, read at open (os.networkInterfaces()). */
+  ownAddresses?: ReadonlyArray<{ address: string; iface: string }>;
+  /** The shortest prefix a ban may have, per family (default /16 and /32): a wider ban() throws InvalidEntryError. */
+  banMinPrefix?: Partial<BanMinPrefix>;
   /** Random source for ban jitter (tests pin it). */
   random?: () => number;
   /** Run purge() this often (seconds); 0 = never (default 300). */

@@ -69,13 +69,18 @@ export function storeConformance(name: string, setup: () => Promise<Backend>, op
       await backend?.close();
     });
 
-    /** A fresh namespace and a store on it with a manual clock and jitter pinned to 0 (random = 0.5). */
+    /**
+     * A fresh namespace and a store on it with a manual clock and jitter
+     * pinned to 0 (random = 0.5). The host's own addresses are none (the
+     * machine's interfaces must not decide what these tests may ban); the
+     * own-address tests give theirs.
+     */
     async function fresh(deps: StoreDeps = {}) {
       const clock = (deps.clock as ManualClock | undefined) ?? new ManualClock();
       const logger = recordingLogger();
       const ns = await backend.fresh();
       const open = async (more: StoreDeps = {}) => {
-        const s = await ns.open({ clock, logger, random: () => 0.5, purgeIntervalSeconds: 0, ...deps, ...more });
+        const s = await ns.open({ clock, logger, random: () => 0.5, purgeIntervalSeconds: 0, ownAddresses: [], ...deps, ...more });
         opened.push(s);
         return s;
       };
@@ -202,7 +207,7 @@ export function storeConformance(name: string, setup: () => Promise<Backend>, op
       test('never-ban: loopback always, configured networks, entries of never-ban lists; refusals are logged', async () => {
         const { store, logger } = await fresh({ neverBan: ['10.0.0.0/8', '2001:db8:ffff::/48'], neverBanLists: ['whitelist'] });
         await store.listAdd('whitelist', '203.0.113.0/26', { source: 'config' });
-        for (const cidr of ['127.0.0.1', '::1', '0.0.0.0/0', '10.1.2.3', '10.0.0.0/7', '2001:db8:ffff:1::1', '2001:db8::/32', '203.0.113.5', '203.0.113.0/24']) {
+        for (const cidr of ['127.0.0.1', '::1', '127.0.0.0/16', '10.1.2.3', '2001:db8:ff00::/40', '2001:db8:ffff:1::1', '2001:db8::/32', '203.0.113.5', '203.0.113.0/24']) {
           const r = await store.ban({ cidr, reason: 'x', category: 'manual', source: 't' });
           assert.equal(r.refused, true, cidr);
           assert.ok(r.refused && r.why.length > 0);
@@ -213,6 +218,70 @@ export function storeConformance(name: string, setup: () => Promise<Backend>, op
         const refusals = logger.lines.filter((l) => l.level === 'warn' && /never-ban/.test(l.msg));
         assert.equal(refusals.length, 9);
         assert.equal((refusals[0].obj as { cidr: string }).cidr, '127.0.0.1/32');
+      });
+
+      test('bans too wide are refused: shorter than the minimum prefix, or with host bits set (the error names the network)', async () => {
+        const { store } = await fresh();
+        const refused: Array<[string, RegExp]> = [
+          ['128.0.0.0/1', /128\.0\.0\.0\/1 is wider than a ban may be: the shortest prefix is \/16 \(store\.bans\.min_prefix\.ipv4\)/],
+          ['0.0.0.0/0', /shortest prefix is \/16/],
+          ['198.50.0.0/15', /shortest prefix is \/16/],
+          ['::ffff:10.0.0.0/104', /10\.0\.0\.0\/8 is wider than a ban may be/],
+          ['2001:db8::/31', /shortest prefix is \/32 \(store\.bans\.min_prefix\.ipv6\)/],
+          ['::/0', /shortest prefix is \/32/],
+          ['10.0.0.0/1', /"10\.0\.0\.0\/1": host bits set: the network is 0\.0\.0\.0\/1/],
+          ['198.51.100.9/24', /host bits set: the network is 198\.51\.100\.0\/24/],
+          ['2001:db8::1/64', /host bits set: the network is 2001:db8::\/64/],
+          ['010.0.0.1', /leading zero in "010"/],
+          ['10.1', /short form/],
+          ['0x0a.0.0.1', /not an IP address|hexadecimal/],
+          ['[2001:db8::1]', /without brackets/],
+          ['fe80::1%eth0', /zone ids/],
+          ['198.51.100.0/033', /bad prefix length/],
+        ];
+        for (const [cidr, why] of refused) {
+          await assert.rejects(store.ban({ cidr, reason: 'x', category: 'manual', source: 't' }), (e: Error) => e instanceof InvalidEntryError && why.test(e.message), cidr);
+        }
+        assert.deepEqual(await store.listBans(), [], 'nothing was banned');
+        for (const cidr of ['198.51.0.0/16', '2001:db8::/32', '::ffff:198.51.100.0/120']) {
+          const r = await store.ban({ cidr, reason: 'x', category: 'manual', source: 't' });
+          assert.equal(r.refused, false, cidr);
+        }
+        assert.deepEqual((await store.listBans()).map((b) => b.cidr).sort(), ['198.51.0.0/16', '198.51.100.0/24', '2001:db8::/32']);
+      });
+
+      test('the minimum prefix is configurable per family', async () => {
+        const { store } = await fresh({ banMinPrefix: { v4: 24, v6: 48 } });
+        await assert.rejects(store.ban({ cidr: '198.51.0.0/16', reason: 'x', category: 'manual', source: 't' }), /shortest prefix is \/24/);
+        await assert.rejects(store.ban({ cidr: '2001:db8::/32', reason: 'x', category: 'manual', source: 't' }), /shortest prefix is \/48/);
+        assert.equal((await store.ban({ cidr: '198.51.100.0/24', reason: 'x', category: 'manual', source: 't' })).refused, false);
+      });
+
+      test("this host's own addresses are never banned, and a ban that reaches them another way never matches them", async () => {
+        const own = [
+          { address: '198.51.100.25', iface: 'eth0' },
+          { address: '2001:db8:25::1', iface: 'eth0' },
+        ];
+        const { store, open, logger } = await fresh({ ownAddresses: own });
+        for (const cidr of ['198.51.100.25', '198.51.100.0/24', '::ffff:198.51.100.25', '2001:db8:25::1', '2001:db8:25::/48']) {
+          const r = await store.ban({ cidr, reason: 'x', category: 'spamtrap', source: 'spamtrap' });
+          assert.equal(r.refused, true, cidr);
+          assert.ok(r.refused && /this host's own address .* \(eth0\)/.test(r.why), cidr);
+        }
+        assert.ok(logger.lines.some((l) => l.level === 'warn' && /never-ban/.test(l.msg) && /own address/.test(JSON.stringify(l.obj))));
+        // Another host sharing the state (it does not have these addresses) bans the /24; here, our own address stays unbanned.
+        const elsewhere = await open({ ownAddresses: [] });
+        assert.equal((await elsewhere.ban({ cidr: '198.51.100.0/24', reason: 'x', category: 'manual', source: 'other-host' })).refused, false);
+        await eventually(() => store.lookup.isBanned('198.51.100.26'), 3000, 'the ban reached this store');
+        assert.equal(store.lookup.isBanned('198.51.100.25'), false);
+        assert.equal(store.lookup.bannedBy('198.51.100.25'), undefined);
+        assert.equal(await store.getBan('198.51.100.25'), undefined);
+        assert.equal(await store.getBan('::ffff:198.51.100.25'), undefined);
+        assert.equal((await store.getBan('198.51.100.26'))?.cidr, '198.51.100.0/24');
+        // A store opened later loads the same ban, with the same exception.
+        const late = await open({ ownAddresses: own });
+        assert.equal(late.lookup.isBanned('198.51.100.25'), false);
+        assert.equal(late.lookup.isBanned('198.51.100.26'), true);
       });
 
       test('unban lifts the ban at once and keeps the offence count', async () => {

@@ -102,7 +102,7 @@ describe('frontline ban', () => {
   });
 
   test('never-ban addresses are refused: loopback, my_networks, store.never_ban, the allow list', async () => {
-    for (const cidr of ['127.0.0.1', '10.9.3.4', '192.0.2.200', '0.0.0.0/0']) {
+    for (const cidr of ['127.0.0.1', '10.9.3.4', '192.0.2.200', '10.9.0.0/16']) {
       const o = io();
       assert.equal(await banAdd(cidr, { config }, o), 1, cidr);
       assert.match(o.err(), /not banned: overlaps never-ban/);

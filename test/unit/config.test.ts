@@ -98,7 +98,7 @@ describe('errors name file:line:col and the key', () => {
 
   test('a bad CIDR', () => {
     assert.deepEqual(problems('my_networks:\n  - 10.0.0.0/8\n  - 10.0.0.0/33\n'), [
-      'frontline.yaml:3:5: my_networks[1]: expected an IP address or CIDR (e.g. 192.0.2.0/24, 2001:db8::/32), got "10.0.0.0/33"',
+      'frontline.yaml:3:5: my_networks[1]: expected an IP address or CIDR (e.g. 192.0.2.0/24, 2001:db8::/32): prefix length /33 is longer than 32 (IPv4), got "10.0.0.0/33"',
     ]);
     assert.match(problems('lists:\n  deny:\n    type: ip\n    entries: [192.0.2.300]\n')[0], /^frontline.yaml:4:15: lists.deny.entries\[0\]: expected an IP address or CIDR/);
   });

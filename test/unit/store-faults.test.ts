@@ -111,7 +111,7 @@ describe('Redis: stops in the middle of traffic, comes back', { skip: redisMissi
     await new Promise((r) => setTimeout(r, 300));
 
     const calls = [
-      store.ban({ cidr: '192.0.2.2', reason: 'during', category: 'manual', source: 't' }),
+      store.ban({ cidr: '198.51.100.2', reason: 'during', category: 'manual', source: 't' }),
       store.unban('192.0.2.1'),
       store.showBan('192.0.2.1'),
       store.listBans(),

@@ -4,7 +4,7 @@
 // everywhere in the config.
 
 import { z } from 'zod';
-import { parseNetwork } from '../../config/address.js';
+import { networkSchema } from '../../config/address.js';
 import { DEFAULT_SCENARIOS, type ScenarioSettings } from './defaults.js';
 import { customPatternProblems } from './formats/custom.js';
 import { BUILTIN_FORMATS, BUILTIN_KINDS, FORMAT_NAMES } from './formats/index.js';
@@ -18,9 +18,7 @@ function emptyIsDefault<T extends z.ZodType>(schema: T) {
 const NAME = /^[A-Za-z0-9_-]+$/;
 const name = z.string().regex(NAME, { message: 'expected a name of letters, digits, _ and -' });
 
-const network = z.string().refine((s) => parseNetwork(s) !== undefined, {
-  message: 'expected an IP address or CIDR (e.g. 192.0.2.0/24, 2001:db8::/32)',
-});
+const network = networkSchema;
 
 const format = z.string().min(1).default('auto');
 const sourceName = z.string().min(1).optional();
