@@ -26,6 +26,7 @@ export function buildRuntime(config: Config, logger: Logger, store?: Store, extr
     timeoutMs: dns.timeout_ms,
     retries: dns.retries,
     cache: { minTtl: dns.cache.min_ttl, maxTtl: dns.cache.max_ttl, negativeTtl: dns.cache.negative_ttl, maxEntries: dns.cache.max_entries },
+    logger: logger.child({ room: 'dns' }),
   });
   const policy = Policy.fromConfig(config, { resolver, logger, store, ...extra });
   return {

@@ -4,7 +4,7 @@
 // NODATA. Here any label bytes go on the wire as long as the name fits the
 // wire format, and every outcome has a typed error.
 
-import dgram from 'node:dgram';
+import type dgram from 'node:dgram';
 import net from 'node:net';
 import { randomInt } from 'node:crypto';
 import dnsPacket, { type DecodedPacket, type Packet } from 'dns-packet';
@@ -13,6 +13,12 @@ import { DnsError, type MxRecord, type Resolver } from './types.js';
 import { reverseName } from './reverse.js';
 import { checkName, dataOf, interpret, type DnsAnswer, type QType, type Querier } from './answer.js';
 import type { DnsServer } from './servers.js';
+import { routeTo, UdpSocketPool, type PooledSocket, type UdpRoute } from './udp-sockets.js';
+
+/** Where dropped answers are told (at debug: a flood of forgeries must not flood the log). */
+export interface DnsLogger {
+  debug(fields: object, msg: string): void;
+}
 
 export interface DnsClientOptions {
   /** Recursive resolvers to ask, in order of preference (IP literals). */
@@ -25,10 +31,37 @@ export interface DnsClientOptions {
   udpPayloadSize?: number;
   /** Longest CNAME chain followed inside an answer. Default 8. */
   maxCnameChain?: number;
+  /** UDP sockets open at once per local address, each on a random port; a query picks one at random. Default 4. */
+  udpSockets?: number;
+  /** Queries a UDP socket sends before it is replaced by one on a new random port. Default 64. */
+  udpSocketQueries?: number;
+  /** Milliseconds a UDP socket is used for before it is replaced. Default 30000. */
+  udpSocketAgeMs?: number;
+  logger?: DnsLogger;
+}
+
+/** Datagrams dropped because they did not answer a query we are waiting for. */
+export interface DnsDropStats {
+  /** Not a DNS reply, or a reply whose id no query on that socket waits for. */
+  unknownId: number;
+  /** The right id from another address or port than the query went to. */
+  wrongSource: number;
+  /** The right id and source, but not the question asked (name, type or class). */
+  wrongQuestion: number;
+}
+
+export interface DnsClientStats {
+  /** UDP datagrams sent. */
+  udpQueries: number;
+  /** UDP sockets opened (each on its own random port). */
+  udpSockets: number;
+  dropped: DnsDropStats;
 }
 
 interface Pending {
   server: DnsServer;
+  /** The server's address as the socket family writes it. */
+  sendTo: string;
   qname: string;
   qtype: string;
   deliver(packet: DecodedPacket): void;
@@ -36,6 +69,11 @@ interface Pending {
 
 /** An answer the server gave; `undefined` from an attempt means none came in time. */
 type Reply = DecodedPacket & { rcode?: string };
+
+function positive(n: number, name: string): number {
+  if (!(Number.isInteger(n) && n > 0)) throw new Error(`DnsClient: ${name} must be a whole number > 0, got ${n}`);
+  return n;
+}
 
 function sameAddress(a: string, b: string): boolean {
   if (a === b) return true;
@@ -46,9 +84,10 @@ function sameAddress(a: string, b: string): boolean {
   }
 }
 
+/** RFC 5452 §9.1: the reply repeats our one question: name (any case), type and class. */
 function matchesQuestion(packet: DecodedPacket, qname: string, qtype: string): boolean {
   const q = packet.questions?.[0];
-  return packet.questions?.length === 1 && q !== undefined && q.type === qtype && q.name.toLowerCase() === qname.toLowerCase();
+  return packet.questions?.length === 1 && q !== undefined && q.type === qtype && q.class === 'IN' && q.name.toLowerCase() === qname.toLowerCase();
 }
 
 export class DnsClient implements Resolver, Querier {
@@ -57,12 +96,10 @@ export class DnsClient implements Resolver, Querier {
   private readonly retries: number;
   private readonly udpPayloadSize: number;
   private readonly maxCnameChain: number;
-  private readonly sockets = new Map<4 | 6, dgram.Socket>();
-  /** Outstanding UDP queries per socket family, by query id. */
-  private readonly pending = new Map<4 | 6, Map<number, Pending>>([
-    [4, new Map()],
-    [6, new Map()],
-  ]);
+  private readonly routes: Map<DnsServer, UdpRoute>;
+  private readonly sockets: UdpSocketPool<Pending>;
+  private readonly logger?: DnsLogger;
+  private readonly counts: DnsClientStats = { udpQueries: 0, udpSockets: 0, dropped: { unknownId: 0, wrongSource: 0, wrongQuestion: 0 } };
   private readonly tcpConnections = new Set<net.Socket>();
   private readonly timers = new Set<{ timer: NodeJS.Timeout; cancel: () => void }>();
   /** Bumped by close(): queries started before it stop instead of trying further servers. */
@@ -79,6 +116,23 @@ export class DnsClient implements Resolver, Querier {
     this.retries = opts.retries ?? 2;
     this.udpPayloadSize = opts.udpPayloadSize ?? 1232;
     this.maxCnameChain = opts.maxCnameChain ?? 8;
+    this.routes = new Map(this.servers.map((s) => [s, routeTo(s.host)]));
+    this.logger = opts.logger;
+    this.sockets = new UdpSocketPool<Pending>({
+      size: positive(opts.udpSockets ?? 4, 'udpSockets'),
+      maxQueries: positive(opts.udpSocketQueries ?? 64, 'udpSocketQueries'),
+      maxAgeMs: positive(opts.udpSocketAgeMs ?? 30_000, 'udpSocketAgeMs'),
+      onMessage: (s, msg, rinfo) => this.onMessage(s, msg, rinfo),
+    });
+  }
+
+  get stats(): DnsClientStats {
+    return { ...this.counts, udpSockets: this.sockets.opened, dropped: { ...this.counts.dropped } };
+  }
+
+  /** Local addresses and ports of the UDP sockets open now. */
+  localAddresses(): { address: string; port: number }[] {
+    return this.sockets.addresses();
   }
 
   async a(name: string): Promise<string[]> {
@@ -145,8 +199,7 @@ export class DnsClient implements Resolver, Querier {
       t.cancel();
     }
     this.timers.clear();
-    for (const s of this.sockets.values()) s.close();
-    this.sockets.clear();
+    this.sockets.closeAll();
     for (const c of this.tcpConnections) c.destroy();
     this.tcpConnections.clear();
   }
@@ -188,61 +241,47 @@ export class DnsClient implements Resolver, Querier {
     };
   }
 
-  private socket(family: 4 | 6): dgram.Socket {
-    let s = this.sockets.get(family);
-    if (s) return s;
-    s = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
-    // Errors on an unconnected UDP socket concern one datagram; the attempt's timer deals with the silence.
-    s.on('error', () => undefined);
-    s.on('message', (msg, rinfo) => this.onMessage(family, msg, rinfo));
-    // Pending attempts keep the process alive through their timers, not through the socket.
-    s.unref();
-    this.sockets.set(family, s);
-    return s;
-  }
-
-  private onMessage(family: 4 | 6, msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    let packet: DecodedPacket;
+  /** Stray, late or forged datagrams are dropped, counted, and told at debug. A wrong one does not end the wait: the true answer may follow. */
+  private onMessage(s: PooledSocket<Pending>, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    let packet: DecodedPacket | undefined;
     try {
       packet = dnsPacket.decode(msg);
     } catch {
-      return;
+      packet = undefined;
     }
-    const waiting = this.pending.get(family)!;
-    const p = packet.id === undefined ? undefined : waiting.get(packet.id);
-    // Stray, late or spoofed datagrams: wrong id, wrong source, or a different question.
-    if (!p || !packet.flag_qr) return;
-    if (rinfo.port !== p.server.port || !sameAddress(rinfo.address, p.server.host)) return;
-    if (!matchesQuestion(packet, p.qname, p.qtype)) return;
-    waiting.delete(packet.id!);
+    const p = packet?.id === undefined ? undefined : s.pending.get(packet.id);
+    if (!packet || !p || !packet.flag_qr) return this.drop('unknownId', rinfo, p);
+    if (rinfo.port !== p.server.port || !sameAddress(rinfo.address, p.sendTo)) return this.drop('wrongSource', rinfo, p);
+    if (!matchesQuestion(packet, p.qname, p.qtype)) return this.drop('wrongQuestion', rinfo, p);
     p.deliver(packet);
   }
 
-  private freeId(waiting: Map<number, Pending>): number {
-    for (;;) {
-      const id = randomInt(0, 65536);
-      if (!waiting.has(id)) return id;
-    }
+  private drop(why: keyof DnsDropStats, rinfo: dgram.RemoteInfo, p: Pending | undefined): void {
+    this.counts.dropped[why]++;
+    if (!this.logger) return;
+    const fields = { from: `${rinfo.address}:${rinfo.port}`, why, ...(p ? { question: `${p.qtype} ${p.qname}`, server: `${p.sendTo}:${p.server.port}` } : {}) };
+    this.logger.debug(fields, `DNS answer dropped (${why}) from ${fields.from}`);
   }
 
   private udp(server: DnsServer, qname: string, qtype: QType, edns: boolean): Promise<Reply | undefined> {
-    const family = net.isIP(server.host) === 6 ? 6 : 4;
-    const waiting = this.pending.get(family)!;
-    const socket = this.socket(family);
-    const id = this.freeId(waiting);
+    const route = this.routes.get(server)!;
+    const s = this.sockets.acquire(route);
+    const id = s.freeId();
     const buf = dnsPacket.encode(this.message(id, qname, qtype, edns));
+    this.counts.udpQueries++;
     return new Promise((resolve) => {
       let done = false;
       const finish = (reply: Reply | undefined): void => {
         if (done) return;
         done = true;
         stop();
-        waiting.delete(id);
+        s.pending.delete(id);
+        this.sockets.settled(s);
         resolve(reply);
       };
       const stop = this.deadline(() => finish(undefined));
-      waiting.set(id, { server, qname, qtype, deliver: (packet) => finish(packet) });
-      socket.send(buf, server.port, server.host, (err) => {
+      s.pending.set(id, { server, sendTo: route.sendTo, qname, qtype, deliver: (packet) => finish(packet) });
+      s.socket.send(buf, server.port, route.sendTo, (err) => {
         if (err) finish(undefined);
       });
     });

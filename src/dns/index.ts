@@ -3,7 +3,7 @@
 
 import type { Clock } from '../core/types.js';
 import { CachedResolver, type CacheOptions } from './cached-resolver.js';
-import { DnsClient } from './client.js';
+import { DnsClient, type DnsLogger } from './client.js';
 import { parseServer } from './servers.js';
 
 export interface CreateResolverOptions {
@@ -15,6 +15,8 @@ export interface CreateResolverOptions {
   retries?: number;
   cache?: CacheOptions;
   clock?: Clock;
+  /** Dropped (stray or forged) answers are told here at debug. */
+  logger?: DnsLogger;
 }
 
 /** A cached resolver over the network client. Throws an Error naming the bad server string. */
@@ -25,12 +27,12 @@ export function createResolver(opts: CreateResolverOptions): CachedResolver {
   if (opts.retries !== undefined && !(Number.isInteger(opts.retries) && opts.retries >= 0)) {
     throw new Error(`DNS: retries must be a whole number >= 0, got ${opts.retries}`);
   }
-  const client = new DnsClient({ servers, timeoutMs: opts.timeoutMs, retries: opts.retries });
+  const client = new DnsClient({ servers, timeoutMs: opts.timeoutMs, retries: opts.retries, logger: opts.logger });
   return new CachedResolver(client, { ...opts.cache, clock: opts.clock });
 }
 
 export { CachedResolver, type CacheOptions, type CacheStats, type CachedResolverOptions } from './cached-resolver.js';
-export { DnsClient, type DnsClientOptions } from './client.js';
+export { DnsClient, type DnsClientOptions, type DnsClientStats, type DnsDropStats, type DnsLogger } from './client.js';
 export { parseServer, formatServer, readResolvConf, DEFAULT_DNS_PORT, type DnsServer } from './servers.js';
 export { type DnsAnswer, type DnsRecord, type QType, type Querier, type RDataByType } from './answer.js';
 export { DnsError, isDnsError, orEmpty, type DnsErrorCode, type MxRecord, type Resolver } from './types.js';
