@@ -23,7 +23,7 @@
 // backend would otherwise ban every client that tries to log in.
 
 import { strictIp } from '../ip.js';
-import { IP, type Format } from './types.js';
+import { IP, type Format, type LogEvent } from './types.js';
 
 const CLIENT = `[^\\s\\[\\]]+\\[${IP}\\](?::\\d{1,5})?`;
 const QUEUE = '(?:NOQUEUE|[0-9A-Za-z]{5,20})';
@@ -92,6 +92,11 @@ const K = {
   listed: 'postfix.denylisted',
 } as const;
 
+function push(out: LogEvent[], times: number, kind: string, text: string | undefined, key?: string): void {
+  const ip = text === undefined ? undefined : strictIp(text);
+  if (ip) out.push(key === undefined ? { kind, ip, times } : { kind, ip, key, times });
+}
+
 export const postfix: Format = {
   name: 'postfix',
   accepts: (program) => program === undefined || PROGRAM.test(program),
@@ -99,58 +104,54 @@ export const postfix: Format = {
     const msg = entry.message;
     const times = entry.times;
     const P = POSTFIX_PATTERNS;
-    const push = (kind: string, text: string | undefined, key?: string) => {
-      const ip = text === undefined ? undefined : strictIp(text);
-      if (ip) out.push(key === undefined ? { kind, ip, times } : { kind, ip, key, times });
-    };
     let m: RegExpExecArray | null;
     switch (msg.charCodeAt(0)) {
       case 119: // w
         if (!msg.startsWith('warning: ')) break;
         if (msg.includes(' authentication failed: ')) {
-          if ((m = P.sasl.exec(msg)) && CLIENT_FAULT.test(m[2])) push(K.sasl, m[1]);
+          if ((m = P.sasl.exec(msg)) && CLIENT_FAULT.test(m[2])) push(out, times, K.sasl, m[1]);
         } else if (msg.endsWith(' authentication aborted')) {
-          if ((m = P.saslAborted.exec(msg))) push(K.authDropped, m[1]);
-        } else if ((m = P.smtpdProtocol.exec(msg))) push(K.protocol, m[1]);
+          if ((m = P.saslAborted.exec(msg))) push(out, times, K.authDropped, m[1]);
+        } else if ((m = P.smtpdProtocol.exec(msg))) push(out, times, K.protocol, m[1]);
         return;
       case 80: // P
-        if ((m = P.pregreet.exec(msg))) return push(K.pregreet, m[1]);
+        if ((m = P.pregreet.exec(msg))) return push(out, times, K.pregreet, m[1]);
         break;
       case 68: // D
-        if ((m = P.dnsblRank.exec(msg))) return push(K.dnsbl, m[1]);
-        if ((m = P.postscreenListed.exec(msg))) return push(K.listed, m[1]);
+        if ((m = P.dnsblRank.exec(msg))) return push(out, times, K.dnsbl, m[1]);
+        if ((m = P.postscreenListed.exec(msg))) return push(out, times, K.listed, m[1]);
         break;
       case 66: // B
-        if ((m = P.postscreenListed.exec(msg))) return push(K.listed, m[1]);
-        if ((m = P.postscreenProtocol.exec(msg))) return push(K.protocol, m[1]);
+        if ((m = P.postscreenListed.exec(msg))) return push(out, times, K.listed, m[1]);
+        if ((m = P.postscreenProtocol.exec(msg))) return push(out, times, K.protocol, m[1]);
         break;
       case 67: // C
       case 78: // N
-        if ((m = P.postscreenProtocol.exec(msg))) return push(K.protocol, m[1]);
+        if ((m = P.postscreenProtocol.exec(msg))) return push(out, times, K.protocol, m[1]);
         break;
       case 105: // i
       case 110: // n
-        if ((m = P.smtpdProtocol.exec(msg))) return push(K.protocol, m[1]);
+        if ((m = P.smtpdProtocol.exec(msg))) return push(out, times, K.protocol, m[1]);
         break;
     }
     if (msg.includes(' after ') && (m = P.after.exec(msg))) {
       const [, what, stage, ip] = m;
-      if (what === 'too many errors') push(K.tooManyErrors, ip);
-      else if (stage === 'AUTH') push(K.authDropped, ip);
+      if (what === 'too many errors') push(out, times, K.tooManyErrors, ip);
+      else if (stage === 'AUTH') push(out, times, K.authDropped, ip);
       return;
     }
     if (!msg.includes(': reject: ')) return;
     if (msg.startsWith('NOQUEUE: reject: RCPT from [')) {
       // postscreen: the blocked address must be the client's.
-      if ((m = P.postscreenDnsbl.exec(msg)) && strictIp(m[1]) === strictIp(m[2])) push(K.dnsbl, m[1]);
+      if ((m = P.postscreenDnsbl.exec(msg)) && strictIp(m[1]) === strictIp(m[2])) push(out, times, K.dnsbl, m[1]);
       return;
     }
     if ((m = P.unknownUser.exec(msg))) {
-      push(K.unknownUser, m[1], m[2].slice(0, MAX_KEY).toLowerCase());
+      push(out, times, K.unknownUser, m[1], m[2].slice(0, MAX_KEY).toLowerCase());
       return;
     }
     if ((m = P.dnsblReject.exec(msg))) {
-      if (strictIp(m[1]) === strictIp(m[2])) push(K.dnsbl, m[1]);
+      if (strictIp(m[1]) === strictIp(m[2])) push(out, times, K.dnsbl, m[1]);
       return;
     }
     if (!(m = P.reject.exec(msg))) return;
@@ -158,12 +159,12 @@ export const postfix: Format = {
     const semi = msg.indexOf(';', m[0].length);
     const reply = semi < 0 ? msg.slice(m[0].length) : msg.slice(m[0].length, semi);
     if (RELAY.test(reply)) {
-      push(K.relay, m[2]);
+      push(out, times, K.relay, m[2]);
       return;
     }
     // Only permanent refusals of the client's own making: a 4xx is greylisting,
     // a lookup fault or a policy service's deferral, and never counts.
     // END-OF-MESSAGE and BDAT refusals judge the message (content, size), not the client.
-    if (m[3] === '5' && CLIENT_STAGES.has(m[1]) && !NOT_CLIENT.test(reply)) push(K.reject, m[2]);
+    if (m[3] === '5' && CLIENT_STAGES.has(m[1]) && !NOT_CLIENT.test(reply)) push(out, times, K.reject, m[2]);
   },
 };
