@@ -15,7 +15,7 @@ import { systemClock, type Clock, type Envelope, type Verdict } from '../core/ty
 import type { Resolver } from '../dns/types.js';
 import type { Logger } from '../log.js';
 import { importSources, whitelistDomains } from '../intel/config.js';
-import { Correspondents, MemoryCorrespondentStore } from '../intel/correspondents/index.js';
+import { Correspondents, StoreCorrespondents } from '../intel/correspondents/index.js';
 import { ListImporter } from '../intel/lists-import/import.js';
 import { logWatchOptionsFromConfig, startLogWatch, type LogLine, type LogWatch, type SourceConfig } from '../intel/logwatch/index.js';
 import { startSchedule, type RunningSchedule, type ScheduledJob } from '../intel/schedule.js';
@@ -58,7 +58,7 @@ export function createIntelJobs(cfg: Config, deps: IntelDeps): IntelJobs {
   const correspondents = cc.enabled
     ? new Correspondents({
         clock,
-        store: new MemoryCorrespondentStore(cc.max_entries),
+        store: new StoreCorrespondents(deps.store, cc.max_entries),
         ttlS: cc.ttl_s,
         freeMail: cc.free_mail,
         ignoreDomains: cc.ignore_domains,
@@ -91,8 +91,8 @@ export function createIntelJobs(cfg: Config, deps: IntelDeps): IntelJobs {
     name,
     intervalMs: intervalS * 1000,
     run: async () => {
-      // Learned correspondents live in memory: right after a start nothing is learned yet, and a
-      // walk of nothing would empty the list that earlier runs filled (its entries expire by themselves).
+      // A walk of nothing (a new store, or every correspondent expired) would empty the list that
+      // earlier runs filled; its entries expire by themselves.
       if (skipWhenEmpty && (await correspondents!.learner.domainsToWalk(cc.min_count)).length === 0) return;
       report(log, await walked.runOnce());
     },

@@ -31,6 +31,8 @@ import {
   type ListKind,
   type PruneOptions,
   type PurgeResult,
+  type Correspondent,
+  type CorrespondentKind,
   type RateRequest,
   type RateResult,
   type Store,
@@ -134,6 +136,10 @@ export abstract class BaseStore implements Store {
   abstract greyClientPasses(client: string): Promise<number>;
   abstract greyClientPass(client: string, expiresAt: number): Promise<number>;
   abstract rateTake(key: string, req: RateRequest): Promise<RateResult>;
+  abstract correspondentRecord(key: string, kind: CorrespondentKind, now: number, expiresAt: number): Promise<Correspondent>;
+  abstract correspondentGet(key: string, now: number): Promise<Correspondent | undefined>;
+  abstract correspondentAll(now: number): Promise<Correspondent[]>;
+  abstract correspondentTrim(keep: number): Promise<number>;
   abstract logEvent(event: DecisionEvent): Promise<void>;
   abstract queryEvents(q: EventQuery): Promise<DecisionEvent[]>;
   abstract pruneEvents(opts: PruneOptions): Promise<number>;

@@ -245,6 +245,23 @@ export interface PurgeResult {
   greylist: number;
   rateBuckets: number;
   changes: number;
+  correspondents: number;
+}
+
+/** `example.com` (a domain) or `bob@gmail.com` (an address at a free-mail provider). */
+export type CorrespondentKind = 'domain' | 'address';
+
+/** A learned correspondent (src/intel/correspondents): somewhere our users write to. */
+export interface Correspondent {
+  /** Lower case. */
+  key: string;
+  kind: CorrespondentKind;
+  /** Messages (recipients) our users sent there since it was first seen (or last forgotten). */
+  count: number;
+  firstSeen: number;
+  lastSeen: number;
+  /** Forgotten after this (each message moves it on). */
+  expiresAt: number;
 }
 
 /** Synchronous in-memory answers (the tries and sets kept in step with the store): no I/O, no await. */
@@ -307,6 +324,16 @@ export interface Store {
   // Rate limits
   /** Token bucket: take `cost` tokens from `key` if there are enough. Atomic, shared by all hosts on Redis. */
   rateTake(key: string, req: RateRequest): Promise<RateResult>;
+
+  // Learned correspondents (shared by every host on Redis; purge drops the expired ones)
+  /** Count one more message to `key` at `now`: a key expired at `now` starts again at 1; its expiry becomes the later of the two. Atomic. */
+  correspondentRecord(key: string, kind: CorrespondentKind, now: number, expiresAt: number): Promise<Correspondent>;
+  /** The correspondent, unless unknown or expired at `now`. */
+  correspondentGet(key: string, now: number): Promise<Correspondent | undefined>;
+  /** Every correspondent unexpired at `now`. */
+  correspondentAll(now: number): Promise<Correspondent[]>;
+  /** Keep at most `keep`: those that expire first (seen longest ago) go. Returns how many went. */
+  correspondentTrim(keep: number): Promise<number>;
 
   // Decision log
   logEvent(event: DecisionEvent): Promise<void>;

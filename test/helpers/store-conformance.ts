@@ -543,6 +543,58 @@ export function storeConformance(name: string, setup: () => Promise<Backend>, op
       });
     });
 
+    describe('learned correspondents', () => {
+      test('counted per key, kept by a second host on the same state (a restart, or another MX), forgotten at expiry', async () => {
+        const { store, clock, open } = await fresh();
+        const t0 = clock.now();
+        const ttl = 30 * DAY * 1000;
+        assert.deepEqual(await store.correspondentRecord('example.com', 'domain', t0, t0 + ttl), {
+          key: 'example.com',
+          kind: 'domain',
+          count: 1,
+          firstSeen: t0,
+          lastSeen: t0,
+          expiresAt: t0 + ttl,
+        });
+        clock.advance(HOUR);
+        const t1 = clock.now();
+        const again = await store.correspondentRecord('example.com', 'domain', t1, t1 + ttl);
+        assert.deepEqual([again.count, again.firstSeen, again.lastSeen, again.expiresAt], [2, t0, t1, t1 + ttl]);
+        await store.correspondentRecord('bob@gmail.com', 'address', t1, t1 + ttl);
+
+        const other = await open();
+        assert.equal((await other.correspondentGet('example.com', t1))?.count, 2);
+        assert.deepEqual(
+          (await other.correspondentAll(t1)).map((c) => [c.key, c.kind, c.count]),
+          [
+            ['bob@gmail.com', 'address', 1],
+            ['example.com', 'domain', 2],
+          ],
+        );
+        assert.equal(await other.correspondentGet('unknown.example', t1), undefined);
+
+        // Expired: gone from reads; a new message starts the count again.
+        const late = t1 + ttl + 1;
+        assert.equal(await store.correspondentGet('example.com', late), undefined);
+        assert.deepEqual(await store.correspondentAll(late), []);
+        const fresh2 = await store.correspondentRecord('example.com', 'domain', late, late + ttl);
+        assert.deepEqual([fresh2.count, fresh2.firstSeen], [1, late]);
+        clock.ms = late;
+        const purged = await store.purge();
+        assert.equal(purged.correspondents, 1, 'the expired address is purged');
+        assert.deepEqual((await store.correspondentAll(late)).map((c) => c.key), ['example.com']);
+      });
+
+      test('trim keeps the ones seen last', async () => {
+        const { store, clock } = await fresh();
+        const t0 = clock.now();
+        for (let i = 0; i < 5; i++) await store.correspondentRecord(`d${i}.example`, 'domain', t0 + i, t0 + i + DAY * 1000);
+        assert.equal(await store.correspondentTrim(2), 3);
+        assert.deepEqual((await store.correspondentAll(t0)).map((c) => c.key), ['d3.example', 'd4.example']);
+        assert.equal(await store.correspondentTrim(2), 0);
+      });
+    });
+
     describe('decision log', () => {
       const ev = (ts: number, clientIp: string, rule: string, from: string, rcpts: string[], action = 'reject') => ({
         ts,

@@ -9,7 +9,11 @@ import type { Evidence, EvidenceResult } from '../../src/core/types.js';
 import { Zone, ZoneResolver } from '../../src/dns/zone.js';
 import { FreeMailDomains } from '../../src/intel/correspondents/free-mail.js';
 import { CorrespondentLearner, correspondentKey } from '../../src/intel/correspondents/learn.js';
-import { MemoryCorrespondentStore } from '../../src/intel/correspondents/store.js';
+import { MemoryCorrespondentStore, StoreCorrespondents } from '../../src/intel/correspondents/store.js';
+import { SqliteStore } from '../../src/store/sqlite/store.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PostfixSentLog } from '../../src/intel/correspondents/postfix-log.js';
 import { checkCorrespondent } from '../../src/intel/correspondents/check.js';
 import { Correspondents } from '../../src/intel/correspondents/index.js';
@@ -283,5 +287,43 @@ describe('Correspondents: learned domains walked into the correspondents list', 
       { value: '192.0.2.0/24', source: 'spf:partner.example', expiresAt: now + 2 * DAY },
       { value: '2001:db8:77::/48', source: 'spf:partner.example', expiresAt: now + 2 * DAY },
     ]);
+  });
+});
+
+describe('correspondents in the state store', () => {
+  test('learned before a restart still vouch after it (regression: they lived in memory only)', async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'fl-corr-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, 'frontline.db');
+    const now = { t: T0 };
+    const clock = { now: () => now.t };
+    const open = () => SqliteStore.open({ backend: 'sqlite', path, pollMs: 0 }, { clock, purgeIntervalSeconds: 0 });
+
+    const before = await open();
+    const learning = new Correspondents({ clock, store: new StoreCorrespondents(before) });
+    await learning.learnFromAuthenticated(envelope({ clientIp: '192.0.2.1', saslUser: 'alice', sessionId: 'S1', from: 'alice@ours.example', rcpts: ['bob@partner.example'] }), 'rcpt');
+    await before.close();
+
+    now.t += DAY;
+    const after = await open();
+    t.after(() => after.close());
+    const restarted = new Correspondents({ clock, store: new StoreCorrespondents(after) });
+    const ctx = makeContext(new ZoneResolver(new Zone()), {
+      clock,
+      evidence: { spf: { check: 'spf', result: 'pass' } as Evidence, fcrdns_domain: { check: 'fcrdns_domain', result: 'nomatch' } as Evidence, dkim_domain: { check: 'dkim_domain', result: 'none' } as Evidence },
+    });
+    const ev = await restarted.check(envelope({ clientIp: '198.51.100.9', from: 'bob@partner.example', rcpts: ['alice@ours.example'] }), ctx);
+    assert.equal(ev.result, 'match', ev.detail);
+    assert.deepEqual(await restarted.learner.domainsToWalk(), ['partner.example']);
+  });
+
+  test('kept to max entries: the ones seen longest ago go first', async (t) => {
+    const store = await SqliteStore.open({ backend: 'sqlite', path: ':memory:', pollMs: 0 }, { purgeIntervalSeconds: 0 });
+    t.after(() => store.close());
+    const corr = new StoreCorrespondents(store, 10);
+    for (let i = 0; i < 1000; i++) await corr.record(`d${i}.example`, 'domain', T0 + i, T0 + i + DAY);
+    const kept = await corr.all(T0);
+    assert.equal(kept.length, 10);
+    assert.ok(kept.every((c) => Number(c.key.slice(1, -8)) >= 990), kept.map((c) => c.key).join(' '));
   });
 });

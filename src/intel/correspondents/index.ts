@@ -17,7 +17,7 @@ import { MemoryCorrespondentStore, type Correspondent, type CorrespondentStore }
 
 export interface CorrespondentsOptions {
   clock: Clock;
-  /** Default: in memory (lost on restart; see docs/correspondents.md). */
+  /** Default: in memory (lost on restart); serve keeps them in the state store (StoreCorrespondents). */
   store?: CorrespondentStore;
   ttlS?: number;
   /** Free-mail domains (`label.*` allowed); default DEFAULT_FREE_MAIL. */
@@ -75,4 +75,4 @@ export { checkCorrespondent, correspondentCheck, type CorrespondentCheckOptions 
 export { CorrespondentLearner, correspondentKey, DEFAULT_CORRESPONDENT_TTL_S } from './learn.js';
 export { PostfixSentLog, type SentRecipient } from './postfix-log.js';
 export { FreeMailDomains, DEFAULT_FREE_MAIL } from './free-mail.js';
-export { MemoryCorrespondentStore, type Correspondent, type CorrespondentStore, type CorrespondentKind } from './store.js';
+export { MemoryCorrespondentStore, StoreCorrespondents, type Correspondent, type CorrespondentStore, type CorrespondentKind } from './store.js';

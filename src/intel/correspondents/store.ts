@@ -1,21 +1,11 @@
 // Where learned correspondents are kept. An interface of its own, so the
-// learner and the check do not depend on a backend: MemoryCorrespondentStore
-// now; a Store-backed one (SQLite/Redis, shared between hosts) can implement
-// the same four methods later.
+// learner and the check do not depend on a backend: StoreCorrespondents keeps
+// them in the state store (SQLite, or Redis shared by every MX host), so they
+// survive a restart; MemoryCorrespondentStore serves tests and one-shot runs.
 
-export type CorrespondentKind = 'domain' | 'address';
+import type { Correspondent, CorrespondentKind, Store } from '../../store/types.js';
 
-export interface Correspondent {
-  /** `example.com` (kind domain) or `bob@gmail.com` (kind address), lower case. */
-  key: string;
-  kind: CorrespondentKind;
-  /** Messages (recipients) our users sent there. */
-  count: number;
-  firstSeen: number;
-  lastSeen: number;
-  /** Forgotten after this (each message moves it on). */
-  expiresAt: number;
-}
+export type { Correspondent, CorrespondentKind } from '../../store/types.js';
 
 export interface CorrespondentStore {
   /** Count one more message to `key` at `now`; its expiry becomes `expiresAt`. */
@@ -78,5 +68,44 @@ export class MemoryCorrespondentStore implements CorrespondentStore {
       }
     }
     return n;
+  }
+}
+
+/** Records between two trims of the store to `maxEntries`. */
+const TRIM_EVERY = 1000;
+
+/**
+ * Correspondents in the state store, at most `maxEntries` (checked every
+ * thousand records: a hacked account writing to 100,000 addresses cannot grow
+ * it without bound); the store's purge drops the expired ones.
+ */
+export class StoreCorrespondents implements CorrespondentStore {
+  private sinceTrim = 0;
+
+  constructor(
+    private readonly store: Pick<Store, 'correspondentRecord' | 'correspondentGet' | 'correspondentAll' | 'correspondentTrim'>,
+    private readonly maxEntries = 100_000,
+  ) {}
+
+  async record(key: string, kind: CorrespondentKind, now: number, expiresAt: number): Promise<Correspondent> {
+    const c = await this.store.correspondentRecord(key, kind, now, expiresAt);
+    if (++this.sinceTrim >= TRIM_EVERY) {
+      this.sinceTrim = 0;
+      await this.store.correspondentTrim(this.maxEntries);
+    }
+    return c;
+  }
+
+  get(key: string, now: number): Promise<Correspondent | undefined> {
+    return this.store.correspondentGet(key, now);
+  }
+
+  all(now: number): Promise<Correspondent[]> {
+    return this.store.correspondentAll(now);
+  }
+
+  /** The store's purge drops expired correspondents; this trims to the cap. */
+  prune(): Promise<number> {
+    return this.store.correspondentTrim(this.maxEntries);
   }
 }

@@ -284,3 +284,38 @@ for _, x in ipairs(m) do
 end
 return #m
 `;
+
+/**
+ * Count one more message to a correspondent. KEYS: the correspondents hash
+ * (key → JSON {k kind, n count, f first seen, l last seen, e expiry}), its
+ * expiry zset. ARGV: key, kind, now, expiresAt. A record expired at `now`
+ * starts again at 1. Returns the record's JSON.
+ */
+export const CORRESPONDENT_RECORD_LUA = `
+local now = tonumber(ARGV[3])
+local exp = tonumber(ARGV[4])
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+local c = nil
+if v then c = cjson.decode(v) end
+if (not c) or tonumber(c.e) <= now then c = { n = 0, f = now, e = 0 } end
+c.k = ARGV[2]
+c.n = c.n + 1
+c.l = now
+if exp > tonumber(c.e) then c.e = exp end
+local s = cjson.encode(c)
+redis.call('HSET', KEYS[1], ARGV[1], s)
+redis.call('ZADD', KEYS[2], c.e, ARGV[1])
+return s
+`;
+
+/** Keep at most ARGV[1] correspondents: those that expire first go. KEYS: hash, expiry zset. Returns how many went. */
+export const CORRESPONDENT_TRIM_LUA = `
+local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[1])
+if over <= 0 then return 0 end
+local m = redis.call('ZRANGE', KEYS[2], 0, over - 1)
+for _, x in ipairs(m) do
+  redis.call('HDEL', KEYS[1], x)
+  redis.call('ZREM', KEYS[2], x)
+end
+return #m
+`;

@@ -45,6 +45,8 @@ import type {
   ListKind,
   PruneOptions,
   PurgeResult,
+  Correspondent,
+  CorrespondentKind,
   RateRequest,
   RateResult,
   RedisStoreConfig,
@@ -61,6 +63,8 @@ import {
   LIST_DEL_LUA,
   PURGE_LISTS_LUA,
   PURGE_ZSET_LUA,
+  CORRESPONDENT_RECORD_LUA,
+  CORRESPONDENT_TRIM_LUA,
   RATE_LUA,
   UNBAN_LUA,
 } from './scripts.js';
@@ -79,6 +83,8 @@ interface Scripts {
   flEventsAdd(...args: Arg[]): Promise<number>;
   flPurgeZset(...args: Arg[]): Promise<number>;
   flPurgeLists(...args: Arg[]): Promise<number>;
+  flCorrRecord(...args: Arg[]): Promise<string>;
+  flCorrTrim(...args: Arg[]): Promise<number>;
 }
 
 type Client = Redis & Scripts;
@@ -91,6 +97,12 @@ function translate(e: unknown): unknown {
   const err = e as Error;
   if (err?.name === 'ReplyError' && !TRANSIENT_REPLY.test(err.message)) return e;
   return new StoreUnavailableError(`redis: ${err?.message ?? String(e)}`, { cause: e });
+}
+
+/** A correspondent from the JSON the record script writes ({k, n, f, l, e}). */
+function correspondentOf(key: string, raw: string | null | undefined): Correspondent | undefined {
+  const r = parseJson<{ k: CorrespondentKind; n: number; f: number; l: number; e: number }>(raw);
+  return r && { key, kind: r.k, count: Number(r.n), firstSeen: Number(r.f), lastSeen: Number(r.l), expiresAt: Number(r.e) };
 }
 
 /** A Ban from its JSON (Lua's cjson writes keys in any order; this fixes the shape). */
@@ -129,6 +141,8 @@ export class RedisStore extends BaseStore {
     lists: string;
     listsExp: string;
     events: string;
+    corr: string;
+    corrExp: string;
   };
   private client!: Client;
   private sub!: Redis;
@@ -171,6 +185,8 @@ export class RedisStore extends BaseStore {
       lists: `${this.p}lists`,
       listsExp: `${this.p}lists:exp`,
       events: `${this.p}events`,
+      corr: `${this.p}corr`,
+      corrExp: `${this.p}corr:exp`,
     };
   }
 
@@ -224,6 +240,8 @@ export class RedisStore extends BaseStore {
     // Its number of keys comes with each call: one per attempt of the batch.
     client.defineCommand('flGreyAttempt', { lua: GREY_ATTEMPT_LUA });
     client.defineCommand('flEventsAdd', { numberOfKeys: 1, lua: EVENTS_ADD_LUA });
+    client.defineCommand('flCorrRecord', { numberOfKeys: 2, lua: CORRESPONDENT_RECORD_LUA });
+    client.defineCommand('flCorrTrim', { numberOfKeys: 2, lua: CORRESPONDENT_TRIM_LUA });
     client.defineCommand('flPurgeZset', { numberOfKeys: 2, lua: PURGE_ZSET_LUA });
     client.defineCommand('flPurgeLists', { numberOfKeys: 1, lua: PURGE_LISTS_LUA });
     const sub = this.makeClient('sub');
@@ -549,6 +567,36 @@ export class RedisStore extends BaseStore {
     return { allowed: allowed === 1, remaining, retryAfterSeconds: allowed === 1 ? 0 : (cost - remaining) / refillPerSecond };
   }
 
+  // ---- learned correspondents
+
+  async correspondentRecord(key: string, kind: CorrespondentKind, now: number, expiresAt: number): Promise<Correspondent> {
+    const json = await this.call((c) => c.flCorrRecord(this.k.corr, this.k.corrExp, key, kind, now, expiresAt));
+    return correspondentOf(key, json)!;
+  }
+
+  async correspondentGet(key: string, now: number): Promise<Correspondent | undefined> {
+    const c = correspondentOf(key, await this.call((cl) => cl.hget(this.k.corr, key)));
+    return c && c.expiresAt > now ? c : undefined;
+  }
+
+  async correspondentAll(now: number): Promise<Correspondent[]> {
+    const out: Correspondent[] = [];
+    const keys = await this.call((c) => c.zrangebyscore(this.k.corrExp, `(${now}`, '+inf'));
+    for (let i = 0; i < keys.length; i += 1000) {
+      const page = keys.slice(i, i + 1000);
+      const values = await this.call((c) => c.hmget(this.k.corr, ...page));
+      page.forEach((key, j) => {
+        const c = correspondentOf(key, values[j]);
+        if (c && c.expiresAt > now) out.push(c);
+      });
+    }
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  async correspondentTrim(keep: number): Promise<number> {
+    return this.call((c) => c.flCorrTrim(this.k.corr, this.k.corrExp, Math.max(0, Math.floor(keep))));
+  }
+
   // ---- decision log
 
   /** Batched (event-batch.ts): the promise settles when the event's batch is in the stream. */
@@ -619,6 +667,7 @@ export class RedisStore extends BaseStore {
       greylist: 0,
       rateBuckets: 0,
       changes: 0,
+      correspondents: await drain(() => this.call((c) => c.flPurgeZset(this.k.corrExp, this.k.corr, now, 1000))),
     };
   }
 

@@ -135,6 +135,21 @@ export const MIGRATIONS: readonly string[] = [
   DROP INDEX IF EXISTS greylist_by_expiry;
   DROP INDEX IF EXISTS rate_buckets_by_expiry;
   `,
+  // 6: learned correspondents survive a restart (they were kept in memory).
+  // A write per recipient of an authenticated client, a read per checked
+  // message: the key is the primary key; the expiry index serves the purge
+  // and the trim (expiry order = order last seen, the TTL being one).
+  `
+  CREATE TABLE correspondents (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX correspondents_by_expiry ON correspondents (expires_at);
+  `,
 ];
 
 /** The migration that moves decision events out of this file. */

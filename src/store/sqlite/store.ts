@@ -49,6 +49,8 @@ import type {
   ListKind,
   PruneOptions,
   PurgeResult,
+  Correspondent,
+  CorrespondentKind,
   RateRequest,
   RateResult,
   SqliteStoreConfig,
@@ -137,6 +139,19 @@ interface EventRow {
   evidence: string;
   score: number | null;
   would_have: string | null;
+}
+
+interface CorrespondentRow {
+  key: string;
+  kind: CorrespondentKind;
+  count: number;
+  first_seen: number;
+  last_seen: number;
+  expires_at: number;
+}
+
+function correspondentFromRow(r: CorrespondentRow): Correspondent {
+  return { key: r.key, kind: r.kind, count: r.count, firstSeen: r.first_seen, lastSeen: r.last_seen, expiresAt: r.expires_at };
 }
 
 interface ListEntryRow {
@@ -774,6 +789,45 @@ export class SqliteStore extends BaseStore {
 
   // ---- rate limits
 
+  // ---- learned correspondents
+
+  async correspondentRecord(key: string, kind: CorrespondentKind, now: number, expiresAt: number): Promise<Correspondent> {
+    const row = this.run(() =>
+      this.db
+        .prepare<[{ key: string; kind: string; now: number; exp: number }], CorrespondentRow>(
+          `INSERT INTO correspondents (key, kind, count, first_seen, last_seen, expires_at) VALUES (@key, @kind, 1, @now, @now, @exp)
+           ON CONFLICT (key) DO UPDATE SET
+             count = CASE WHEN expires_at > @now THEN count + 1 ELSE 1 END,
+             first_seen = CASE WHEN expires_at > @now THEN first_seen ELSE @now END,
+             kind = @kind,
+             last_seen = @now,
+             expires_at = CASE WHEN expires_at > @now AND expires_at > @exp THEN expires_at ELSE @exp END
+           RETURNING *`,
+        )
+        .get({ key, kind, now, exp: expiresAt }),
+    );
+    return correspondentFromRow(row!);
+  }
+
+  async correspondentGet(key: string, now: number): Promise<Correspondent | undefined> {
+    const row = this.run(() => this.db.prepare<[string, number], CorrespondentRow>('SELECT * FROM correspondents WHERE key = ? AND expires_at > ?').get(key, now));
+    return row ? correspondentFromRow(row) : undefined;
+  }
+
+  async correspondentAll(now: number): Promise<Correspondent[]> {
+    return this.run(() => this.db.prepare<[number], CorrespondentRow>('SELECT * FROM correspondents WHERE expires_at > ? ORDER BY key').all(now)).map(correspondentFromRow);
+  }
+
+  async correspondentTrim(keep: number): Promise<number> {
+    const k = Math.max(0, Math.floor(keep));
+    return this.run(
+      () =>
+        this.db
+          .prepare('DELETE FROM correspondents WHERE key IN (SELECT key FROM correspondents ORDER BY expires_at DESC LIMIT -1 OFFSET ?)')
+          .run(k).changes,
+    );
+  }
+
   async rateTake(key: string, req: RateRequest): Promise<RateResult> {
     const { capacity, refillPerSecond, cost } = checkRateRequest(req);
     const now = this.clock.now();
@@ -876,6 +930,7 @@ export class SqliteStore extends BaseStore {
             greylist: this.db.prepare('DELETE FROM grey_clients WHERE expires_at <= ?').run(now).changes,
             rateBuckets: 0,
             changes: this.db.prepare('DELETE FROM changes WHERE ts < ?').run(now - CHANGES_KEEP_MS).changes,
+            correspondents: this.db.prepare('DELETE FROM correspondents WHERE expires_at <= ?').run(now).changes,
           }),
         )
         .immediate(),
