@@ -1,13 +1,23 @@
-// A static look at a JavaScript regular expression for the two shapes that
-// make a backtracking engine take exponential time: a repetition of something
-// that itself repeats (`(a+)+`, `(\w+\s?)*`) and a repetition of alternatives
-// that can start with the same character (`(a|a)*`, `(\w|\d)+`). Content rules
-// with such patterns are refused when the config loads; the per-message time
-// limit in the worker catches what this misses (polynomial blow-ups such as
-// `a*a*a*b`). The analysis is conservative: it would rather refuse a safe
-// pattern than accept a dangerous one, but it accepts the common safe forms
-// where each repetition ends (or starts) at a delimiter the inner repetition
-// cannot match, such as `([a-z0-9-]+\.)+` and `(?:,\s*\w+)*`.
+// A static look at a JavaScript regular expression for the shapes that make a
+// backtracking engine take exponential (or high-degree polynomial) time:
+//
+// - a repetition of something that itself varies in length (`(a+)+`,
+//   `(\w+\s?)*`, and fixed or small counts too: `(\d*){12}`, `(.*a){12}`
+//   and `(a+){2,5}` are as bad on a 40-byte line: a count of k over a body
+//   that can split its input n ways tries about n^k splits);
+// - a repetition of something that can match the empty string (`(a?){12}`,
+//   `(a|){20}`): each iteration may take a character or nothing;
+// - a repetition of alternatives that can start with the same character
+//   (`(a|a)*`, `(\w|\d)+`).
+//
+// Content rules and custom log patterns with such shapes are refused when the
+// config loads. What this misses (polynomial blow-ups of adjacent repetitions
+// such as `a*a*a*b`) is stopped elsewhere: content rules run in workers with a
+// per-message deadline, custom log patterns run on RE2 (linear time). The
+// analysis is conservative: it would rather refuse a safe pattern than accept
+// a dangerous one, but it accepts the common safe forms where each repetition
+// ends (or starts) at a delimiter the inner repetition cannot match, such as
+// `([a-z0-9-]+\.)+`, `(?:,\s*\w+)*` and `(\d{1,3}\.){3}`.
 
 /** A set of characters: exact for ASCII, one bit for everything else. */
 class CharSet {
@@ -247,6 +257,10 @@ class Parser {
   }
 }
 
+function isEmptySet(s: CharSet): boolean {
+  return s.ascii === 0n && !s.other;
+}
+
 function nullable(n: Node): boolean {
   switch (n.t) {
     case 'atom':
@@ -305,11 +319,17 @@ function consumed(n: Node): CharSet {
   }
 }
 
-function repeats(q: { min: number; max: number }): boolean {
-  return q.max >= LARGE && q.max > q.min;
+/** Can the body of `q` follow itself, so that two iterations compete for the same characters? */
+function iterates(q: { max: number }): boolean {
+  return q.max >= 2;
 }
 
-/** Repetitions of variable, large length inside `n` (backreferences count: they match any length). */
+/** Does `q` match a variable number of iterations (`?`, `*`, `{1,4}`)? */
+function varies(q: { min: number; max: number }): boolean {
+  return q.max > q.min;
+}
+
+/** Repetitions of variable length inside `n` (backreferences count: they match any length). */
 function innerRepetitions(n: Node): Node[] {
   switch (n.t) {
     case 'backref':
@@ -321,7 +341,7 @@ function innerRepetitions(n: Node): Node[] {
     case 'look':
       return innerRepetitions(n.body);
     case 'quant':
-      return repeats(n) ? [n, ...innerRepetitions(n.body)] : innerRepetitions(n.body);
+      return varies(n) ? [n, ...innerRepetitions(n.body)] : innerRepetitions(n.body);
     default:
       return [];
   }
@@ -336,7 +356,9 @@ function delimiters(body: Node): CharSet[] {
 /** Iterations of `body` can only be told apart one way: a mandatory delimiter no inner repetition can eat, and no overlap where one iteration ends and the next begins. */
 function unambiguouslyDelimited(body: Node, inner: Node[]): boolean {
   const eaten = inner.reduce((s, n) => s.union(n.t === 'quant' ? consumed(n.body) : CharSet.ANY), CharSet.EMPTY);
-  if (!delimiters(body).some((d) => !d.intersects(eaten))) return false;
+  // Alternatives (`(re:|fwd?:)*`): each needs a delimiter of its own.
+  const branches = body.t === 'alt' ? body.alts : [body];
+  if (!branches.every((b) => delimiters(b).some((d) => !d.intersects(eaten)))) return false;
   return !edge(body, false).intersects(edge(body, true));
 }
 
@@ -352,11 +374,15 @@ function problems(n: Node, out: string[]): void {
       problems(n.body, out);
       return;
     case 'quant': {
-      if (repeats(n)) {
+      if (iterates(n)) {
         const inner = innerRepetitions(n.body);
-        if (inner.length > 0 && !unambiguouslyDelimited(n.body, inner)) {
-          out.push('a repetition contains another repetition (like (a+)+): matching can take exponential time');
+        if (nullable(n.body) && !isEmptySet(consumed(n.body))) {
+          out.push('a repetition of something that can match the empty string (like (a?){12} or (\\d*)+): matching can take exponential time');
+        } else if (inner.length > 0 && !unambiguouslyDelimited(n.body, inner)) {
+          out.push('a repetition contains another repetition (like (a+)+ or (.*a){12}): matching can take exponential time');
         }
+      }
+      if (n.max >= LARGE) {
         if (n.body.t === 'alt') {
           const firsts = n.body.alts.map((a) => edge(a, false));
           const overlap = firsts.some((f, i) => firsts.some((g, j) => j > i && f.intersects(g)));
