@@ -106,10 +106,10 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
         backend: gateBackend ?? undefined,
         resolver: runtime.resolver,
         onEvent: (verdict, envelope) => decisions.record(verdict, envelope),
-        // A client of the trap listener is a scanner: banned (category probe).
-        onTrap: (ip) => {
+        // A client of the trap listener is a scanner: banned (category probe), an IPv6 one by its /64.
+        onTrap: (ip, cidr) => {
           store
-            .ban({ cidr: ip, reason: 'connected to the trap listener', category: 'probe', source: 'gate:trap' })
+            .ban({ cidr, reason: `${ip} connected to the trap listener`, category: 'probe', source: 'gate:trap' })
             .catch((err: unknown) => logger.warn({ err: (err as Error).message, client: ip }, 'trap ban failed'));
         },
       });

@@ -1,17 +1,16 @@
 // One client session's link to the backend MTA: opened when the client starts
-// its first transaction (or AUTH), identified as the real client with XCLIENT
-// or XFORWARD, reused for the session's later transactions, kept alive with
+// its first transaction (or AUTH), identified as the real client as
+// gate.backend_identity says (backend-identity.ts), reused for the session's later transactions, kept alive with
 // NOOP while the client sends DATA. Every failure is a BackendError and leaves
 // the link closed; the next transaction opens a new one.
 
 import type { Logger } from 'pino';
-import { BackendConnection, BackendError } from './backend.js';
+import { BackendConnection, BackendError, isBackendError } from './backend.js';
+import { expect, introduce, type BackendIdentity, type ForwardMode } from './backend-identity.js';
 import type { GateConfig } from './config.js';
-import { xclientCommand, xforwardCommand, type ClientFacts } from './forward.js';
-import type { HostPort } from './host-port.js';
-import { replyText, type Reply } from './reply.js';
-
-export type ForwardMode = 'xclient' | 'xforward' | 'none';
+import { xforwardCommand, type ClientFacts } from './forward.js';
+import { formatHostPort, type HostPort } from './host-port.js';
+import type { Reply } from './reply.js';
 
 export class BackendLink {
   private conn: BackendConnection | undefined;
@@ -25,6 +24,7 @@ export class BackendLink {
   constructor(
     private readonly address: HostPort,
     private readonly opts: GateConfig['backend_options'],
+    private readonly identity: BackendIdentity,
     private readonly hostname: string,
     private readonly logger: Logger,
   ) {}
@@ -57,21 +57,11 @@ export class BackendLink {
       commandTimeoutMs: this.opts.command_timeout_s * 1000,
     });
     try {
-      expect(await conn.ehlo(this.hostname), 250, 'EHLO');
-      this.mode = 'none';
-      const xclient = conn.extensions.get('XCLIENT');
-      const xforward = conn.extensions.get('XFORWARD');
-      const cmd = this.opts.xclient && xclient !== undefined ? xclientCommand(xclient, facts) : undefined;
-      if (cmd) {
-        // Success is a new greeting; the session then starts over as the client.
-        expect(await conn.command(cmd), 220, 'XCLIENT');
-        expect(await conn.ehlo(facts.helo ?? this.hostname), 250, 'EHLO after XCLIENT');
-        this.mode = 'xclient';
-      } else if (this.opts.xforward && xforward !== undefined) {
-        this.mode = 'xforward';
-      }
+      this.mode = await introduce(conn, this.identity, facts, this.hostname, formatHostPort(this.address.host, this.address.port));
     } catch (e) {
       conn.destroy();
+      // One error line for every connection attempt the backend cannot be told the client on.
+      if (isBackendError(e) && e.kind === 'identity') this.logger.error({ backend: formatHostPort(this.address.host, this.address.port) }, e.message);
       throw e;
     }
     this.conn = conn;
@@ -177,8 +167,4 @@ export class BackendLink {
     }
     return this.conn;
   }
-}
-
-function expect(r: Reply, code: number, what: string): void {
-  if (r.code !== code) throw new BackendError('protocol', `backend refused ${what}: ${replyText(r)}`);
 }

@@ -13,7 +13,8 @@ import net from 'node:net';
 import type { Reply } from './reply.js';
 import { RearmableTimer } from './rearmable-timer.js';
 
-export type BackendErrorKind = 'connect' | 'timeout' | 'closed' | 'protocol';
+/** `identity`: the backend cannot be told the real client (XCLIENT required and not accepted). */
+export type BackendErrorKind = 'connect' | 'timeout' | 'closed' | 'protocol' | 'identity';
 
 export class BackendError extends Error {
   constructor(
@@ -106,6 +107,11 @@ export class BackendConnection {
 
   get closed(): boolean {
     return this.failure !== undefined;
+  }
+
+  /** The gate's own address on this connection: the one the backend sees and must trust. */
+  get localAddress(): string {
+    return this.socket.localAddress ?? '?';
   }
 
   get closeReason(): string | undefined {

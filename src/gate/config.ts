@@ -50,6 +50,14 @@ export const gateLimitsSchema = z
     connections_per_ip_per_minute: nonNegativeInt.default(120),
     /** Client IPs/CIDRs exempt from the per-IP limits; null = the top-level my_networks. */
     exempt: z.array(network).nullable().default(null),
+    /**
+     * The per-client limits (connections, connection rate, tarpit slots) and the
+     * trap's ban count an IPv6 client by its /ipv6_prefix network: one host
+     * holds a whole /64 and can take a new address for every connection.
+     */
+    ipv6_prefix: z.number().int().min(16).max(128).default(64),
+    /** The same for IPv4 (32 = each address on its own). */
+    ipv4_prefix: z.number().int().min(8).max(32).default(32),
   })
   .strict();
 
@@ -84,6 +92,8 @@ export const gateTarpitSchema = z
     stutter_ms: nonNegativeInt.default(500),
     /** Cap on the time one reply line may take, in ms; the rest is sent at once. */
     max_line_ms: positiveInt.default(30_000),
+    /** Slots one client (address or IPv6 prefix, as limits.ipv*_prefix) may hold: one /64 cannot take them all. */
+    max_per_client: positiveInt.default(5),
   })
   .strict();
 
@@ -96,10 +106,6 @@ export const gateBackendSchema = z
     data_timeout_s: positiveInt.default(600),
     /** While a client sends DATA, a NOOP every this many seconds keeps the backend session alive (0 = never). */
     keepalive_s: nonNegativeInt.default(60),
-    /** Tell the backend the real client with XCLIENT when it announces XCLIENT. */
-    xclient: z.boolean().default(true),
-    /** Else with XFORWARD when it announces XFORWARD. */
-    xforward: z.boolean().default(true),
     /** Send the message as one BDAT chunk when the backend announces CHUNKING (saves the 354 round trip). */
     chunking: z.boolean().default(true),
   })
@@ -152,6 +158,22 @@ export const gateSchema = z
     xforward_hosts: z.array(network).default([]),
     /** Peers allowed to send a PROXY protocol (v1/v2) header first; others may not. */
     proxy_protocol: section(z.object({ trusted: z.array(network).default([]) }).strict()),
+    /**
+     * How the backend learns the real client. `xclient`: XCLIENT is required
+     * (the backend then judges relaying for the real client); a backend that
+     * does not accept it gets no mail (451 4.3.0 at MAIL) and an error is
+     * logged, never a relay as the gate itself. `xforward`: XFORWARD, for logs
+     * only: the backend judges the gate's own address. `none`: nothing (the
+     * gate adds a Received line); the backend judges the gate's address.
+     */
+    backend_identity: z.enum(['xclient', 'xforward', 'none']).default('xclient'),
+    /**
+     * Seconds between relay self-tests (xclient only): the gate asks the
+     * backend, as the outside client 192.0.2.1, to take
+     * RCPT TO:<relay-test@example.invalid>; a 2xx means it relays for anyone,
+     * and mail is refused (451 4.3.0) until a later test is refused.
+     */
+    relay_test_interval_s: positiveInt.default(3600),
     limits: section(gateLimitsSchema),
     overload: section(gateOverloadSchema),
     tarpit: section(gateTarpitSchema),

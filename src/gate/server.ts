@@ -15,11 +15,13 @@ import { gateConfig, type GateConfig, type GateConfigInput } from './config.js';
 import { DoorCache } from './door.js';
 import { formatHostPort, parseHostPort } from './host-port.js';
 import { ConnectionLimits } from './limits.js';
+import { clientKeyer } from './client-key.js';
 import type { GatePolicy } from './policy-port.js';
 import { formatReply, reply } from './reply.js';
 import { GateSession, type GateContext } from './session.js';
 import { TarpitSlots } from './tarpit.js';
 import { startTrap, type Trap } from './trap.js';
+import { RelayGuard, type Scheduler } from './relay-test.js';
 import { readProxyHeader } from './proxy-protocol.js';
 
 export interface StartGateOptions {
@@ -33,11 +35,13 @@ export interface StartGateOptions {
   backend?: string;
   /** Every decision the gate acts on (policy verdicts, door tests, backend faults). */
   onEvent?: (verdict: Verdict, env: Envelope) => void;
-  /** A client connected to the trap listener. */
-  onTrap?: (ip: string) => void;
+  /** A client connected to the trap listener; `cidr` is what to ban (its address, or its IPv6 /64 as limits.ipv6_prefix). */
+  onTrap?: (ip: string, cidr: string) => void;
   /** For the client name given to the backend (XCLIENT NAME) and the envelope's clientPtr. */
   resolver?: Resolver;
   clock?: Clock;
+  /** Timers of the hourly relay self-test (tests inject their own). */
+  scheduler?: Scheduler;
 }
 
 export interface RunningGate {
@@ -47,6 +51,8 @@ export interface RunningGate {
   trapAddress?: string;
   /** Sessions open now. */
   readonly connections: number;
+  /** The relay self-test (backend_identity xclient); undefined in the other modes. */
+  relay?: RelayGuard;
   close(): Promise<void>;
 }
 
@@ -71,6 +77,7 @@ export async function startGate(opts: StartGateOptions): Promise<RunningGate> {
   const backend = hostPort('backend', backendSpec);
   const clock = opts.clock ?? systemClock;
   const logger = childLogger(opts.logger, { room: 'gate' });
+  const clientKey = clientKeyer(cfg.limits.ipv4_prefix, cfg.limits.ipv6_prefix);
 
   const ctx: GateContext = {
     cfg,
@@ -85,16 +92,27 @@ export async function startGate(opts: StartGateOptions): Promise<RunningGate> {
         perIpPerMinute: cfg.limits.connections_per_ip_per_minute,
         overloadFraction: cfg.overload.fraction,
         exempt: IpList.from([...(cfg.limits.exempt ?? whole.my_networks ?? []), ...cfg.xforward_hosts]),
+        key: clientKey,
       },
       clock,
     ),
     door: new DoorCache(cfg.door_cache_ttl_s * 1000, clock),
-    tarpit: new TarpitSlots(cfg.tarpit.max_clients),
+    tarpit: new TarpitSlots(cfg.tarpit.max_clients, cfg.tarpit.max_per_client),
+    clientKey,
     tlsContext: cfg.tls ? tlsContext(cfg.tls) : undefined,
     xforwardHosts: IpList.from(cfg.xforward_hosts),
     resolver: opts.resolver,
     onEvent: opts.onEvent,
   };
+  if (cfg.backend_identity === 'xclient') {
+    ctx.relay = new RelayGuard(backend, cfg, ctx.hostname, logger, opts.scheduler);
+  } else {
+    logger.warn(
+      { backend: backendSpec, backend_identity: cfg.backend_identity },
+      `gate.backend_identity is ${cfg.backend_identity}: the backend judges relaying for the gate's own address, not the client's. ` +
+        `Keep that address out of the backend's trusted networks (Postfix mynetworks) unless a front MTA already checked relaying (smtpd_proxy_filter)`,
+    );
+  }
   const trusted = IpList.from(cfg.proxy_protocol.trusted);
   const sessions = new Set<GateSession>();
   const sockets = new Set<net.Socket>();
@@ -170,6 +188,7 @@ export async function startGate(opts: StartGateOptions): Promise<RunningGate> {
     });
   });
   const bound = server.address() as net.AddressInfo;
+  ctx.relay?.start();
 
   let trap: Trap | undefined;
   if (cfg.trap_listen) {
@@ -179,6 +198,7 @@ export async function startGate(opts: StartGateOptions): Promise<RunningGate> {
       hostname: ctx.hostname,
       logger,
       onTrap: opts.onTrap,
+      clientKey,
       onEvent: opts.onEvent,
     });
   }
@@ -191,7 +211,9 @@ export async function startGate(opts: StartGateOptions): Promise<RunningGate> {
     get connections() {
       return sessions.size;
     },
+    relay: ctx.relay,
     async close() {
+      ctx.relay?.stop();
       const closing = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const s of sessions) s.shutdown();
       // Give the 421s a moment to leave, then cut whatever is still open.

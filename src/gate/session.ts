@@ -23,6 +23,8 @@ import type { IpList } from '../checks/lists.js';
 import { normaliseIp } from '../dns/reverse.js';
 import type { HostPort } from './host-port.js';
 import type { ConnectionLimits } from './limits.js';
+import type { ClientKey } from './client-key.js';
+import type { RelayGuard } from './relay-test.js';
 import { prependHeaders, receivedHeader } from './message-headers.js';
 import { stripOwnHeaders } from './own-headers.js';
 import type { GatePolicy, GateTransaction } from './policy-port.js';
@@ -36,9 +38,13 @@ export interface GateContext {
   policy: GatePolicy;
   logger: Logger;
   backend: HostPort;
+  /** The relay self-test's verdict (backend_identity xclient only). */
+  relay?: RelayGuard;
   limits: ConnectionLimits;
   door: DoorCache;
   tarpit: TarpitSlots;
+  /** Who counts as one client for the per-client limits (an IPv6 client by its prefix). */
+  clientKey: ClientKey;
   tlsContext?: tls.SecureContext;
   /** Peers whose XFORWARD is believed (a Postfix smtpd using the gate as its proxy filter). */
   xforwardHosts: IpList;
@@ -115,6 +121,8 @@ export class GateSession {
   /** Tests already failed: reported once per session. */
   private readonly failedTests = new Set<DoorTest>();
   private tarpitted = false;
+  /** The client the tarpit slot was taken for (the slot goes back to it). */
+  private tarpitKey = '';
   private closed = false;
 
   constructor(
@@ -140,7 +148,7 @@ export class GateSession {
     this.clientPort = peer.port;
     this.forwarder = ctx.xforwardHosts.has(peer.ip);
     this.tx = ctx.policy.transaction({ seesMessage: true });
-    this.link = new BackendLink(ctx.backend, ctx.cfg.backend_options, ctx.hostname, this.log);
+    this.link = new BackendLink(ctx.backend, ctx.cfg.backend_options, ctx.cfg.backend_identity, ctx.hostname, this.log);
     this.nameLookup = ctx.resolver
       ? lookupClientName(ctx.resolver, peer.ip, NAME_LOOKUP_MS).catch(() => ({ tempFail: true }))
       : Promise.resolve({ tempFail: false });
@@ -364,6 +372,11 @@ export class GateSession {
         await this.reply(reply(552, '5.3.4 Message size exceeds fixed limit'));
         return;
       }
+    }
+    const relay = this.ctx.relay;
+    if (relay) {
+      if (relay.first) await relay.first;
+      if (relay.refusal) return void (await this.reply(this.relayRefused(relay)));
     }
     if (this.forwarded.has('ADDR')) this.adoptForwarded();
     // Rejections decided at connect/HELO are given here, as smtpd_delay_reject does.
@@ -738,10 +751,14 @@ export class GateSession {
 
   private startTarpit(): void {
     if (this.tarpitted) return;
-    if (this.ctx.tarpit.acquire()) {
+    const key = this.ctx.clientKey(this.env.clientIp);
+    const got = this.ctx.tarpit.acquire(key);
+    if (got === true) {
       this.tarpitted = true;
+      this.tarpitKey = key;
       this.log.info('tarpitted');
-    } else this.log.info('tarpit full: plain replies');
+    } else if (got === 'full') this.log.info({ limit: 'tarpit.max_clients' }, 'tarpit full: plain replies');
+    else this.log.info({ limit: 'tarpit.max_per_client', key }, `tarpit: ${key} holds its share of the slots: plain replies`);
   }
 
   private emit(v: Verdict, env: Envelope = this.env): void {
@@ -770,6 +787,23 @@ export class GateSession {
     };
   }
 
+  /** The backend relays for outsiders (relay self-test): no MAIL goes to it. */
+  private relayRefused(relay: RelayGuard): Reply {
+    const r = relay.refusal as Reply;
+    this.log.warn({ reason: relay.reason }, 'MAIL refused: the backend failed the relay self-test');
+    this.emit({
+      action: 'defer',
+      code: r.code,
+      status: '4.3.0',
+      text: 'the backend relays for outside clients',
+      headers: [],
+      rule: 'gate:relay-test',
+      stage: 'mail',
+      evidence: [{ check: 'relay_self_test', result: 'fail', detail: relay.reason ?? '', ms: 0 }],
+    });
+    return r;
+  }
+
   private backendFault(e: unknown, status: string, during: string): Reply {
     if (!isBackendError(e)) throw e;
     this.link.close();
@@ -777,7 +811,8 @@ export class GateSession {
     this.accepted = [];
     this.env.from = undefined;
     this.env.rcpts = [];
-    this.log.warn({ during, kind: e.kind, err: e.message }, 'backend fault: client gets 4xx');
+    // An identity fault was logged (error, naming the setting to change) where the link met it.
+    if (e.kind !== 'identity') this.log.warn({ during, kind: e.kind, err: e.message }, 'backend fault: client gets 4xx');
     this.emit({
       action: 'defer',
       code: 451,
@@ -890,7 +925,7 @@ export class GateSession {
   private async finish(): Promise<void> {
     this.input.close();
     if (this.doorTested && !this.doorFailed && this.commands > 0) this.ctx.door.pass(this.peer.ip);
-    if (this.tarpitted) this.ctx.tarpit.release();
+    if (this.tarpitted) this.ctx.tarpit.release(this.tarpitKey);
     this.tarpitted = false;
     await this.link.quit().catch(() => undefined);
     if (!this.socket.destroyed) this.socket.end();

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Envelope, Verdict } from '../core/types.js';
 import { normaliseIp } from '../dns/reverse.js';
 import { formatHostPort, type HostPort } from './host-port.js';
+import type { ClientKey } from './client-key.js';
 import { formatReply, reply } from './reply.js';
 
 export interface TrapOptions {
@@ -14,7 +15,9 @@ export interface TrapOptions {
   text: string;
   hostname: string;
   logger: Logger;
-  onTrap?: (ip: string) => void;
+  /** `cidr`: what to ban, the address or its network as clientKey says. */
+  onTrap?: (ip: string, cidr: string) => void;
+  clientKey?: ClientKey;
   onEvent?: (verdict: Verdict, env: Envelope) => void;
 }
 
@@ -31,7 +34,7 @@ export async function startTrap(opts: TrapOptions): Promise<Trap> {
     socket.end(formatReply(reply(554, `${opts.hostname} ${opts.text}`)));
     setTimeout(() => socket.destroy(), 1000).unref();
     try {
-      opts.onTrap?.(ip);
+      opts.onTrap?.(ip, opts.clientKey?.(ip) ?? ip);
       opts.onEvent?.(
         {
           action: 'reject',

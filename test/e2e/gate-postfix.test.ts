@@ -8,6 +8,8 @@
 //   A  client → gate A → Postfix smtpd (XCLIENT)                   [standalone]
 //   B  client → Postfix smtpd (smtpd_proxy_filter) → gate B → Postfix
 //      after-filter smtpd (XFORWARD)                                [before-queue proxy]
+//   C  client → gate → Postfix with its defaults (mynetworks_style = host,
+//      smtpd_authorized_xclient_hosts empty): issue 16's open relay  [no relay as itself]
 //
 // Run: npm run test:e2e (needs root, postfix and swaks; skipped loudly without
 // them, failed under CI=true).
@@ -236,7 +238,8 @@ ${extra}`,
   await t.test('Postfix smtpd_proxy_filter → gate → after-filter smtpd with XFORWARD: Postfix logs the real client', async () => {
     const afterPort = await freePort();
     const proxyPort = await freePort();
-    const gateB = await serveGate(afterPort, '  xforward_hosts: [127.0.0.1]\n');
+    // The after-filter trusts the front smtpd's relay check (mynetworks = 127.0.0.0/8): XFORWARD, chosen explicitly.
+    const gateB = await serveGate(afterPort, '  xforward_hosts: [127.0.0.1]\n  backend_identity: xforward\n');
     // SMTPD_PROXY_README's arrangement, with the gate as the proxy filter.
     appendFileSync(
       join(postfix.dir, 'conf', 'master.cf'),
@@ -321,5 +324,107 @@ ${extra}`,
     assert.ok(r.code >= 400 && r.code < 500, `got ${r.code} ${r.text}\n${debug()}`);
     c.close();
     assert.doesNotMatch(mailbox('bob'), /killed-backend/);
+  });
+});
+
+// Issue 16, item 1: a stock Postfix trusts its own host (mynetworks_style =
+// host) and lets nobody use XCLIENT. The gate used to fall back to XFORWARD
+// or nothing there, Postfix judged 127.0.0.1 (the gate) and relayed
+// RCPT TO:<victim@outside.example> for any client with 250.
+test('the gate in front of a Postfix with default mynetworks and no XCLIENT: no relay for anyone', { timeout: 180_000 }, async (t) => {
+  const postfixBin = requireBinary('postfix', t);
+  if (!postfixBin) return;
+  if (!requireBinary('swaks', t)) return;
+  if (process.getuid?.() !== 0 || !postfixAccounts()) {
+    const msg = 'the gate end-to-end test needs root and the postfix user/postdrop group (Debian postfix package)';
+    if (process.env.CI === 'true') throw new Error(`${msg} (CI=true: failing instead of skipping)`);
+    return t.skip(msg);
+  }
+  const cleanup: Array<() => Promise<unknown>> = [];
+  t.after(async () => {
+    for (const f of cleanup.reverse()) await f().catch((e) => console.error('cleanup:', e));
+  });
+  const tmp = mkdtempSync(join(tmpdir(), 'frontline-gate-relay-e2e-'));
+  cleanup.push(async () => rmSync(tmp, { recursive: true, force: true }));
+  const dns = await startFixtureDns(new Zone({}));
+  cleanup.push(() => dns.close());
+  const smtpPort = await freePort();
+  const postfix = await startPostfix({
+    postfixBin,
+    smtpPort,
+    relayDomains: [],
+    sinkPort: 9,
+    // Postfix's own defaults for what matters here: mynetworks from mynetworks_style (host), no XCLIENT.
+    mainCf: { mynetworks: null, smtpd_authorized_xclient_hosts: null, smtpd_authorized_xforward_hosts: '127.0.0.0/8' },
+  });
+  cleanup.push(() => postfix.stop());
+
+  // Postfix itself relays for the gate's address: the hole the gate must not open.
+  const direct = await SmtpTalk.connect(smtpPort);
+  assert.equal((await direct.reply()).code, 220);
+  assert.equal((await direct.command('EHLO gate.test')).code, 250);
+  assert.equal((await direct.command('MAIL FROM:<spammer@example.com>')).code, 250);
+  assert.equal((await direct.command('RCPT TO:<victim@outside.example>')).code, 250, 'this Postfix relays for 127.0.0.1, as a stock one does');
+  direct.close();
+
+  const serveGate = async (extra: string) => {
+    const config = join(tmp, `frontline-${Math.random().toString(36).slice(2)}.yaml`);
+    // The policy trusts the outsider (my_networks: accept): what is tested is the backend's relay decision.
+    writeFileSync(
+      config,
+      `my_networks: [203.0.113.0/24]
+dns: { timeout_ms: 500, retries: 0 }
+gate:
+  hostname: gate.test
+  greet_wait_ms: 0
+  proxy_protocol: { trusted: [127.0.0.1] }
+${extra}`,
+    );
+    const s = await startServe([
+      '--config', config,
+      '--dns', dns.server,
+      '--policy-listen', '127.0.0.1:0',
+      '--data-dir', join(tmp, `data-${Math.random().toString(36).slice(2)}`),
+      '--gate-listen', '127.0.0.1:0',
+      '--gate-backend', `127.0.0.1:${smtpPort}`,
+    ]);
+    cleanup.push(() => s.stop());
+    return { serving: s, port: gatePort(s) };
+  };
+  /** An outside client (203.0.113.7, named in a PROXY header) tries to relay; the replies to MAIL and RCPT. */
+  const attack = async (port: number) => {
+    const c = await SmtpTalk.connect(port);
+    c.sendRaw('PROXY TCP4 203.0.113.7 127.0.0.1 40000 25\r\n');
+    assert.equal((await c.reply()).code, 220);
+    assert.equal((await c.command('EHLO spammer.example')).code, 250);
+    const mail = await c.command('MAIL FROM:<spammer@example.com>');
+    const rcpt = await c.command('RCPT TO:<victim@outside.example>');
+    c.close();
+    return { mail, rcpt };
+  };
+
+  await t.test('default backend_identity (xclient): 451 4.3.0 at MAIL, RCPT never 250, an error naming smtpd_authorized_xclient_hosts', async () => {
+    const gate = await serveGate('');
+    const { mail, rcpt } = await attack(gate.port);
+    const log = () => `${gate.serving.stdout()}${gate.serving.stderr()}\n--- maillog ---\n${postfix.maillog()}`;
+    assert.equal(mail.code, 451, `${mail.code} ${mail.text}\n${log()}`);
+    assert.match(mail.text, /^4\.3\.0 /);
+    assert.notEqual(rcpt.code, 250, log());
+    await waitFor('the error line', () => (/smtpd_authorized_xclient_hosts = 127\.0\.0\.1/.test(gate.serving.stdout() + gate.serving.stderr()) ? true : undefined));
+    assert.doesNotMatch(postfix.maillog(), /to=<victim@outside\.example>/, 'nothing queued for the victim');
+  });
+
+  await t.test('with smtpd_authorized_xclient_hosts set, Postfix judges the real client: the self-test passes and the outsider gets Relay access denied', async () => {
+    appendFileSync(join(postfix.dir, 'conf', 'main.cf'), 'smtpd_authorized_xclient_hosts = 127.0.0.1\n');
+    await run(postfixBin, ['-c', join(postfix.dir, 'conf'), 'reload']);
+    await new Promise((r) => setTimeout(r, 1500));
+    const gate = await serveGate('');
+    const out = () => gate.serving.stdout() + gate.serving.stderr();
+    await waitFor('the self-test', () => (/relay self-test passed/.test(out()) ? true : undefined));
+    assert.match(out(), /"reply":"454 4\.7\.1 <relay-test@example\.invalid>: Relay access denied"/);
+    const { mail, rcpt } = await attack(gate.port);
+    assert.equal(mail.code, 250, out());
+    assert.equal(rcpt.code, 454, `${rcpt.code} ${rcpt.text}`);
+    assert.match(rcpt.text, /Relay access denied/);
   });
 });

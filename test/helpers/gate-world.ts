@@ -1,11 +1,12 @@
 // A gate between a test and a sink backend: a scripted policy (or a real
 // one), the gate on a loopback port, every event it reports.
 
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import type { Envelope, Stage, Verdict } from '../../src/core/types.js';
 import type { GateConfigInput } from '../../src/gate/config.js';
 import type { GatePolicy } from '../../src/gate/policy-port.js';
 import { startGate, type RunningGate } from '../../src/gate/server.js';
+import type { Scheduler } from '../../src/gate/relay-test.js';
 import type { Resolver } from '../../src/dns/types.js';
 import { startSink, type Sink, type SinkOptions } from './smtp-sink.js';
 
@@ -45,6 +46,8 @@ export interface TestGate {
   port: number;
   events: Array<{ verdict: Verdict; env: Envelope }>;
   trapped: string[];
+  /** What the trap asked to ban (an IPv6 client's network). */
+  banned: string[];
   close(): Promise<void>;
 }
 
@@ -58,29 +61,44 @@ export async function startTestGate(
     logLevel?: string;
     /** Where the gate's log lines go (JSON lines), e.g. to assert on them; default stdout. */
     logStream?: pino.DestinationStream;
+    /** The gate's logger (wins over logStream), e.g. a captureLogger(). */
+    logger?: Logger;
+    /** Timers of the relay self-test. */
+    scheduler?: Scheduler;
   } = {},
 ): Promise<TestGate> {
   const sink = await startSink({ xclient: true, ...opts.sink });
   const events: TestGate['events'] = [];
   const trapped: string[] = [];
+  const banned: string[] = [];
   const gate = await startGate({
     config: { hostname: 'gate.test', greet_wait_ms: 0, ...opts.gate },
     policy: opts.policy ?? scriptedPolicy(),
-    logger: opts.logStream
-      ? pino({ level: opts.logLevel ?? 'info' }, opts.logStream)
-      : pino({ level: opts.logLevel ?? process.env.GATE_TEST_LOG ?? 'silent' }),
+    logger:
+      opts.logger ??
+      (opts.logStream
+        ? pino({ level: opts.logLevel ?? 'info' }, opts.logStream)
+        : pino({ level: opts.logLevel ?? process.env.GATE_TEST_LOG ?? 'silent' })),
     listen: '127.0.0.1:0',
     backend: opts.backend ?? sink.address,
     resolver: opts.resolver,
     onEvent: (verdict, env) => events.push({ verdict, env }),
-    onTrap: (ip) => trapped.push(ip),
+    onTrap: (ip, cidr) => {
+      trapped.push(ip);
+      banned.push(cidr);
+    },
+    scheduler: opts.scheduler,
   });
+  // The relay self-test's own backend connection is not the tests' business.
+  await gate.relay?.first;
+  sink.forgetSessions();
   return {
     gate,
     sink,
     port: gate.port,
     events,
     trapped,
+    banned,
     async close() {
       await gate.close();
       await sink.close();

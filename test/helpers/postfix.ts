@@ -22,8 +22,8 @@ export interface PostfixOptions {
   relayDomains: string[];
   /** Where accepted mail goes: smtp to 127.0.0.1:sinkPort. */
   sinkPort: number;
-  /** Extra main.cf lines (`name = value`), e.g. the restriction lists. */
-  mainCf: Record<string, string>;
+  /** Extra main.cf lines (`name = value`), e.g. the restriction lists; null leaves a setting at Postfix's default. */
+  mainCf: Record<string, string | null>;
   /** main.cf text appended as it is (a shipped fragment); its settings win over `mainCf`. */
   mainCfText?: string;
   /** master.cf text appended as it is (a shipped fragment). */
@@ -89,7 +89,7 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstanc
   for (const d of [conf, join(dir, 'queue'), data]) mkdirSync(d);
   chownSync(data, accounts.uid, accounts.gid);
   const maillog = join(dir, 'maillog');
-  const main: Record<string, string> = {
+  const main: Record<string, string | null> = {
     compatibility_level: '3.6',
     config_directory: conf,
     queue_directory: join(dir, 'queue'),
@@ -123,7 +123,7 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstanc
     minimal_backoff_time: '1s',
     ...opts.mainCf,
   };
-  const mainText = Object.entries(main).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n';
+  const mainText = Object.entries(main).filter(([, v]) => v !== null).map(([k, v]) => `${k} = ${v}`).join('\n') + '\n';
   writeFileSync(join(conf, 'main.cf'), opts.mainCfText === undefined ? mainText : `${mainText}\n${opts.mainCfText}`);
   const master = opts.smtpService === false ? MASTER_CF.replace(/^\{SMTP\}.*\n/m, '') : MASTER_CF.replace('{SMTP}', `127.0.0.1:${opts.smtpPort}`);
   writeFileSync(join(conf, 'master.cf'), opts.masterCfText === undefined ? master : `${master}\n${opts.masterCfText}`);

@@ -2,8 +2,16 @@
 // every message with its envelope and the client details the gate forwarded
 // (XCLIENT / XFORWARD), refuses the recipients a test names, and can be
 // killed mid-dialogue (every socket destroyed) to simulate a crashed backend.
+//
+// It relays as Postfix does by default: a recipient in an outside domain is
+// taken from a client in its mynetworks (127.0.0.0/8, as Postfix's default
+// mynetworks_style = host on loopback) and refused 454 4.7.1 "Relay access
+// denied" (Postfix's defer_unauth_destination) from anyone else. The client is
+// the XCLIENT ADDR when the gate sent one, else the connection's address
+// (XFORWARD changes nothing, as in Postfix).
 
 import net from 'node:net';
+import ipaddr from 'ipaddr.js';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 
 export interface SinkMessage {
@@ -24,6 +32,8 @@ export interface SinkOptions {
   xforward?: boolean;
   /** Called with each DATA stream's first bytes; return 'hang' to never answer the final dot. */
   onData?: (session: SMTPServerSession) => 'hang' | undefined;
+  /** The relay model (see the top of the file); `false` = relay for everyone (an open relay). */
+  relay?: { mynetworks: string[]; outsideDomains: string[] } | false;
   /** SASL: accepted user/password pairs; absent = no AUTH. */
   users?: Record<string, string>;
   extra?: Partial<SMTPServerOptions>;
@@ -33,8 +43,12 @@ export interface Sink {
   port: number;
   address: string;
   messages: SinkMessage[];
-  /** Connections the sink has accepted so far. */
+  /** Connections the sink has accepted so far (since forgetSessions). */
   readonly sessions: number;
+  /** Recipients in outside domains it accepted (relayed), with the client they were relayed for. */
+  relayed: Array<{ rcpt: string; client: string }>;
+  /** Start counting sessions from zero (after the gate's own relay self-test). */
+  forgetSessions(): void;
   /** Destroy every open connection and stop listening (a crashed MTA). */
   kill(): Promise<void>;
   close(): Promise<void>;
@@ -48,8 +62,25 @@ function mapToObject(m: unknown): Record<string, string> {
   return out;
 }
 
+export const DEFAULT_RELAY = { mynetworks: ['127.0.0.0/8', '::1/128'], outsideDomains: ['example.invalid', 'outside.example'] };
+
+function inNetworks(ip: string, nets: string[]): boolean {
+  let a: ipaddr.IPv4 | ipaddr.IPv6;
+  try {
+    a = ipaddr.process(ip.replace(/^IPV6:/i, ''));
+  } catch {
+    return false;
+  }
+  return nets.some((n) => {
+    const [net, len] = ipaddr.parseCIDR(n);
+    return a.kind() === net.kind() && a.match(net, len);
+  });
+}
+
 export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
   const messages: SinkMessage[] = [];
+  const relayed: Sink['relayed'] = [];
+  const relay = opts.relay === undefined ? DEFAULT_RELAY : opts.relay;
   const sockets = new Set<net.Socket>();
   let dataWaiters: Array<() => void> = [];
   let sessions = 0;
@@ -72,9 +103,22 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
       if (ok) cb(null, { user: auth.username });
       else cb(new Error('Invalid username or password'));
     },
-    onRcptTo(address, _session, cb) {
+    onRcptTo(address, session, cb) {
       const a = address.address.toLowerCase();
       const local = a.split('@')[0];
+      const domain = a.split('@')[1] ?? '';
+      if ((relay || DEFAULT_RELAY).outsideDomains.includes(domain)) {
+        // XFORWARD is for logs only, as in Postfix: judge the address from before it.
+        const forwarded = (session as SMTPServerSession & { xForward?: Map<string, string> }).xForward;
+        const client = String(forwarded?.get('ADDR:DEFAULT') ?? session.remoteAddress);
+        if (relay && !inNetworks(client, relay.mynetworks)) {
+          const err = new Error(`4.7.1 <${a}>: Relay access denied`) as Error & { responseCode: number };
+          err.responseCode = 454;
+          cb(err);
+          return;
+        }
+        relayed.push({ rcpt: a, client });
+      }
       if (opts.unknownRcpts?.some((u) => u.toLowerCase() === a || u.toLowerCase() === local)) {
         const err = new Error('5.1.1 <' + a + '>: Recipient address rejected: User unknown') as Error & { responseCode: number };
         err.responseCode = 550;
@@ -120,8 +164,12 @@ export async function startSink(opts: SinkOptions = {}): Promise<Sink> {
     port,
     address: `127.0.0.1:${port}`,
     messages,
+    relayed,
     get sessions() {
       return sessions;
+    },
+    forgetSessions() {
+      sessions = 0;
     },
     async kill() {
       for (const s of sockets) s.destroy();

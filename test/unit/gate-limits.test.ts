@@ -21,6 +21,13 @@ async function session(port: number): Promise<SmtpTalk> {
   return c;
 }
 
+/** A client at `ip` (TCP4 or TCP6 in a PROXY header from the trusted 127.0.0.1): its first reply's code. */
+async function from(port: number, ip: string): Promise<{ c: SmtpTalk; code: number }> {
+  const c = await SmtpTalk.connect(port);
+  c.sendRaw(`PROXY ${ip.includes(':') ? 'TCP6' : 'TCP4'} ${ip} ${ip.includes(':') ? '::1' : '127.0.0.1'} 40000 25\r\n`);
+  return { c, code: (await c.reply()).code };
+}
+
 async function transaction(c: SmtpTalk, rcpts = ['b@example.net']): Promise<void> {
   assert.equal((await c.command('MAIL FROM:<a@example.com>')).code, 250);
   for (const r of rcpts) assert.equal((await c.command(`RCPT TO:<${r}>`)).code, 250);
@@ -251,6 +258,102 @@ describe('gate limits: connections', () => {
   });
 });
 
+// Issue 16, item 3: one host holds a whole IPv6 /64 and took a new address for
+// each of its 60 connections; counted address by address, it was never over
+// a per-IP limit.
+describe('gate limits: an IPv6 client is its /64 (limits.ipv6_prefix), an IPv4 client its address (limits.ipv4_prefix)', () => {
+  const proxied = { proxy_protocol: { trusted: ['127.0.0.1'] }, limits: { exempt: [] } };
+
+  test('connections at once from different addresses of one /64 hit connections_per_ip', async () => {
+    const t = await startTestGate({ gate: { ...proxied, limits: { ...proxied.limits, connections_per_ip: 3 } } });
+    try {
+      const open: SmtpTalk[] = [];
+      for (const ip of ['2001:db8:1:2::1', '2001:db8:1:2::2', '2001:db8:1:2:abcd:1234:5678:9abc']) {
+        const { c, code } = await from(t.port, ip);
+        assert.equal(code, 220);
+        open.push(c);
+      }
+      const over = await from(t.port, '2001:db8:1:2:ffff::99');
+      assert.equal(over.code, 421, 'a fourth address of the same /64 is the same client');
+      assert.ok(t.events.some((e) => e.verdict.rule === 'gate:limit-per_ip' && /from 2001:db8:1:2::\/64 /.test(e.verdict.text ?? '')));
+      const other = await from(t.port, '2001:db8:1:3::1');
+      assert.equal(other.code, 220, 'the next /64 is another client');
+      open[0].close();
+      await open[0].waitClosed();
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal((await from(t.port, '2001:db8:1:2::5')).code, 220, 'a slot of that /64 is free again');
+      for (const c of [...open, other.c]) c.close();
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('connections per minute from different addresses of one /64 hit connections_per_ip_per_minute', async () => {
+    const t = await startTestGate({ gate: { ...proxied, limits: { ...proxied.limits, connections_per_ip_per_minute: 3 } } });
+    try {
+      for (let i = 1; i <= 3; i++) {
+        const { c, code } = await from(t.port, `2001:db8:aa:bb::${i}`);
+        assert.equal(code, 220);
+        c.close();
+      }
+      assert.equal((await from(t.port, '2001:db8:aa:bb:1:2:3:4')).code, 421);
+      assert.ok(t.events.some((e) => e.verdict.rule === 'gate:limit-rate'));
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('ipv6_prefix: 128 counts each address alone; IPv4 is by address unless ipv4_prefix says otherwise', async () => {
+    const alone = await startTestGate({ gate: { ...proxied, limits: { ...proxied.limits, connections_per_ip: 1, ipv6_prefix: 128 } } });
+    try {
+      const a = await from(alone.port, '2001:db8:1:2::1');
+      const b = await from(alone.port, '2001:db8:1:2::2');
+      assert.deepEqual([a.code, b.code], [220, 220]);
+      const c = await from(alone.port, '192.0.2.1');
+      const d = await from(alone.port, '192.0.2.2');
+      assert.deepEqual([c.code, d.code], [220, 220], 'two IPv4 addresses of one /24: two clients');
+      for (const x of [a, b, c, d]) x.c.close();
+    } finally {
+      await alone.close();
+    }
+    const v4net = await startTestGate({ gate: { ...proxied, limits: { ...proxied.limits, connections_per_ip: 1, ipv4_prefix: 24 } } });
+    try {
+      const c = await from(v4net.port, '192.0.2.1');
+      assert.equal(c.code, 220);
+      assert.equal((await from(v4net.port, '192.0.2.200')).code, 421, 'ipv4_prefix 24: one client per /24');
+      assert.equal((await from(v4net.port, '192.0.3.1')).code, 220);
+      c.c.close();
+    } finally {
+      await v4net.close();
+    }
+  });
+
+  test('tarpit slots: one /64 holds at most tarpit.max_per_client of them', async () => {
+    const tarpitAtMail = scriptedPolicy((stage) => (stage === 'mail' ? { action: 'tarpit', code: 450, status: '4.7.1', text: 'slow down', rule: 'tarpit-rule' } : undefined));
+    const t = await startTestGate({ policy: tarpitAtMail, gate: { ...proxied, tarpit: { stutter_ms: 50, max_clients: 10, max_per_client: 1 } } });
+    try {
+      const a = await from(t.port, '2001:db8:1:2::1');
+      assert.equal((await a.c.command('EHLO a.example', 10_000)).code, 250);
+      const pending = a.c.command('MAIL FROM:<a@example.com>', 10_000);
+      await new Promise((r) => setTimeout(r, 100));
+      const b = await from(t.port, '2001:db8:1:2::2');
+      assert.equal((await b.c.command('EHLO b.example')).code, 250);
+      const t0 = Date.now();
+      assert.equal((await b.c.command('MAIL FROM:<b@example.com>')).code, 450);
+      assert.ok(Date.now() - t0 < 300, 'the same /64 gets no second slot: not stuttered');
+      const c = await from(t.port, '2001:db8:9:9::1');
+      assert.equal((await c.c.command('EHLO c.example')).code, 250);
+      const t1 = Date.now();
+      assert.equal((await c.c.command('MAIL FROM:<c@example.com>', 10_000)).code, 450);
+      assert.ok(Date.now() - t1 >= 50 * 10, 'another /64 is tarpitted');
+      await pending;
+      for (const x of [a, b, c]) x.c.close();
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('gate tarpit', () => {
   const tarpitAtMail = scriptedPolicy((stage) => (stage === 'mail' ? { action: 'tarpit', code: 450, status: '4.7.1', text: 'slow down', rule: 'tarpit-rule' } : undefined));
 
@@ -376,7 +479,22 @@ describe('gate trap listener', () => {
       assert.equal(r.code, 554);
       assert.ok(await c.waitClosed());
       assert.deepEqual(t.trapped, ['127.0.0.1']);
+      assert.deepEqual(t.banned, ['127.0.0.1'], 'an IPv4 client is banned by its address');
       assert.ok(t.events.some((e) => e.verdict.rule === 'gate:trap'));
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('an IPv6 scanner is banned by its /64 (limits.ipv6_prefix)', async () => {
+    const t = await startTestGate({ gate: { trap_listen: '[::1]:0' } });
+    try {
+      const port = Number(t.gate.trapAddress?.split(':').pop());
+      const c = await SmtpTalk.connect(port, '::1');
+      assert.equal((await c.reply()).code, 554);
+      assert.ok(await c.waitClosed());
+      assert.deepEqual(t.trapped, ['::1']);
+      assert.deepEqual(t.banned, ['::/64']);
     } finally {
       await t.close();
     }

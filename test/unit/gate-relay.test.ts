@@ -9,6 +9,7 @@ import nodemailer from 'nodemailer';
 import { startTestGate, scriptedPolicy } from '../helpers/gate-world.js';
 import { SmtpTalk } from '../helpers/smtp-talk.js';
 import { freePort } from '../helpers/ports.js';
+import { captureLogger } from '../helpers/log-capture.js';
 
 const MESSAGE = 'From: a@example.com\r\nTo: b@example.net\r\nSubject: hi\r\n\r\nHello there.\r\n.starts with a dot\r\n';
 
@@ -48,8 +49,8 @@ describe('gate relay', () => {
     }
   });
 
-  test('XFORWARD when the backend announces only that', async () => {
-    const t = await startTestGate({ sink: { xclient: false, xforward: true } });
+  test('backend_identity xforward: XFORWARD when the backend announces it', async () => {
+    const t = await startTestGate({ sink: { xclient: false, xforward: true }, gate: { backend_identity: 'xforward' } });
     try {
       await transport(t.port).sendMail({ envelope: { from: 'a@example.com', to: ['b@example.net'] }, raw: MESSAGE });
       await transport(t.port).sendMail({ envelope: { from: 'c@example.com', to: ['b@example.net'] }, raw: MESSAGE });
@@ -66,7 +67,7 @@ describe('gate relay', () => {
   });
 
   test('XFORWARD is sent again for every transaction on one connection', async () => {
-    const t = await startTestGate({ sink: { xclient: false, xforward: true } });
+    const t = await startTestGate({ sink: { xclient: false, xforward: true }, gate: { backend_identity: 'xforward' } });
     try {
       const c = await session(t.port);
       for (const from of ['a@example.com', 'c@example.com']) {
@@ -90,8 +91,8 @@ describe('gate relay', () => {
     }
   });
 
-  test('without XCLIENT or XFORWARD the gate adds its own Received line', async () => {
-    const t = await startTestGate({ sink: { xclient: false, xforward: false } });
+  test('backend_identity none: the gate adds its own Received line', async () => {
+    const t = await startTestGate({ sink: { xclient: false, xforward: false }, gate: { backend_identity: 'none' } });
     try {
       await transport(t.port).sendMail({ envelope: { from: 'a@example.com', to: ['b@example.net'] }, raw: MESSAGE });
       const text = t.sink.messages[0].data.toString().replace(/\r\n\t/g, ' ');
@@ -309,7 +310,7 @@ describe('gate relay', () => {
   test('a backend that greets with 554 gives the client 451', async () => {
     const backend = net.createServer((s) => s.end('554 go away\r\n'));
     await new Promise<void>((r) => backend.listen(0, '127.0.0.1', () => r()));
-    const t = await startTestGate({ backend: `127.0.0.1:${(backend.address() as net.AddressInfo).port}` });
+    const t = await startTestGate({ backend: `127.0.0.1:${(backend.address() as net.AddressInfo).port}`, gate: { backend_identity: 'xforward' } });
     try {
       const c = await session(t.port);
       assert.equal((await c.command('MAIL FROM:<a@example.com>')).code, 451);
@@ -457,7 +458,7 @@ describe('gate relay', () => {
     const policy = scriptedPolicy((stage, env) =>
       stage === 'connect' && env.clientIp === '192.0.2.66' ? { action: 'reject', code: 554, status: '5.7.1', text: 'listed' } : undefined,
     );
-    const t = await startTestGate({ policy, gate: { greet_wait_ms: 2000, xforward_hosts: ['127.0.0.1'] }, sink: { xclient: false, xforward: true } });
+    const t = await startTestGate({ policy, gate: { greet_wait_ms: 2000, xforward_hosts: ['127.0.0.1'], backend_identity: 'xforward' }, sink: { xclient: false, xforward: true } });
     try {
       const c = await SmtpTalk.connect(t.port);
       const t0 = Date.now();
@@ -551,7 +552,7 @@ describe('gate relay', () => {
       });
     });
     await new Promise<void>((r) => backend.listen(0, '127.0.0.1', () => r()));
-    const t = await startTestGate({ backend: `127.0.0.1:${(backend.address() as net.AddressInfo).port}` });
+    const t = await startTestGate({ backend: `127.0.0.1:${(backend.address() as net.AddressInfo).port}`, gate: { backend_identity: 'xforward' } });
     try {
       const c = await session(t.port);
       assert.equal((await c.command('MAIL FROM:<a@example.com>')).code, 250);
@@ -585,5 +586,79 @@ describe('gate relay', () => {
     assert.equal(r.code, 421);
     assert.match(r.text, /^4\.3\.2 /);
     assert.ok(await c.waitClosed());
+  });
+});
+
+// Issue 16, item 1: the gate in front of a backend that cannot be told the real
+// client fell back to XFORWARD or nothing; the backend then judged the gate's
+// own address (127.0.0.1, in Postfix's default mynetworks) and relayed for
+// anyone. The sink here relays for 127.0.0.0/8 exactly as Postfix does by default.
+describe('issue 16 — no silent open relay through the gate', () => {
+  /** An outside client (203.0.113.7, through a trusted PROXY header) greets. */
+  async function outsider(port: number): Promise<SmtpTalk> {
+    const c = await SmtpTalk.connect(port);
+    c.sendRaw('PROXY TCP4 203.0.113.7 127.0.0.1 40000 25\r\n');
+    assert.equal((await c.reply()).code, 220);
+    assert.equal((await c.command('EHLO spammer.example')).code, 250);
+    return c;
+  }
+
+  for (const [what, sink] of [
+    ['a backend that offers only XFORWARD', { xclient: false, xforward: true }],
+    ['a backend that offers neither XCLIENT nor XFORWARD', { xclient: false, xforward: false }],
+  ] as const) {
+    test(`${what} relays for its mynetworks: an outside client gets 451 4.3.0 at MAIL and relays nothing; an error names smtpd_authorized_xclient_hosts`, async () => {
+      const log = captureLogger();
+      const t = await startTestGate({ sink, logger: log.logger, gate: { proxy_protocol: { trusted: ['127.0.0.1'] } } });
+      try {
+        const c = await outsider(t.port);
+        for (let i = 0; i < 2; i++) {
+          const mail = await c.command('MAIL FROM:<spammer@example.com>');
+          assert.equal(mail.code, 451, `MAIL: ${mail.code} ${mail.text}`);
+          assert.match(mail.text, /^4\.3\.0 /);
+          const rcpt = await c.command('RCPT TO:<victim@outside.example>');
+          assert.notEqual(rcpt.code, 250, 'the backend relays for the gate: RCPT to an outside domain must not get 250');
+        }
+        c.close();
+        assert.deepEqual(t.sink.relayed, [], 'nothing relayed');
+        assert.equal(t.sink.messages.length, 0);
+        const named = log.errors().filter((l) => /smtpd_authorized_xclient_hosts = 127\.0\.0\.1/.test(l.msg));
+        // One at the relay self-test, one per backend connection attempt (each MAIL).
+        assert.equal(named.length, 3, JSON.stringify(log.errors(), null, 1));
+        assert.match(named[1].msg, /will not relay as itself.*451 4\.3\.0/);
+        assert.ok(t.events.some((e) => e.verdict.rule === 'gate:backend' && e.verdict.code === 451));
+      } finally {
+        await t.close();
+      }
+    });
+  }
+
+  test('an inside client (127.0.0.1, in the backend\'s mynetworks) still relays: XCLIENT tells the backend who it is', async () => {
+    const t = await startTestGate();
+    try {
+      const c = await session(t.port);
+      assert.equal((await c.command('MAIL FROM:<a@example.com>')).code, 250);
+      assert.equal((await c.command('RCPT TO:<friend@outside.example>')).code, 250);
+      c.close();
+      assert.deepEqual(t.sink.relayed, [{ rcpt: 'friend@outside.example', client: '127.0.0.1' }]);
+    } finally {
+      await t.close();
+    }
+  });
+
+  test('with XCLIENT the outside client is judged by the backend: Relay access denied, relayed nothing', async () => {
+    const t = await startTestGate({ gate: { proxy_protocol: { trusted: ['127.0.0.1'] } } });
+    try {
+      const c = await outsider(t.port);
+      assert.equal((await c.command('MAIL FROM:<spammer@example.com>')).code, 250);
+      const rcpt = await c.command('RCPT TO:<victim@outside.example>');
+      assert.equal(rcpt.code, 454);
+      assert.match(rcpt.text, /Relay access denied/);
+      assert.equal((await c.command('RCPT TO:<b@example.net>')).code, 250, 'its own domains are still delivered');
+      c.close();
+      assert.deepEqual(t.sink.relayed, []);
+    } finally {
+      await t.close();
+    }
   });
 });
