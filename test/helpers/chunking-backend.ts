@@ -1,6 +1,7 @@
 // A backend MTA that offers CHUNKING (smtp-server does not): a raw socket
 // server that records every command line and every BDAT chunk it receives,
-// answers 250 to everything else, and says how many transactions it saw.
+// answers 250 to everything else (but the gate's relay self-test), and says
+// how many transactions it saw.
 
 import net from 'node:net';
 
@@ -43,6 +44,8 @@ export async function startChunkingBackend(): Promise<ChunkingBackend> {
         const verb = line.split(' ')[0].toUpperCase();
         if (verb === 'EHLO') sock.write('250-chunking\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 XCLIENT ADDR PORT NAME HELO PROTO\r\n');
         else if (verb === 'XCLIENT') sock.write('220 chunking backend ESMTP\r\n');
+        // Not an open relay: the gate's relay self-test (RCPT to example.invalid) is refused, as Postfix refuses it.
+        else if (verb === 'RCPT' && /@example\.invalid>/i.test(line)) sock.write('454 4.7.1 Relay access denied\r\n');
         else if (verb === 'BDAT') need = Number(line.split(' ')[1]);
         else if (verb === 'QUIT') sock.end('221 2.0.0 Bye\r\n');
         else sock.write('250 2.0.0 Ok\r\n');
