@@ -133,7 +133,8 @@ test('contrib/postfix with a real Postfix: policy server, gate in front, before-
   const serve = async (name: string, yaml: string, args: string[] = []) => {
     const file = join(tmp, `${name}.yaml`);
     writeFileSync(file, base + yaml);
-    const s = await startServe(['--config', file, '--dns', dns.server, '--policy-listen', '127.0.0.1:0', '--data-dir', join(tmp, `data-${name}`), ...args]);
+    // From source through tsx: slow to start on a loaded machine, hence 2 minutes.
+    const s = await startServe(['--config', file, '--dns', dns.server, '--policy-listen', '127.0.0.1:0', '--data-dir', join(tmp, `data-${name}`), ...args], { timeoutMs: 120_000 });
     cleanup.push(() => s.stop());
     return s;
   };

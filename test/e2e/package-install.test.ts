@@ -128,7 +128,7 @@ test('npm pack, then npm install -g of the tarball offline gives a working front
 
   // serve from the installed files: the store (SQLite, the compiled better-sqlite3) opens and a request is answered.
   const dataDir = join(tmp, 'data');
-  const serving = await startServe(['--policy-listen', '127.0.0.1:0', '--dns', dns.server, '--data-dir', dataDir], { entry: [realpathSync(frontline)] });
+  const serving = await startServe(['--policy-listen', '127.0.0.1:0', '--dns', dns.server, '--data-dir', dataDir], { entry: [realpathSync(frontline)], timeoutMs: 120_000 });
   cleanup.push(async () => serving.stop());
   const client = await PolicyClient.connect({ host: '127.0.0.1', port: serving.port });
   const answer = await client.ask(rcptRequest({ client_address: '192.0.2.77', helo_name: 'DESKTOP-4F2K9', sender: 'bob@bigisp.test', recipient: 'u@dest.test' }));

@@ -12,7 +12,7 @@ import { parse } from 'yaml';
 import { configInit, renderConfig } from '../../src/cli/config-init.js';
 import { loadConfig } from '../../src/config/load.js';
 import { InputError } from '../../src/cli/check.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli as runFrontline } from '../helpers/cli.js';
 
 function sink(): PassThrough & { text: () => string } {
   const s = new PassThrough();
@@ -85,6 +85,8 @@ describe('frontline config init', () => {
 
   test('through the CLI: init, then config check says OK; a second init exits 1', async () => {
     const file = join(dir, 'cli.yaml');
+    // Each run starts tsx from source: allow for a loaded machine.
+    const runCli = (args: string[]) => runFrontline(args, { timeoutMs: 120_000 });
     const init = await runCli(['config', 'init', '--domain', 'example.net', '--out', file]);
     assert.equal(init.code, 0, init.stderr);
     const check = await runCli(['config', 'check', file]);
