@@ -20,6 +20,17 @@ export const DEFAULT_RULES: ReadonlyArray<Record<string, unknown>> = [
   },
   { name: 'authenticated', if: 'auth', action: 'accept' },
   { name: 'my-networks', if: 'my_networks', action: 'accept' },
+  // Looks like an unknown user; the client is banned as it is refused (unless spared:
+  // allow-listed, DNSWL-listed, or SPF-authenticated for a big sender). Before the
+  // allow rules: nobody writes to a trap in good faith.
+  {
+    name: 'spamtrap',
+    if: 'spamtrap=listed',
+    action: 'reject',
+    code: 550,
+    status: '5.1.1',
+    text: '<{rcpt}>: recipient address rejected: user unknown',
+  },
   { name: 'allowlist', if: 'list:allow=listed', action: 'accept' },
   {
     name: 'banned',
@@ -45,15 +56,6 @@ export const DEFAULT_RULES: ReadonlyArray<Record<string, unknown>> = [
     code: 554,
     status: '5.7.1',
     text: 'rejected by policy: {ip} is listed by {evidence.dnsbl.hits.zone}',
-  },
-  // Looks like an unknown user; the client is banned as it is refused.
-  {
-    name: 'spamtrap',
-    if: 'spamtrap=listed',
-    action: 'reject',
-    code: 550,
-    status: '5.1.1',
-    text: '<{rcpt}>: recipient address rejected: user unknown',
   },
   {
     name: 'sender-fqdn',

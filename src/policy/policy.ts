@@ -64,6 +64,7 @@ export class Policy {
       store: deps.store,
       correspondents: deps.correspondents,
       asn: deps.asn,
+      onSpamtrapSpared: (info) => log?.info(info, `spamtrap hit: ${info.client} not banned: ${info.why}`),
       onZoneHealth: (check, state) => {
         // Listings seen through a zone that went out of use (or came back) must not be reused.
         evidenceCache?.invalidate(check);

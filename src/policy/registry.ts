@@ -22,7 +22,8 @@ import { checkDmarc } from '../checks/dmarc.js';
 import { bannedQuick, checkBanned } from '../checks/banned.js';
 import { checkGreylist } from '../checks/greylist.js';
 import { checkRateLimit, checkRateLimitMessage, type RateLimit } from '../checks/ratelimit.js';
-import { checkSpamtrap, spamtrapQuick } from '../checks/spamtrap.js';
+import { checkSpamtrap, spamtrapQuick, type SpamtrapCheckOptions, type SpamtrapSparing } from '../checks/spamtrap.js';
+import { whitelistDomains } from '../intel/config.js';
 import { checkStoreList, storeListQuick, type AsnLookup } from '../checks/store-list.js';
 import type { Store } from '../store/types.js';
 import { CHECKS, COST, LIST_PREFIX, listInfo, type CheckInfo, type ListMatch } from './catalog.js';
@@ -64,6 +65,8 @@ export interface RegistryDeps {
   correspondents?: { check(env: Envelope, ctx: CheckContext): Promise<Evidence> };
   /** The IP-to-AS table (asn.table) store lists of AS numbers match with. */
   asn?: AsnLookup;
+  /** Told of every spamtrap hit that banned nothing because the client is spared (docs/security.md, spamtrap poisoning). */
+  onSpamtrapSpared?: (info: { client: string; trap: string; why: string }) => void;
 }
 
 export function buildRegistry(cfg: Config, deps: RegistryDeps): Registry {
@@ -120,9 +123,11 @@ export function buildRegistry(cfg: Config, deps: RegistryDeps): Registry {
   }
 
   const store = deps.store;
+  let allowIps: IpList | undefined;
   for (const [name, list] of Object.entries(cfg.lists)) {
     const check = `${LIST_PREFIX}${name}`;
     const { ips, domains, problems } = loadList(name, list);
+    if (name === 'allow' && list.type === 'ip' && (list.match ?? 'client') === 'client') allowIps = ips;
     warnings.push(...problems);
     const field: ListMatch = list.match ?? (list.type === 'ip' ? 'client' : 'sender');
     const info = listInfo(field);
@@ -141,7 +146,17 @@ export function buildRegistry(cfg: Config, deps: RegistryDeps): Registry {
     );
   }
 
-  addStoreChecks(cfg, store, add, unavailable);
+  const spare: SpamtrapSparing = {
+    staticAllow: (ip) => {
+      const net = networksContain(nets, ip);
+      if (net) return `${ip} is in my_networks (${net})`;
+      return allowIps?.has(ip) ? `${ip} is on the allow list (lists.allow)` : undefined;
+    },
+    storeLists: spareLists(cfg),
+    dnswl: checks.has('dnswl'),
+    bigSenders: new Set(cfg.intel.spf_whitelist.enabled ? whitelistDomains(cfg.intel) : []),
+  };
+  addStoreChecks(cfg, store, add, unavailable, { spare, onSpared: deps.onSpamtrapSpared });
 
   const correspondents = deps.correspondents;
   if (correspondents) add('correspondent', (env, ctx) => correspondents.check(env, ctx));
@@ -153,12 +168,27 @@ export function buildRegistry(cfg: Config, deps: RegistryDeps): Registry {
 type AddCheck = (name: string, run: RegisteredCheck['run'], info?: CheckInfo, quick?: RegisteredCheck['quick']) => void;
 
 /** The checks that need the state store: banned, greylist, ratelimit(_message), spamtrap. */
-function addStoreChecks(cfg: Config, store: Store | undefined, add: AddCheck, unavailable: Map<string, string>): void {
+/** The store's ip lists whose clients a spamtrap hit never bans: `allow`, the SPF-walked big senders, the correspondents' networks. */
+function spareLists(cfg: Config): string[] {
+  const out = ['allow'];
+  if (cfg.intel.spf_whitelist.enabled) out.push(cfg.intel.spf_whitelist.list);
+  if (cfg.intel.correspondents.enabled) out.push(cfg.intel.correspondents.list);
+  return out;
+}
+
+function addStoreChecks(
+  cfg: Config,
+  store: Store | undefined,
+  add: AddCheck,
+  unavailable: Map<string, string>,
+  trapOpts: Pick<SpamtrapCheckOptions, 'spare' | 'onSpared'>,
+): void {
   const onUnavailable = cfg.store.on_unavailable;
   const traps = new Set(cfg.spamtraps);
   // Spamtraps work without a store (the recipient is refused), but nobody is banned then.
   if (store || traps.size > 0) {
-    add('spamtrap', (env, ctx) => checkSpamtrap(env, { ...ctx, store }, { traps }), CHECKS.spamtrap, (env) => spamtrapQuick(env, { store }, { traps }));
+    const opts: SpamtrapCheckOptions = { traps, ...trapOpts };
+    add('spamtrap', (env, ctx) => checkSpamtrap(env, { ...ctx, store }, opts), CHECKS.spamtrap, (env) => spamtrapQuick(env, { store }, opts));
   }
   else unavailable.set('spamtrap', 'no spamtraps configured (spamtraps) and no store');
   if (!store) {
