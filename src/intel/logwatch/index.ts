@@ -9,7 +9,8 @@ import { systemClock, type Clock } from '../../core/types.js';
 import type { Logger } from '../../log.js';
 import { resolveScenarios, type LogwatchConfig, type PatternConfig, type SourceConfig } from './config.js';
 import type { CustomPatternSpec } from './formats/custom.js';
-import { IgnoreList, hostNetworks } from './ip.js';
+import { localInterfaceAddresses } from '../../store/own-addresses.js';
+import { IgnoreList } from './ip.js';
 import { JournalSource } from './journal.js';
 import { cutText, type LogLine } from './line.js';
 import { Pipeline } from './pipeline.js';
@@ -94,9 +95,13 @@ export function describeDecision(d: Decision): string {
   return `logwatch ${d.scenario}: ${d.count} x ${d.kinds.join('/')} in ${duration(d.lastTime - d.firstTime)} (${d.source}${lines})`;
 }
 
-/** The configured networks and this host's own addresses (read once, at start). */
+/**
+ * The configured networks and this host's own addresses (every interface's, read once, at start):
+ * a daemon logs them as the client when a local program connects (a webmail makes Dovecot write
+ * `rip=` with the host's address). The store refuses to ban them too; here they are not even counted.
+ */
 function ignoreList(configured: readonly string[] | undefined, logger?: Logger): IgnoreList {
-  const own = hostNetworks();
+  const own = localInterfaceAddresses().map(({ address }) => (address.includes(':') ? `${address}/128` : `${address}/32`));
   logger?.debug({ addresses: own }, 'logwatch: the host\'s own addresses are never counted');
   return new IgnoreList([...(configured ?? DEFAULT_IGNORE), ...own]);
 }

@@ -3,7 +3,6 @@
 // names), IPv4-mapped IPv6 read as IPv4, and written in one canonical form so
 // one attacker is one key.
 
-import { networkInterfaces } from 'node:os';
 import { firstContaining, formatNetwork, formatNetworkAddress, parseNetwork, widen, type Network } from '../../core/cidr.js';
 import { isStrictIp4 } from '../../core/ip.js';
 
@@ -23,23 +22,6 @@ export function banNetwork(ip: string, ipv6Prefix: number): string {
   const n = parseNetwork(ip);
   if (!n) throw new Error(`not an IP address: ${JSON.stringify(ip)}`);
   return formatNetwork(widen(n, ipv6Prefix));
-}
-
-/**
- * This host's own addresses (every interface, as the system lists them now), as
- * single-address networks. A daemon logs them as the client when a local program
- * connects to it — a webmail on the same host makes Dovecot write `rip=` with the
- * host's public address — and banning them would cut the host off from itself.
- */
-export function hostNetworks(): string[] {
-  const out = new Set<string>();
-  for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) {
-      const ip = strictIp(a.address);
-      if (ip) out.add(ip.includes(':') ? `${ip}/128` : `${ip}/32`);
-    }
-  }
-  return [...out];
 }
 
 /** Addresses never tracked nor banned by log watching (loopback, the admin's own networks). */
