@@ -5,10 +5,11 @@
 // `frontline` is run: --version, config init + config check, check against
 // the fixture DNS, and serve answering a policy request with its SQLite store.
 //
-// better-sqlite3 is compiled from source here (npm_config_build_from_source:
-// prebuild-install would download a binary from GitHub): minutes, so this
-// test allows 25. Node's headers come from the local Node installation when
-// it has them (npm_config_nodedir), so node-gyp downloads nothing.
+// The native modules, better-sqlite3 and re2, are compiled from source here
+// (npm_config_build_from_source and RE2_DOWNLOAD_SKIP_*: their installers
+// would download binaries from GitHub): many minutes on a busy machine, so
+// this test allows 60. Node's headers come from the local Node installation
+// when it has them (npm_config_nodedir), so node-gyp downloads nothing.
 //
 // Run: TEST_FILTER=package-install npm run test:e2e (needs npm, and python3,
 // make and g++ for the compile; skipped loudly without them, failed under
@@ -52,7 +53,7 @@ function exec(bin: string, args: string[], opts: { cwd?: string; env?: NodeJS.Pr
 /** The top-level entries the package may hold besides node_modules/ (package.json `files`). */
 const ALLOWED = [/^package\.json$/, /^README\.md$/, /^LICENSE$/, /^frontline\.example\.yaml$/, /^dist\/.+\.js$/, /^contrib\/.+/];
 
-test('npm pack, then npm install -g of the tarball offline gives a working frontline', { timeout: 25 * 60_000 }, async (t) => {
+test('npm pack, then npm install -g of the tarball offline gives a working frontline', { timeout: 60 * 60_000 }, async (t) => {
   const npm = requireBinary('npm', t);
   if (!npm) return;
   for (const tool of ['python3', 'make', 'g++']) if (!requireBinary(tool, t)) return;
@@ -89,12 +90,19 @@ test('npm pack, then npm install -g of the tarball offline gives a working front
   const prefix = join(tmp, 'prefix');
   const cache = join(tmp, 'npm-cache');
   mkdirSync(prefix);
-  const env: NodeJS.ProcessEnv = { ...process.env, npm_config_build_from_source: 'true', npm_config_cache: cache, npm_config_update_notifier: 'false' };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    npm_config_build_from_source: 'true',
+    RE2_DOWNLOAD_SKIP_PATH: '1',
+    RE2_DOWNLOAD_SKIP_VER: '1',
+    npm_config_cache: cache,
+    npm_config_update_notifier: 'false',
+  };
   const nodePrefix = dirname(dirname(process.execPath));
   if (existsSync(join(nodePrefix, 'include/node/common.gypi'))) env.npm_config_nodedir = nodePrefix;
-  const install = await exec(npm, ['install', '-g', '--prefix', prefix, '--offline', '--no-audit', '--no-fund', tarball], { env, timeoutMs: 20 * 60_000 });
+  const install = await exec(npm, ['install', '-g', '--prefix', prefix, '--offline', '--no-audit', '--no-fund', tarball], { env, timeoutMs: 50 * 60_000 });
   assert.equal(install.code, 0, `${install.stdout}\n${install.stderr}`);
-  console.log(`# npm install -g --offline (better-sqlite3 compiled from source): ${(install.ms / 1000).toFixed(0)} s`);
+  console.log(`# npm install -g --offline (native modules compiled from source): ${(install.ms / 1000).toFixed(0)} s`);
   const frontline = join(prefix, 'bin', 'frontline');
   assert.ok(existsSync(frontline), `no ${frontline}; bin: ${readdirSync(join(prefix, 'bin')).join(', ')}`);
   const installed = join(prefix, 'lib', 'node_modules', 'frontline');
