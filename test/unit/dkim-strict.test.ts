@@ -50,7 +50,8 @@ let resolver: CachedResolver;
 
 before(async () => {
   dns = await startFixtureDns(new Zone(world));
-  resolver = createResolver({ servers: [dns.server], timeoutMs: 150, retries: 0 });
+  // Long enough for a loaded machine; the TIMEOUT and SERVFAIL cases cost one timeout each.
+  resolver = createResolver({ servers: [dns.server], timeoutMs: 2000, retries: 0 });
 });
 
 after(async () => {
