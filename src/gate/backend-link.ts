@@ -97,11 +97,11 @@ export class BackendLink {
   }
 
   /**
-   * The message to the backend: one `BDAT n LAST` when it offers CHUNKING,
+   * The message (its parts, in order) to the backend: one `BDAT n LAST` when it offers CHUNKING,
    * else DATA, the message and the final dot. The backend's final reply (or
    * its refusal of DATA).
    */
-  async data(message: Buffer): Promise<Reply> {
+  async data(message: Buffer[]): Promise<Reply> {
     const conn = this.connection();
     if (this.opts.chunking && conn.extensions.has('CHUNKING')) return conn.sendChunk(message, this.opts.data_timeout_s * 1000);
     const r = await conn.command('DATA');

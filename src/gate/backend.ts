@@ -150,16 +150,22 @@ export class BackendConnection {
     return r;
   }
 
-  /** After a 354: send the message (CRLF lines), dot-stuffed, and the final dot; read the reply. */
-  sendMessage(message: Buffer, timeoutMs: number): Promise<Reply> {
+  /**
+   * After a 354: send the message (CRLF lines; its parts each start a line),
+   * dot-stuffed, and the final dot; read the reply. The parts are written as
+   * they are, never joined: a message may be megabytes.
+   */
+  sendMessage(message: Buffer[], timeoutMs: number): Promise<Reply> {
     if (this.busy) return this.later(() => this.sendMessage(message, timeoutMs));
-    return this.request(Buffer.concat([...dotStuffed(message), DOT_CRLF]), timeoutMs, false);
+    return this.request([...message.flatMap(dotStuffed), DOT_CRLF], timeoutMs, false);
   }
 
-  /** RFC 3030: the whole message as one `BDAT n LAST` chunk (no dot-stuffing, no 354 round trip); its reply. */
-  sendChunk(message: Buffer, timeoutMs: number): Promise<Reply> {
+  /** RFC 3030: the whole message (its parts, in order) as one `BDAT n LAST` chunk (no dot-stuffing, no 354 round trip); its reply. */
+  sendChunk(message: Buffer[], timeoutMs: number): Promise<Reply> {
     if (this.busy) return this.later(() => this.sendChunk(message, timeoutMs));
-    return this.request(Buffer.concat([Buffer.from(`BDAT ${message.length} LAST\r\n`), message]), timeoutMs, true);
+    let n = 0;
+    for (const part of message) n += part.length;
+    return this.request([Buffer.from(`BDAT ${n} LAST\r\n`), ...message], timeoutMs, true);
   }
 
   /** Polite close: QUIT, then close whatever the answer. */
@@ -179,11 +185,16 @@ export class BackendConnection {
   }
 
   /** Write `data` and read one reply; the exchange ends with it. */
-  private request(data: string | Buffer, timeoutMs: number, fresh: boolean): Promise<Reply> {
+  private request(data: string | Buffer | Buffer[], timeoutMs: number, fresh: boolean): Promise<Reply> {
     if (this.failure) return Promise.reject(this.failure);
     this.busy = true;
     if (fresh) this.replies.length = 0;
-    this.socket.write(data);
+    if (Array.isArray(data)) {
+      // One writev for the parts.
+      this.socket.cork();
+      for (const part of data) this.socket.write(part);
+      this.socket.uncork();
+    } else this.socket.write(data);
     return this.readReply(timeoutMs, true);
   }
 

@@ -11,6 +11,7 @@
 
 import type { Socket } from 'node:net';
 import { RearmableTimer } from './rearmable-timer.js';
+import { MessageBuffer } from './memory-budget.js';
 
 export type LineResult =
   | { kind: 'line'; text: string; raw: Buffer; bareLf: boolean }
@@ -22,16 +23,20 @@ export interface DataLimits {
   maxBytes: number;
   lineLimit: number;
   timeoutMs: number;
+  /** Where the message is held (charged to the gate's memory budget); default: a new unbudgeted buffer. */
+  into?: MessageBuffer;
 }
 
 export type DataResult =
   | {
       kind: 'data';
-      /** The message, unstuffed, every line ended by CRLF; empty when tooBig. */
+      /** The message, unstuffed, every line ended by CRLF; empty when tooBig or overBudget. A view of `into`'s buffer. */
       message: Buffer;
       /** Bytes of message content received (counted on after the limit). */
       size: number;
       tooBig: boolean;
+      /** Holding the message would have exceeded the memory budget: it was read to its end and dropped. */
+      overBudget: boolean;
       longLine: boolean;
       /** A line was ended by LF alone (it was ended by CRLF in the message). */
       bareLf: boolean;
@@ -268,7 +273,8 @@ export class ClientInput {
 /**
  * One DATA section being read: unstuffs, re-ends lines with CRLF, counts
  * size and line lengths. Lines that need no change (CRLF-ended, no bare CR,
- * no leading dot to remove) are kept as runs of the input and copied once.
+ * no leading dot to remove) are copied as runs of the input, once, into the
+ * message buffer (so the socket's chunks are not kept alive by the message).
  *
  * The end is `<CR><LF>.<CR><LF>` and nothing else (SMTP smuggling): a "."
  * line ends the message only when the line before it ended with CRLF (or it
@@ -276,9 +282,10 @@ export class ClientInput {
  * CRLF would; it is reported (bareLf, bareCr) for the session's bare_lf test.
  */
 class DataReader {
-  private readonly parts: Buffer[] = [];
+  private readonly held: MessageBuffer;
   private size = 0;
   private tooBig = false;
+  private overBudget = false;
   private longLine = false;
   private bareLf = false;
   private bareCr = false;
@@ -289,7 +296,9 @@ class DataReader {
   /** Where scanning stopped in the buffer given to the last scan(). */
   consumed = 0;
 
-  constructor(private readonly limits: DataLimits) {}
+  constructor(private readonly limits: DataLimits) {
+    this.held = limits.into ?? (MessageBuffer.open(undefined, 16 * 1024, limits.maxBytes) as MessageBuffer);
+  }
 
   /** Read lines of `buf` from `pos`; the result once the final dot was read, else undefined (all of buf used or kept). */
   scan(buf: Buffer, pos: number): DataResult | undefined {
@@ -324,8 +333,8 @@ class DataReader {
       if (this.atLineStart && this.afterCrlf && crlf && contentEnd - pos === 1 && buf[pos] === DOT) {
         this.append(buf.subarray(run, pos));
         this.consumed = lf + 1;
-        const message = this.tooBig ? EMPTY : Buffer.concat(this.parts);
-        return { kind: 'data', message, size: this.size, tooBig: this.tooBig, longLine: this.longLine, bareLf: this.bareLf, bareCr: this.bareCr };
+        const message = this.tooBig || this.overBudget ? EMPTY : this.held.bytes;
+        return { kind: 'data', message, size: this.size, tooBig: this.tooBig, overBudget: this.overBudget, longLine: this.longLine, bareLf: this.bareLf, bareCr: this.bareCr };
       }
       const dotted = this.atLineStart && buf[pos] === DOT && contentEnd > pos;
       if (!crlf) this.bareLf = true;
@@ -362,12 +371,13 @@ class DataReader {
   private append(b: Buffer): void {
     if (b.length === 0) return;
     this.size += b.length;
-    if (this.tooBig) return;
+    if (this.tooBig || this.overBudget) return;
     if (this.size > this.limits.maxBytes) {
+      // Counted on to the end, no longer held.
       this.tooBig = true;
-      this.parts.length = 0;
+      this.held.release();
       return;
     }
-    this.parts.push(b);
+    if (!this.held.append(b)) this.overBudget = true;
   }
 }

@@ -38,6 +38,8 @@ export const gateLimitsSchema = z
     recipients: positiveInt.default(100),
     /** Message size in bytes, announced as SIZE and enforced (552 5.3.4). */
     message_size: positiveInt.default(10_240_000),
+    /** MiB of message bytes all sessions together may hold in memory (DATA to the backend's answer); beyond it 452 4.3.1. */
+    memory_mb: positiveInt.default(256),
     /** Seconds to wait for each command line. */
     command_timeout_s: positiveInt.default(300),
     /** Seconds for the whole DATA content, from 354 to the final dot. */

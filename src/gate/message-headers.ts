@@ -33,10 +33,14 @@ export function formatHeader(name: string, value: string): string {
   return `${out}${line}\r\n`;
 }
 
-export function prependHeaders(message: Buffer, headers: Array<[string, string]>): Buffer {
-  if (headers.length === 0) return message;
+/**
+ * The message with `headers` on top, as the parts to send one after the
+ * other: the message itself is not copied (it may be megabytes).
+ */
+export function prependHeaders(message: Buffer, headers: Array<[string, string]>): Buffer[] {
+  if (headers.length === 0) return [message];
   const top = headers.map(([n, v]) => formatHeader(n, v)).join('');
-  return Buffer.concat([Buffer.from(top, 'utf8'), message]);
+  return [Buffer.from(top, 'utf8'), message];
 }
 
 export interface ReceivedFacts {

@@ -22,6 +22,7 @@ import { GateSession, type GateContext } from './session.js';
 import { TarpitSlots } from './tarpit.js';
 import { startTrap, type Trap } from './trap.js';
 import { RelayGuard, type Scheduler } from './relay-test.js';
+import { MessageMemory } from './memory-budget.js';
 import { readProxyHeader } from './proxy-protocol.js';
 
 export interface StartGateOptions {
@@ -99,6 +100,7 @@ export async function startGate(opts: StartGateOptions): Promise<RunningGate> {
     door: new DoorCache(cfg.door_cache_ttl_s * 1000, clock),
     tarpit: new TarpitSlots(cfg.tarpit.max_clients, cfg.tarpit.max_per_client),
     clientKey,
+    memory: new MessageMemory(cfg.limits.memory_mb * 1024 * 1024),
     tlsContext: cfg.tls ? tlsContext(cfg.tls) : undefined,
     xforwardHosts: IpList.from(cfg.xforward_hosts),
     resolver: opts.resolver,

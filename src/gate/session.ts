@@ -27,6 +27,7 @@ import type { ClientKey } from './client-key.js';
 import type { RelayGuard } from './relay-test.js';
 import { prependHeaders, receivedHeader } from './message-headers.js';
 import { stripOwnHeaders } from './own-headers.js';
+import { MessageBuffer, type MessageMemory } from './memory-budget.js';
 import type { GatePolicy, GateTransaction } from './policy-port.js';
 import { formatReply, reply, replyLines, replyText, verdictReply, type Reply } from './reply.js';
 import { stutter, type TarpitSlots } from './tarpit.js';
@@ -45,6 +46,8 @@ export interface GateContext {
   tarpit: TarpitSlots;
   /** Who counts as one client for the per-client limits (an IPv6 client by its prefix). */
   clientKey: ClientKey;
+  /** The budget for message bytes held in memory, shared by every session (gate.limits.memory_mb). */
+  memory: MessageMemory;
   tlsContext?: tls.SecureContext;
   /** Peers whose XFORWARD is believed (a Postfix smtpd using the gate as its proxy filter). */
   xforwardHosts: IpList;
@@ -80,6 +83,16 @@ const GROUP_MIDDLE = new Set(['MAIL', 'RCPT', 'RSET']);
 
 const NAME_LOOKUP_MS = 5000;
 
+/**
+ * The message buffer's first size when the client declared no SIZE; it
+ * doubles as needed. Under 4 KB, so Node takes it from its buffer pool: most
+ * messages fit, and a fresh allocation per message was a measurable cost.
+ */
+const FIRST_BUFFER = 4000;
+/** Added to a declared SIZE: the gate's CRLF normalisation may make the message a little longer. */
+const SIZE_SLACK = 1024;
+const NO_MEMORY = reply(452, '4.3.1 Insufficient system storage');
+
 export class GateSession {
   private socket: Socket;
   private readonly input: ClientInput;
@@ -110,6 +123,8 @@ export class GateSession {
   private greeting: 'HELO' | 'EHLO' | undefined;
   private inTransaction = false;
   private accepted: string[] = [];
+  /** The SIZE= of the transaction's MAIL FROM: the message buffer is made that size at once. */
+  private declaredSize: number | undefined;
   private stageHeaders: Array<[string, string]> = [];
   private current = '';
   private commands = 0;
@@ -392,6 +407,7 @@ export class GateSession {
       this.earlyPassed = early;
     }
     await this.identify();
+    this.declaredSize = size === undefined ? undefined : Number(size);
     this.env.from = path.address;
     this.env.rcpts = [];
     const refusal = this.refusal(await this.evaluate('mail'));
@@ -473,11 +489,28 @@ export class GateSession {
       await this.reply(atData);
       return;
     }
+    const limits = this.ctx.cfg.limits;
+    // The message is held from here to the backend's answer, in one buffer charged to the gate's memory budget.
+    const held = MessageBuffer.open(this.ctx.memory, this.declaredSize === undefined ? FIRST_BUFFER : this.declaredSize + SIZE_SLACK, limits.message_size);
+    if (!held) {
+      this.memoryFull('DATA', this.declaredSize ?? FIRST_BUFFER);
+      await this.reply(NO_MEMORY);
+      return;
+    }
+    try {
+      await this.receive(held);
+    } finally {
+      held.release();
+    }
+  }
+
+  /** After DATA was accepted: 354, the message, the checks, the backend. */
+  private async receive(held: MessageBuffer): Promise<void> {
     if (!(await this.reply(reply(354, 'End data with <CR><LF>.<CR><LF>')))) return;
 
     const limits = this.ctx.cfg.limits;
     this.link.startKeepalive();
-    const d = await this.input.readData({ maxBytes: limits.message_size, lineLimit: limits.data_line, timeoutMs: this.dataTimeoutMs() });
+    const d = await this.input.readData({ maxBytes: limits.message_size, lineLimit: limits.data_line, timeoutMs: this.dataTimeoutMs(), into: held });
     this.link.stopKeepalive();
     if (d.kind === 'eof') throw new EndSession();
     if (d.kind === 'timeout') {
@@ -491,6 +524,10 @@ export class GateSession {
     if (d.bareLf || d.bareCr) await this.doorFail('bare_lf', `message with a bare ${d.bareLf ? 'LF' : 'CR'}${d.bareLf && d.bareCr ? ' and a bare CR' : ''}`);
     if (this.enforced) return endOfData(this.enforced);
     if (d.tooBig) return endOfData(reply(552, '5.3.4 Error: message file too big'));
+    if (d.overBudget) {
+      this.memoryFull('end of DATA', d.size);
+      return endOfData(NO_MEMORY);
+    }
     if (d.longLine) return endOfData(reply(554, `5.6.0 Error: message has a line longer than ${limits.data_line} characters`));
 
     this.env.message = d.message;
@@ -541,6 +578,15 @@ export class GateSession {
       throw new EndSession();
     }
     await this.error(reply(502, '5.5.1 Error: command not implemented (CHUNKING is not offered); chunk discarded'));
+  }
+
+  /** The log line of a message refused for the memory budget (a limit hit). */
+  private memoryFull(at: string, bytes: number): void {
+    const m = this.ctx.memory;
+    this.log.info(
+      { limit: 'memory_mb', at, bytes, usedBytes: m.used, limitBytes: m.limit },
+      `message memory budget full (limit: memory_mb ${Math.round(m.limit / 1048576)}): 452 4.3.1 at ${at}`,
+    );
   }
 
   /** The message without incoming copies of the result headers we write (RFC 8601 §5); logged when there were any. */
@@ -844,6 +890,7 @@ export class GateSession {
     const backendHadOne = this.inTransaction;
     this.inTransaction = false;
     this.accepted = [];
+    this.declaredSize = undefined;
     this.env.from = undefined;
     this.env.rcpts = [];
     this.env.message = undefined;
