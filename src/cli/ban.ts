@@ -29,7 +29,7 @@ function banRows(bans: Ban[], now: number): string[][] {
 }
 
 export function banAdd(cidr: string, opts: BanAddOptions, io: CommandIo = processIo): Promise<number> {
-  return withStore(opts, io, async (store) => {
+  return withStore(opts, io, async (store, _config, io) => {
     const durationSeconds = opts.duration !== undefined ? parseDuration(opts.duration, '--duration') : undefined;
     const user = process.env.SUDO_USER ?? process.env.USER ?? 'unknown';
     const r = await store.ban({ cidr, reason: opts.reason ?? '', category: opts.category ?? 'manual', source: `cli:${user}`, durationSeconds });
@@ -45,7 +45,7 @@ export function banAdd(cidr: string, opts: BanAddOptions, io: CommandIo = proces
 }
 
 export function banDel(cidr: string, opts: StoreCommandOptions, io: CommandIo = processIo): Promise<number> {
-  return withStore(opts, io, async (store) => {
+  return withStore(opts, io, async (store, _config, io) => {
     const done = await store.unban(cidr);
     if (opts.json) printJson(io, { cidr, deleted: done });
     else if (done) io.stdout.write(`${cidr}: ban lifted\n`);
@@ -55,7 +55,7 @@ export function banDel(cidr: string, opts: StoreCommandOptions, io: CommandIo = 
 }
 
 export function banList(opts: BanListOptions, io: CommandIo = processIo): Promise<number> {
-  return withStore(opts, io, async (store) => {
+  return withStore(opts, io, async (store, _config, io) => {
     const limit = positiveInt(opts.limit, '--limit') ?? 1000;
     const bans = await store.listBans({ category: opts.category, limit });
     if (opts.json) printJson(io, bans);
@@ -67,7 +67,7 @@ export function banList(opts: BanListOptions, io: CommandIo = processIo): Promis
 
 /** The ban on exactly this CIDR; for a bare IP, the ban that covers it. */
 export function banShow(cidr: string, opts: StoreCommandOptions, io: CommandIo = processIo): Promise<number> {
-  return withStore(opts, io, async (store) => {
+  return withStore(opts, io, async (store, _config, io) => {
     if (cidr.trim() === '') throw new InputError('ban show: expected an IP or CIDR');
     const ban = (await store.showBan(cidr)) ?? (cidr.includes('/') ? undefined : await store.getBan(cidr));
     if (opts.json) printJson(io, ban ?? null);

@@ -16,7 +16,7 @@ function state(e: GreyEntry): string {
 }
 
 export function greyList(opts: GreyListOptions, io: CommandIo = processIo): Promise<number> {
-  return withStore(opts, io, async (store) => {
+  return withStore(opts, io, async (store, _config, io) => {
     const limit = positiveInt(opts.limit, '--limit') ?? 1000;
     const entries = await store.greyList({ limit });
     if (opts.json) printJson(io, entries);
@@ -31,7 +31,7 @@ export function greyList(opts: GreyListOptions, io: CommandIo = processIo): Prom
 
 /** Delete one triplet (its key as `grey list` shows it), or every triplet last seen from an IP or inside a CIDR. */
 export function greyDel(key: string, opts: StoreCommandOptions, io: CommandIo = processIo): Promise<number> {
-  return withStore(opts, io, async (store) => {
+  return withStore(opts, io, async (store, _config, io) => {
     if (key.trim() === '') throw new InputError('grey del: expected a key (origin|sender|recipient) or an IP/CIDR');
     const n = key.includes('|') ? ((await store.greyDelete(key)) ? 1 : 0) : await store.greyDeleteByClient(key);
     if (opts.json) printJson(io, { key, deleted: n });

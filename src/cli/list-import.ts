@@ -14,7 +14,7 @@ import { InputError } from './check.js';
 import { printJson, processIo, runCommand, storeOptions, withStore, type CommandIo, type StoreCommandOptions } from './store-command.js';
 
 export function listImportAccept(name: string, opts: StoreCommandOptions, io: CommandIo = processIo): Promise<number> {
-  return withStore(opts, io, async (store, config) => {
+  return withStore(opts, io, async (store, config, io) => {
     const sources = importSources(config.intel);
     const src = sources.find((s) => s.name === name);
     if (!src) {

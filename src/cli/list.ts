@@ -30,7 +30,7 @@ function entryRow(e: ListEntry): string[] {
 }
 
 export function listAdd(name: string, entry: string, opts: ListAddOptions, io: CommandIo = processIo): Promise<number> {
-  return withStore(opts, io, async (store, config) => {
+  return withStore(opts, io, async (store, config, io) => {
     const expiresAt = opts.expires !== undefined ? parseUntil(opts.expires, Date.now(), '--expires') : undefined;
     const kind = kindOf(opts.kind) ?? store.lookup.listKind(name) ?? inferKind(entry);
     if (kind === 'asn' && config.asn.table === null) {
@@ -45,7 +45,7 @@ export function listAdd(name: string, entry: string, opts: ListAddOptions, io: C
 }
 
 export function listDel(name: string, entry: string, opts: StoreCommandOptions, io: CommandIo = processIo): Promise<number> {
-  return withStore(opts, io, async (store) => {
+  return withStore(opts, io, async (store, _config, io) => {
     const done = await store.listDel(name, entry);
     if (opts.json) printJson(io, { list: name, entry, deleted: done });
     else if (done) io.stdout.write(`deleted ${entry} from list ${name}\n`);
@@ -56,7 +56,7 @@ export function listDel(name: string, entry: string, opts: StoreCommandOptions, 
 
 /** The entries of one list, or (no name) every list with its kind and size. */
 export function listShow(name: string | undefined, opts: StoreCommandOptions, io: CommandIo = processIo): Promise<number> {
-  return withStore(opts, io, async (store) => {
+  return withStore(opts, io, async (store, _config, io) => {
     if (name === undefined) {
       const lists = await store.listNames();
       if (opts.json) printJson(io, lists);

@@ -54,7 +54,7 @@ function wouldHaveText(e: DecisionEvent): string {
 }
 
 export function log(opts: LogOptions, io: CommandIo = processIo): Promise<number> {
-  return withStore(opts, io, async (store) => {
+  return withStore(opts, io, async (store, _config, io) => {
     const events = await store.queryEvents(logQuery(opts, Date.now()));
     if (opts.json) printJson(io, events);
     else if (events.length === 0) io.stdout.write('no decisions match\n');

@@ -7,6 +7,7 @@ import { loadConfig, type Config } from '../config/load.js';
 import { InvalidEntryError, StoreUnavailableError, type Store } from '../store/index.js';
 import { InputError } from './check.js';
 import { openConfiguredStore } from './store.js';
+import { printable, printableStream } from './terminal-text.js';
 
 export interface StoreCommandOptions {
   config?: string;
@@ -45,17 +46,19 @@ export function storeOptions(cmd: Command): Command {
 export async function withStore(
   opts: StoreCommandOptions,
   io: CommandIo,
-  body: (store: Store, config: Config) => Promise<number>,
+  body: (store: Store, config: Config, io: CommandIo) => Promise<number>,
 ): Promise<number> {
   const config = loadConfig(opts.config);
   if (opts.dataDir !== undefined) config.data_dir = opts.dataDir;
+  // Everything shown comes from the store, where clients and log lines put it: never raw on a terminal.
+  const safe: CommandIo = { stdout: printableStream(io.stdout, opts.json === true), stderr: printableStream(io.stderr) };
   let store: Store | undefined;
   try {
     store = await openConfiguredStore(config);
-    return await body(store, config);
+    return await body(store, config, safe);
   } catch (e) {
     if (e instanceof InputError || e instanceof InvalidEntryError || e instanceof StoreUnavailableError) {
-      io.stderr.write(`frontline: ${e.message}\n`);
+      safe.stderr.write(`frontline: ${e.message}\n`);
       return 1;
     }
     throw e;
@@ -64,8 +67,9 @@ export async function withStore(
   }
 }
 
-/** Aligned columns; the last column is not padded. */
-export function columns(head: string[], rows: string[][]): string {
+/** Aligned columns; the last column is not padded. Every cell is escaped (printable()), so a newline or an escape sequence in the data cannot break a row. */
+export function columns(head: string[], rawRows: string[][]): string {
+  const rows = rawRows.map((r) => r.map(printable));
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (r: string[]) =>
     r
