@@ -210,13 +210,12 @@ export function table(r: CheckResult): string {
     .filter(Boolean)
     .join(', ');
   lines.push(`${who} — stage ${r.stage}`);
-  const reply = r.code !== undefined ? ` ${r.code}${r.status ? ` ${r.status}` : ''}${r.text ? ` ${r.text}` : ''}` : '';
-  lines.push(`verdict   ${r.action.toUpperCase()}${reply}`);
-  lines.push(`rule      ${r.rule}`);
+  lines.push(`verdict   ${verdictLine(r)}`);
+  lines.push(`rule      ${ruleLine(r)}`);
   lines.push(`postfix   action=${r.postfix}`);
   if (r.score !== undefined) lines.push(`score     ${r.score}`);
   for (const w of r.wouldHave ?? []) lines.push(`test mode rule ${w.rule} would have: ${w.action}${w.code ? ` ${w.code}` : ''}${w.text ? ` ${w.text}` : ''}`);
-  for (const rr of r.recipients ?? []) lines.push(`rcpt      <${rr.rcpt}>: ${rr.action.toUpperCase()}${rr.code ? ` ${rr.code}` : ''} (rule ${rr.rule})`);
+  for (const rr of r.recipients ?? []) lines.push(`rcpt      <${rr.rcpt}>: ${outcomeWord(rr.action)}${rr.code ? ` ${rr.code}` : ''} (rule ${rr.rule})`);
   for (const [name, value] of r.headers) lines.push(`header    ${name}: ${value}`);
   lines.push('');
   const rows = r.evidence.map((e) => [e.check, e.result, e.ms.toFixed(1), e.detail]);
@@ -229,4 +228,31 @@ export function table(r: CheckResult): string {
   for (const row of rows) lines.push(fmt(row));
   if (rows.length === 0) lines.push('(no evidence was needed)');
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * What the admin reads first. A `continue` verdict is a pass — nothing refused
+ * the message (rule `default`), or a rule can only decide at a later stage —
+ * and Postfix hears DUNNO (or PREPEND, a pass that adds a header), not
+ * "CONTINUE".
+ */
+function verdictLine(r: CheckResult): string {
+  const reply = r.code !== undefined ? ` ${r.code}${r.status ? ` ${r.status}` : ''}${r.text ? ` ${r.text}` : ''}` : '';
+  const gets = r.postfix.startsWith('PREPEND ') ? 'PREPEND (a pass that adds a header)' : r.postfix.split(' ')[0];
+  if (r.action === 'continue') {
+    return r.rule === 'default' ? `PASS: no rule refused it (Postfix gets ${gets})` : `PASS for now: rule ${r.rule} decides at a later stage (Postfix gets ${gets})`;
+  }
+  if (r.action === 'accept') return `ACCEPT (Postfix gets ${gets})`;
+  if (r.action === 'tag') return `PASS, tagged${r.text ? `: ${r.text}` : ''} (Postfix gets ${gets})`;
+  return `${r.action.toUpperCase()}${reply}`;
+}
+
+function ruleLine(r: CheckResult): string {
+  if (r.action === 'continue' && r.rule === 'default') return 'none (every rule let it through)';
+  if (r.action === 'continue') return `${r.rule} (not decidable at stage ${r.stage})`;
+  return r.rule;
+}
+
+function outcomeWord(action: Verdict['action']): string {
+  return action === 'continue' ? 'PASS' : action.toUpperCase();
 }

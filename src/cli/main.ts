@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { ConfigError } from '../config/load.js';
+import { defaultDataDir } from '../config/schema.js';
 import { STAGES } from '../core/types.js';
 import { check, InputError } from './check.js';
 import { configCheck } from './config-check.js';
@@ -44,12 +45,12 @@ const program = new Command('frontline')
 
 program
   .command('serve')
-  .description('run the Postfix policy server (defaults: 127.0.0.1:10040, data in ./data)')
+  .description(`run the Postfix policy server (defaults: 127.0.0.1:10040, data in ${defaultDataDir()}${process.getuid?.() === 0 ? '' : ', /var/lib/frontline as root'})`)
   .option('-c, --config <file>', 'YAML config file (default: embedded defaults)')
   .option('--policy-listen <host:port>', 'policy server TCP address (env FRONTLINE_POLICY_LISTEN)')
   .option('--policy-socket <path>', 'also listen on this unix socket')
   .option('--dns <servers>', 'DNS servers, comma-separated host[:port] (env FRONTLINE_DNS)')
-  .option('--data-dir <dir>', 'state directory (created if missing)')
+  .option('--data-dir <dir>', `state directory, created if missing (default: data_dir, else ${defaultDataDir()})`)
   .option('--gate-listen <host:port>', 'run the SMTP gate on this address (overrides gate.listen)')
   .option('--gate-backend <host:port>', "the gate's backend MTA (overrides gate.backend)")
   .option('--workers <n>', 'worker processes sharing the listening sockets: a number or auto (one per CPU); overrides workers')

@@ -161,7 +161,7 @@ export const configSchema = z.strictObject({
       policy_socket: z.string().min(1).nullable().default(null),
     }),
   ),
-  data_dir: z.string().min(1).default(() => (process.getuid?.() === 0 ? '/var/lib/frontline' : './data')),
+  data_dir: z.string().min(1).default(defaultDataDir),
   /** `frontline serve` processes (src/cli/cluster.ts): a number, or auto = one per CPU. */
   workers: z.union([posInt, z.literal('auto')], { message: 'expected a whole number >= 1 or "auto"' }).default(1),
   log: section(
@@ -268,6 +268,11 @@ export const configSchema = z.strictObject({
 export type Config = z.output<typeof configSchema>;
 export type RuleConfig = z.output<typeof ruleSchema>;
 export type ListConfig = z.output<typeof listSchema>;
+
+/** Where state lives when data_dir is not set: /var/lib/frontline as root (the systemd StateDirectory), else ./data. */
+export function defaultDataDir(): string {
+  return process.getuid?.() === 0 ? '/var/lib/frontline' : './data';
+}
 
 /** The authserv-id to use when the config leaves it null. */
 export function defaultAuthservId(): string {

@@ -56,9 +56,23 @@ export interface EvaluatorOptions {
    * 0: none.
    */
   deadlineMs?: number;
+  /**
+   * Checks that give Authentication-Results methods and that the rules use
+   * (spf, spf_helo, fcrdns): an accepting verdict's header waits for their
+   * evidence still coming and takes it from the shared cache when it is there.
+   */
+  headerChecks?: readonly string[];
 }
 
 const REFUSING: ReadonlySet<Action> = new Set(['reject', 'defer', 'tarpit']);
+
+/**
+ * Longest an accepting verdict waits for header evidence still coming (an SPF
+ * lookup started beside the MX match that decided): an answer that comes at
+ * all comes well within it, while a lookup that times out takes seconds the
+ * decision does not have (issue 17) — the header then goes without it.
+ */
+const HEADER_WAIT_MS = 1000;
 
 /**
  * One check's evidence for the envelope fields it depends on (see slotFits):
@@ -118,6 +132,11 @@ export class EvidenceMemo {
 
   peek(check: RegisteredCheck, env: Envelope): Evidence | undefined {
     return this.find(check, env)?.evidence;
+  }
+
+  /** The evidence still being computed for this envelope, if any. */
+  pendingOf(check: RegisteredCheck, env: Envelope): Promise<Evidence> | undefined {
+    return this.find(check, env)?.pending;
   }
 
   /**
@@ -292,12 +311,20 @@ class Walk {
    * never a refusal). The check itself runs on and is memoised, so a later
    * stage may still use its answer.
    */
-  private bounded(check: string, pending: Promise<Evidence>): Promise<Evidence> {
+  bounded(check: string, pending: Promise<Evidence>): Promise<Evidence> {
     const ms = this.opts.deadlineMs;
     if (!ms) return pending;
     const d = (this.deadline ??= new Deadline(ms, this.opts.clock));
     if (d.passed) return Promise.resolve(this.cutOff(check, ms));
     return Promise.race([pending, d.promise.then(() => this.cutOff(check, ms))]);
+  }
+
+  /** `pending` settled, or the deadline passed (nothing is recorded: a header just goes without it). */
+  untilDeadline(pending: Promise<Evidence>): Promise<unknown> {
+    const ms = this.opts.deadlineMs;
+    if (!ms) return pending;
+    const d = (this.deadline ??= new Deadline(ms, this.opts.clock));
+    return d.passed ? Promise.resolve() : Promise.race([pending, d.promise]);
   }
 
   private cutOff(check: string, ms: number): Evidence {
@@ -319,7 +346,7 @@ class Walk {
   }
 
   /** Is the check's data there at this stage? Message checks the frontend cannot see resolve at once. */
-  private available(check: RegisteredCheck): boolean {
+  available(check: RegisteredCheck): boolean {
     if (check.needsMessage && !this.memo.seesMessage) return true;
     return stageIndex(check.stage) <= stageIndex(this.stage);
   }
@@ -381,8 +408,9 @@ class Walk {
   private judge(c: Extract<Condition, { kind: 'result' | 'field' }>, ev: Evidence): TV {
     if (c.kind === 'result') {
       const hit = c.results.includes(ev.result);
-      // A leaf that asks about temperror itself is answered; any other meets a fault.
-      if (ev.result === 'temperror' && !hit) {
+      // A leaf that asks about temperror itself is answered; any other meets a fault. Evidence the
+      // deadline cut off is no answer at all: a fault even for `CHECK=temperror` (451 4.3.0).
+      if (ev.result === 'temperror' && (!hit || ev.data?.deadline === true)) {
         this.faults.push(ev);
         return 'fault';
       }
@@ -574,6 +602,8 @@ export function evaluateRulesNow(
   }
 }
 
+type VerdictCore = Omit<Verdict, 'headers' | 'evidence' | 'stage' | 'score' | 'wouldHave'>;
+
 /** One walk's state across its rules: the score walk, test-mode findings, and how a verdict is made. */
 class RuleWalk {
   readonly walk: Walk;
@@ -592,15 +622,16 @@ class RuleWalk {
   /** Continue from rule `at`, whose value is still coming. */
   async resume(at: number, pending: Promise<TV>): Promise<Verdict> {
     try {
+      // `await`, not the promise: the deadline must outlive a verdict still completing its header.
       let verdict = this.decide(this.rules[at], await pending);
-      if (verdict) return verdict;
+      if (verdict) return await verdict;
       for (let i = at + 1; i < this.rules.length; i++) {
         this.walk.faults = [];
         const tv = this.walk.eval(this.rules[i].cond);
         verdict = this.decide(this.rules[i], typeof tv === 'string' ? tv : await tv);
-        if (verdict) return verdict;
+        if (verdict) return await verdict;
       }
-      return this.finish({ action: 'continue', rule: 'default' });
+      return await this.finish({ action: 'continue', rule: 'default' });
     } catch (e) {
       return this.crashed(e);
     } finally {
@@ -609,7 +640,7 @@ class RuleWalk {
   }
 
   /** What rule `rule` does with its condition's value: a verdict, or undefined to go on to the next rule. */
-  decide(rule: CompiledRule, v: TV): Verdict | undefined {
+  decide(rule: CompiledRule, v: TV): Verdict | Promise<Verdict> | undefined {
     const { memo, opts, wouldHave, walk } = this;
     const ruleStage = memo.seesMessage ? rule.stageSeen : rule.stageUnseen;
     const early = stageIndex(this.stage) < stageIndex(ruleStage);
@@ -655,10 +686,47 @@ class RuleWalk {
       const c = opts.checks.get(check);
       return c ? memo.peek(c, env) : undefined;
     };
-    return buildReply(rule, templateValues(env, { rule: rule.name, stage: this.stage, score: this.walk.score }, evidenceOf));
+    return buildReply(rule, templateValues(env, { rule: rule.name, stage: this.stage, score: this.walk.score, seesMessage: memo.seesMessage }, evidenceOf));
   }
 
-  finish(v: Omit<Verdict, 'headers' | 'evidence' | 'stage' | 'score' | 'wouldHave'>): Verdict {
+  /**
+   * The verdict, its header naming every method whose evidence is known or
+   * cached for the message (issue 17: a cached MX match decided first and
+   * Authentication-Results left out the spf=pass still being computed).
+   * Evidence of a header check still coming is waited for, at most
+   * HEADER_WAIT_MS and within the decision's deadline; evidence in the
+   * shared cache is taken. Synchronous when there is nothing to wait for.
+   */
+  finish(v: VerdictCore): Verdict | Promise<Verdict> {
+    const names = this.opts.headerChecks;
+    if (!names || names.length === 0 || !(v.action === 'accept' || v.action === 'tag' || v.action === 'continue') || !this.opts.headers.authenticationResults) {
+      return this.build(v);
+    }
+    let waiting: Array<Promise<unknown>> | undefined;
+    for (let i = 0; i < names.length; i++) {
+      const check = this.opts.checks.get(names[i]);
+      if (!check || !this.walk.available(check) || this.memo.peek(check, this.env)) continue;
+      const pending = this.memo.pendingOf(check, this.env) ?? (this.memo.ready(check, this.env) ? undefined : this.memo.pendingOf(check, this.env));
+      if (pending) (waiting ??= []).push(this.walk.untilDeadline(pending));
+    }
+    if (!waiting) return this.build(v);
+    const all = waiting;
+    return new Promise<Verdict>((resolve) => {
+      let over = false;
+      const done = (): void => {
+        if (over) return;
+        over = true;
+        cancel();
+        this.walk.stopDeadline();
+        resolve(this.build(v));
+      };
+      // Neither fires synchronously: `cancel` is set before `done` can run.
+      const cancel = afterOn(this.opts.clock, HEADER_WAIT_MS, done);
+      Promise.all(all).then(done, done);
+    });
+  }
+
+  private build(v: VerdictCore): Verdict {
     const evidence = this.memo.current(this.env);
     // What the deadline cut off is part of the decision: the log shows which check never answered.
     for (const t of this.walk.timedOut ?? []) if (!evidence.some((e) => e.check === t.check)) evidence.push(t);

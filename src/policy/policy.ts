@@ -13,6 +13,9 @@ import type { Store } from '../store/types.js';
 import { LIST_PREFIX } from './catalog.js';
 import { EvidenceCache } from './evidence-cache.js';
 
+/** Checks whose evidence gives an Authentication-Results method before the message (DKIM, DMARC come at its end). */
+const HEADER_CHECKS = ['spf', 'spf_helo', 'fcrdns'] as const;
+
 export interface PolicyDeps {
   resolver: Resolver;
   clock?: Clock;
@@ -92,6 +95,8 @@ export class Policy {
     const rules: CompiledRule[] = [];
     const skipped: SkippedRule[] = [];
     for (const r of ruleConfigs) {
+      // The shipped rule naming a sender-domain DNS fault defers; an admin who asked faults to continue gets none.
+      if (isDefault && r.name === 'sender-domain-fault' && cfg.policy.on_fault === 'continue') continue;
       const cond = parseCondition(r.if);
       const names = checksOf(cond);
       if (deps.store) {
@@ -139,6 +144,9 @@ export class Policy {
         stageUnseen: stageOf(false),
       });
     }
+    // Authentication-Results methods the rules compute (src/policy/evaluate.ts, RuleWalk.finish).
+    const named = new Set(rules.flatMap((r) => checksOf(r.cond)));
+    opts.headerChecks = HEADER_CHECKS.filter((c) => named.has(c));
     const policy = new Policy(rules, registry, opts, deps);
     policy.skipped.push(...skipped);
     for (const w of registry.warnings) {

@@ -6,7 +6,7 @@
 import { CHECKS, isListCheck, LIST_NAME_RE, LIST_PREFIX } from './catalog.js';
 import { suggest } from './condition.js';
 
-export const TEMPLATE_VARS = ['ip', 'helo', 'from', 'from_domain', 'rcpt', 'rule', 'stage', 'score', 'client_name'] as const;
+export const TEMPLATE_VARS = ['ip', 'helo', 'from', 'from_domain', 'rcpt', 'rule', 'stage', 'score', 'client_name', 'dkim_option'] as const;
 export type TemplateVar = (typeof TEMPLATE_VARS)[number];
 
 export interface TemplateValues {
@@ -16,7 +16,7 @@ export interface TemplateValues {
 }
 
 /** Values that may hold an SMTPUTF8 sender's U-labels (RFC 6531 addresses); the HELO name and the rest stay ASCII. */
-const UNICODE_VARS: ReadonlySet<string> = new Set(['from', 'from_domain', 'rcpt']);
+const UNICODE_VARS: ReadonlySet<string> = new Set(['from', 'from_domain', 'rcpt', 'dkim_option']);
 
 const VAR_RE = /\{\{|\}\}|\{([^{}]*)\}/g;
 /** Longest value substituted for one variable; SMTP reply lines are short. */

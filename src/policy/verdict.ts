@@ -55,23 +55,26 @@ function clip(text: string): string {
 /** The values templates see for this envelope and evidence. */
 export function templateValues(
   env: Envelope,
-  extra: { rule: string; stage: Stage; score: number },
+  extra: { rule: string; stage: Stage; score: number; seesMessage?: boolean },
   evidence: (check: string) => Evidence | undefined,
 ): TemplateValues {
   const names = evidence('fcrdns')?.data?.names;
   const confirmed = Array.isArray(names) && typeof names[0] === 'string' ? names[0] : undefined;
+  const fromDomain = displayDomainOf(env.from);
   return {
     vars: {
       ip: env.clientIp,
       helo: env.helo ?? '',
       from: env.from === '' ? '<>' : (env.from ?? ''),
       // As the sender wrote it: a U-label for an SMTPUTF8 sender, who can read one.
-      from_domain: displayDomainOf(env.from) ?? (env.from === '' ? '<>' : ''),
+      from_domain: fromDomain ?? (env.from === '' ? '<>' : ''),
       rcpt: env.rcpts[env.rcpts.length - 1] ?? '',
       rule: extra.rule,
       stage: extra.stage,
       score: String(extra.score),
       client_name: env.clientPtr ?? confirmed ?? 'unknown',
+      // DKIM can authorise only where the message is seen (the gate); the Postfix policy server never sees it.
+      dkim_option: extra.seesMessage && fromDomain ? `, sign it with a DKIM key of ${fromDomain}` : '',
     },
     evidence,
   };

@@ -42,7 +42,10 @@ describe('frontline CLI', () => {
   test('check (table): the provider with a bad HELO passes on SPF and gets result headers', async () => {
     const r = await runCli(['check', '--dns', dns.server, '--ip', '198.51.100.10', '--helo', 'out-of-sync.bigprovider.test', '--from', 'alice@bigprovider.test', '--rcpt', 'u@dest.test']);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^verdict\s+(CONTINUE|ACCEPT)/m);
+    // issue 17: a pass is called a pass, with what Postfix gets — not CONTINUE / rule default.
+    assert.match(r.stdout, /^verdict\s+PASS: no rule refused it \(Postfix gets PREPEND \(a pass that adds a header\)\)$/m);
+    assert.match(r.stdout, /^rule\s+none \(every rule let it through\)$/m);
+    assert.doesNotMatch(r.stdout, /CONTINUE|rule\s+default/);
     assert.match(r.stdout, /^postfix\s+action=PREPEND Authentication-Results: .*spf=pass smtp\.mailfrom=bigprovider\.test/m);
     assert.match(r.stdout, /^spf\s+pass\s/m);
     assert.match(r.stdout, /^check\s+result\s+ms\s+detail$/m);

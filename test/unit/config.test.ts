@@ -177,7 +177,7 @@ describe('frontline.example.yaml', () => {
     );
     assert.deepEqual(
       policy.rules.map((r) => r.name),
-      ['authenticated', 'my-networks', 'sender-fqdn', 'unknown-sender-domain', 'multi-recipient-bounce', 'sender-authorised'],
+      ['authenticated', 'my-networks', 'sender-domain-fault', 'sender-fqdn', 'unknown-sender-domain', 'multi-recipient-bounce', 'sender-authorised'],
     );
   });
 

@@ -128,6 +128,8 @@ describe('headline cases (default policy)', () => {
     assert.equal(v.code, 451);
     assert.equal(v.status, '4.4.3');
     assert.match(v.text ?? '', /^temporary failure: sender_domain: /);
+    // issue 17: under its own rule name, not as a fault of sender-fqdn.
+    assert.equal(v.rule, 'sender-domain-fault');
   });
 
   test('an authenticated client is accepted even from a forging position', async () => {
