@@ -2,11 +2,11 @@
 // the Postfix policy server (and the gate) until SIGTERM/SIGINT. Every
 // decision goes to the store's decision log.
 
-import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { loadConfig } from '../config/load.js';
 import { parseListenAddress } from '../config/address.js';
+import { SOCKET_MODE, secureDataDir, secureSocket } from './file-modes.js';
 import { createLogger } from '../log.js';
 import { PolicyServer } from '../postfix/policy-server.js';
 import { buildRuntime, splitList } from './runtime.js';
@@ -42,7 +42,7 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
   if (opts.dataDir !== undefined) config.data_dir = opts.dataDir;
   const logger = createLogger({ level: config.log.level, file: config.log.file });
   const dataDir = resolve(config.data_dir);
-  mkdirSync(dataDir, { recursive: true });
+  secureDataDir(dataDir, config.file_group, logger.child({ room: 'files' }));
 
   let store: Store;
   try {
@@ -84,7 +84,10 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
   let policyAddress: AddressInfo;
   try {
     policyAddress = await server.listenTcp(listen.host, listen.port);
-    if (config.listen.policy_socket) await server.listenUnix(config.listen.policy_socket);
+    if (config.listen.policy_socket) {
+      await server.listenUnix(config.listen.policy_socket, SOCKET_MODE);
+      secureSocket(config.listen.policy_socket, config.file_group, logger.child({ room: 'files' }));
+    }
   } catch (err) {
     await server.close(0);
     runtime.close();

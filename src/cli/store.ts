@@ -3,10 +3,11 @@
 // ban made from the command line is enforced by the running server (SQLite:
 // within its change-poll interval, 0.5 s; Redis: at once, through pub/sub).
 
-import { mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Config } from '../config/load.js';
 import type { Clock } from '../core/types.js';
+import { secureDataDir } from './file-modes.js';
+import { eventsPathFor } from '../store/sqlite/events-file.js';
 import { openStore, type Store, type StoreConfig, type StoreLogger } from '../store/index.js';
 
 export interface OpenStoreOptions {
@@ -34,9 +35,15 @@ export function neverBanOf(config: Config): string[] {
 
 export async function openConfiguredStore(config: Config, opts: OpenStoreOptions = {}): Promise<Store> {
   const cfg = storeConfigOf(config, opts.memory);
-  if (cfg.backend === 'sqlite' && cfg.path !== ':memory:') mkdirSync(dirname(cfg.path), { recursive: true });
+  // The store's directory (the data directory by default): 0750, its files 0640, whoever opens it first.
+  // In the data directory every file is ours; elsewhere only the store's own files are. Again once open: the files it made.
+  const secure =
+    cfg.backend === 'sqlite' && cfg.path !== ':memory:'
+      ? () => secureDataDir(dirname(cfg.path), config.file_group, opts.logger, dirname(cfg.path) === resolve(config.data_dir) ? undefined : [cfg.path, eventsPathFor(cfg.path)])
+      : () => {};
+  secure();
   const b = config.store.bans;
-  return openStore(cfg, {
+  const store = await openStore(cfg, {
     clock: opts.clock,
     logger: opts.logger,
     banPolicy: { baseSeconds: b.base_s, factor: b.factor, maxSeconds: b.max_s, jitter: b.jitter, forgetAfterSeconds: b.forget_after_s },
@@ -46,6 +53,8 @@ export async function openConfiguredStore(config: Config, opts: OpenStoreOptions
     neverBanLists: ['allow'],
     purgeIntervalSeconds: opts.purge ? config.store.purge_interval_s : 0,
   });
+  secure();
+  return store;
 }
 
 /** Apply the decision log's retention (store.events). */

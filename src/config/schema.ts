@@ -162,6 +162,8 @@ export const configSchema = z.strictObject({
     }),
   ),
   data_dir: z.string().min(1).default(defaultDataDir),
+  /** Group of the data directory, its files and the policy socket (a name or gid; null = the process's own). Modes: 0750 / 0640 / 0660. */
+  file_group: z.union([z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]{0,31}$|^\d+$/, { message: 'expected a group name or number' }), z.number().int().nonnegative()]).nullable().default(null),
   /** `frontline serve` processes (src/cli/cluster.ts): a number, or auto = one per CPU. */
   workers: z.union([posInt, z.literal('auto')], { message: 'expected a whole number >= 1 or "auto"' }).default(1),
   log: section(

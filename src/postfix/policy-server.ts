@@ -89,7 +89,7 @@ export class PolicyServer {
   }
 
   /** Listen on a unix socket, replacing a stale socket file but never a live one. */
-  async listenUnix(path: string, mode = 0o666): Promise<void> {
+  async listenUnix(path: string, mode = 0o660): Promise<void> {
     // In a cluster worker the socket is the primary's, shared by every worker (it removed a stale file).
     if (!cluster.isWorker) await removeStaleSocket(path);
     const server = this.makeServer();
