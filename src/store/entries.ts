@@ -3,7 +3,7 @@
 
 import { domainToASCII } from 'node:url';
 import { InvalidEntryError } from './errors.js';
-import { exactNetwork, formatNetwork, parseNetwork } from './ip.js';
+import { canonicalCidr, exactNetwork, formatNetwork, parseNetwork } from './ip.js';
 import { LIST_KINDS, type ListKind } from './types.js';
 
 const LIST_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
@@ -49,12 +49,13 @@ export function canonicalAddress(text: string): string {
   return `${a.slice(0, at)}@${canonicalDomain(a.slice(at + 1))}`;
 }
 
-/** Canonical text of an entry of a list of this kind; throws InvalidEntryError. */
-export function canonicalEntry(kind: ListKind, text: string): string {
+/** Canonical text of an entry of a list of this kind; throws InvalidEntryError. `exact`: refuse an IP network with host bits set. */
+export function canonicalEntry(kind: ListKind, text: string, exact = true): string {
   switch (kind) {
     case 'ip':
-      // Strict: "192.0.2.9/24" is refused with the network it would be, not silently widened.
-      return formatNetwork(exactNetwork(text));
+      // Typed by a person (list add): "192.0.2.9/24" is refused with the network it would be, not silently
+      // widened. List files clear host bits, as published lists mean them (exact = false).
+      return exact ? formatNetwork(exactNetwork(text)) : canonicalCidr(text);
     case 'domain':
       return canonicalDomain(text);
     case 'asn':

@@ -17,7 +17,7 @@ export function parseListText(text: string, kind: ListKind, file = '<text>'): { 
   const bad: BadLine[] = [];
   for (const { line, entry } of listLines(text, /(^|\s)#.*$/)) {
     try {
-      seen.add(canonicalEntry(kind, entry));
+      seen.add(canonicalEntry(kind, entry, false));
     } catch (e) {
       if (!(e instanceof InvalidEntryError)) throw e;
       bad.push({ file, line, text: entry.slice(0, 200), why: e.message });
