@@ -61,6 +61,7 @@ export class RelayGuard {
   /** The latest finished test's result. */
   last: RelayTestResult | undefined;
   private stopped = false;
+  private inFlight: BackendConnection | undefined;
   private readonly backendName: string;
 
   constructor(
@@ -82,9 +83,11 @@ export class RelayGuard {
     });
   }
 
+  /** No more tests; one in flight is cut off (a hanging backend must not hold the process open). */
   stop(): void {
     this.stopped = true;
     this.timer?.cancel();
+    this.inFlight?.destroy();
   }
 
   /** Run a test now (or join the one running), apply its result and schedule the next. */
@@ -140,6 +143,8 @@ export class RelayGuard {
         connectTimeoutMs: opts.connect_timeout_ms,
         commandTimeoutMs: opts.command_timeout_s * 1000,
       });
+      this.inFlight = conn;
+      if (this.stopped) conn.destroy();
       await introduce(conn, 'xclient', FACTS, this.hostname, this.backendName);
       const mail = await conn.command('MAIL FROM:<>');
       if (mail.code < 200 || mail.code > 299) return { kind: 'inconclusive', detail: `the backend refused MAIL FROM:<> from ${RELAY_TEST_CLIENT}: ${replyText(mail)}` };
@@ -152,6 +157,7 @@ export class RelayGuard {
       if (e.kind === 'identity') this.logger.error({ backend: this.backendName, relay_test: true }, e.message);
       return { kind: 'inconclusive', detail: e.message, logged: e.kind === 'identity' };
     } finally {
+      this.inFlight = undefined;
       await conn?.quit();
     }
   }

@@ -278,6 +278,38 @@ describe('relay self-test', () => {
   });
 });
 
+describe('relay self-test and shutdown', () => {
+  test('closing the gate cuts off a self-test the backend never answers', async () => {
+    let closedAt = 0;
+    const mute = net.createServer((sock) => {
+      sock.write('220 mute ESMTP\r\n'); // then silence: EHLO is read, never answered
+      sock.resume();
+      sock.on('close', () => (closedAt = Date.now()));
+      sock.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => mute.listen(0, '127.0.0.1', () => r()));
+    const { startGate } = await import('../../src/gate/server.js');
+    const { scriptedPolicy } = await import('../helpers/gate-world.js');
+    const pino = (await import('pino')).default;
+    const gate = await startGate({
+      config: { hostname: 'gate.test', greet_wait_ms: 0 },
+      policy: scriptedPolicy(),
+      logger: pino({ level: 'silent' }),
+      listen: '127.0.0.1:0',
+      backend: `127.0.0.1:${(mute.address() as net.AddressInfo).port}`,
+      scheduler: new ManualScheduler(),
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(gate.relay?.first, 'the first test waits for EHLO');
+    const t0 = Date.now();
+    await gate.close();
+    // Without the cut the connection would stay until the backend command timeout (120 s).
+    for (let i = 0; i < 200 && closedAt === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(closedAt > 0 && closedAt - t0 < 10_000, 'the self-test connection is closed with the gate');
+    mute.close();
+  });
+});
+
 describe("Postfix's own smtp-sink as the backend (it answers XCLIENT with 250)", () => {
   async function smtpSink(args: string[]): Promise<{ port: number; stop(): void }> {
     const bin = requireBinary('smtp-sink');
