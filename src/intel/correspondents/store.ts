@@ -71,12 +71,12 @@ export class MemoryCorrespondentStore implements CorrespondentStore {
   }
 }
 
-/** Records between two trims of the store to `maxEntries`. */
-const TRIM_EVERY = 1000;
+/** Records between two trims of the store to `maxEntries` (a trim walks the table's expiry index). */
+const TRIM_EVERY = 10_000;
 
 /**
  * Correspondents in the state store, at most `maxEntries` (checked every
- * thousand records: a hacked account writing to 100,000 addresses cannot grow
+ * 10,000 records: a hacked account writing to 100,000 addresses cannot grow
  * it without bound); the store's purge drops the expired ones.
  */
 export class StoreCorrespondents implements CorrespondentStore {

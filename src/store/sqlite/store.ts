@@ -257,6 +257,7 @@ export class SqliteStore extends BaseStore {
   private pollTimer?: NodeJS.Timeout;
   /** Greylist entries waiting for the commit at the end of this tick. */
   private greyQueue: GreyQueued[] = [];
+  private corrQueue: Array<{ args: { key: string; kind: string; now: number; exp: number }; resolve: (c: Correspondent) => void; reject: (e: unknown) => void }> = [];
   /** Greylist entries written but not yet committed, by key: greyGet answers from here first. */
   private readonly greyPending = new Map<string, GreyEntry>();
   private flushScheduled = false;
@@ -390,6 +391,17 @@ export class SqliteStore extends BaseStore {
         `INSERT INTO offences (cidr, offences, first_seen, quiet_since) VALUES (?, ?, ?, ?)
          ON CONFLICT (cidr) DO UPDATE SET offences = excluded.offences, first_seen = excluded.first_seen, quiet_since = excluded.quiet_since`,
       ),
+      corrRecord: db.prepare<[{ key: string; kind: string; now: number; exp: number }], CorrespondentRow>(
+        `INSERT INTO correspondents (key, kind, count, first_seen, last_seen, expires_at) VALUES (@key, @kind, 1, @now, @now, @exp)
+         ON CONFLICT (key) DO UPDATE SET
+           count = CASE WHEN expires_at > @now THEN count + 1 ELSE 1 END,
+           first_seen = CASE WHEN expires_at > @now THEN first_seen ELSE @now END,
+           kind = @kind,
+           last_seen = @now,
+           expires_at = CASE WHEN expires_at > @now AND expires_at > @exp THEN expires_at ELSE @exp END
+         RETURNING *`,
+      ),
+      corrGet: db.prepare<[string, number], CorrespondentRow>('SELECT * FROM correspondents WHERE key = ? AND expires_at > ?'),
       getListKind: db.prepare<[string], { kind: ListKind }>('SELECT kind FROM lists WHERE name = ?'),
       putList: db.prepare<[string, string]>('INSERT INTO lists (name, kind) VALUES (?, ?) ON CONFLICT (name) DO NOTHING'),
       putEntry: db.prepare(
@@ -791,34 +803,46 @@ export class SqliteStore extends BaseStore {
 
   // ---- learned correspondents
 
-  async correspondentRecord(key: string, kind: CorrespondentKind, now: number, expiresAt: number): Promise<Correspondent> {
-    const row = this.run(() =>
-      this.db
-        .prepare<[{ key: string; kind: string; now: number; exp: number }], CorrespondentRow>(
-          `INSERT INTO correspondents (key, kind, count, first_seen, last_seen, expires_at) VALUES (@key, @kind, 1, @now, @now, @exp)
-           ON CONFLICT (key) DO UPDATE SET
-             count = CASE WHEN expires_at > @now THEN count + 1 ELSE 1 END,
-             first_seen = CASE WHEN expires_at > @now THEN first_seen ELSE @now END,
-             kind = @kind,
-             last_seen = @now,
-             expires_at = CASE WHEN expires_at > @now AND expires_at > @exp THEN expires_at ELSE @exp END
-           RETURNING *`,
-        )
-        .get({ key, kind, now, exp: expiresAt }),
-    );
-    return correspondentFromRow(row!);
+  /**
+   * Records are committed once per loop turn, all of that turn's in one
+   * transaction: one learned per recipient of every authenticated client,
+   * a commit each cost the decision path more than the decision itself.
+   */
+  correspondentRecord(key: string, kind: CorrespondentKind, now: number, expiresAt: number): Promise<Correspondent> {
+    if (this.closed) return Promise.reject(new StoreUnavailableError('sqlite: store is closed'));
+    return new Promise((resolve, reject) => {
+      if (this.corrQueue.length === 0) setImmediate(() => this.flushCorrespondents());
+      this.corrQueue.push({ args: { key, kind, now, exp: expiresAt }, resolve, reject });
+    });
+  }
+
+  private flushCorrespondents(): void {
+    const batch = this.corrQueue;
+    if (batch.length === 0) return;
+    this.corrQueue = [];
+    let rows: CorrespondentRow[];
+    try {
+      rows = this.run(() => this.db.transaction(() => batch.map((q) => this.st.corrRecord.get(q.args)!)).immediate());
+    } catch (e) {
+      for (const q of batch) q.reject(e);
+      return;
+    }
+    batch.forEach((q, i) => q.resolve(correspondentFromRow(rows[i])));
   }
 
   async correspondentGet(key: string, now: number): Promise<Correspondent | undefined> {
-    const row = this.run(() => this.db.prepare<[string, number], CorrespondentRow>('SELECT * FROM correspondents WHERE key = ? AND expires_at > ?').get(key, now));
+    this.flushCorrespondents();
+    const row = this.run(() => this.st.corrGet.get(key, now));
     return row ? correspondentFromRow(row) : undefined;
   }
 
   async correspondentAll(now: number): Promise<Correspondent[]> {
+    this.flushCorrespondents();
     return this.run(() => this.db.prepare<[number], CorrespondentRow>('SELECT * FROM correspondents WHERE expires_at > ? ORDER BY key').all(now)).map(correspondentFromRow);
   }
 
   async correspondentTrim(keep: number): Promise<number> {
+    this.flushCorrespondents();
     const k = Math.max(0, Math.floor(keep));
     return this.run(
       () =>
@@ -919,6 +943,7 @@ export class SqliteStore extends BaseStore {
 
   protected async purgeBackend(now: number): Promise<PurgeResult> {
     this.flushGrey();
+    this.flushCorrespondents();
     const forgetMs = this.policy.forgetAfterSeconds * 1000;
     const r = this.run(() =>
       this.db
@@ -966,6 +991,7 @@ export class SqliteStore extends BaseStore {
 
   private async shutdown(): Promise<void> {
     this.flushGrey();
+    this.flushCorrespondents();
     this.closed = true;
     if (this.pollTimer) clearInterval(this.pollTimer);
     this.stopPurgeTimer();
