@@ -141,6 +141,10 @@ interface EventRow {
   would_have: string | null;
 }
 
+/** How long, and up to how many, correspondent records wait to be committed together. */
+const CORRESPONDENT_GATHER_MS = 1000;
+const CORRESPONDENT_GATHER_ROWS = 500;
+
 interface CorrespondentRow {
   key: string;
   kind: CorrespondentKind;
@@ -257,6 +261,7 @@ export class SqliteStore extends BaseStore {
   private pollTimer?: NodeJS.Timeout;
   /** Greylist entries waiting for the commit at the end of this tick. */
   private greyQueue: GreyQueued[] = [];
+  private corrTimer?: NodeJS.Timeout;
   private corrQueue: Array<{ args: { key: string; kind: string; now: number; exp: number }; resolve: (c: Correspondent) => void; reject: (e: unknown) => void }> = [];
   /** Greylist entries written but not yet committed, by key: greyGet answers from here first. */
   private readonly greyPending = new Map<string, GreyEntry>();
@@ -804,19 +809,27 @@ export class SqliteStore extends BaseStore {
   // ---- learned correspondents
 
   /**
-   * Records are committed once per loop turn, all of that turn's in one
-   * transaction: one learned per recipient of every authenticated client,
-   * a commit each cost the decision path more than the decision itself.
+   * Records are gathered for up to CORRESPONDENT_GATHER_MS (or
+   * CORRESPONDENT_GATHER_ROWS) and committed in one transaction: one is
+   * learned per recipient of every authenticated client, and a commit each
+   * cost the decision path more than the decision itself. A crash loses at
+   * most that second of learning; reads, the purge and close commit first.
    */
   correspondentRecord(key: string, kind: CorrespondentKind, now: number, expiresAt: number): Promise<Correspondent> {
     if (this.closed) return Promise.reject(new StoreUnavailableError('sqlite: store is closed'));
     return new Promise((resolve, reject) => {
-      if (this.corrQueue.length === 0) setImmediate(() => this.flushCorrespondents());
       this.corrQueue.push({ args: { key, kind, now, exp: expiresAt }, resolve, reject });
+      if (this.corrQueue.length >= CORRESPONDENT_GATHER_ROWS) this.flushCorrespondents();
+      else if (this.corrTimer === undefined) {
+        // Not unref'd: a caller awaits it; close() commits and clears it.
+        this.corrTimer = setTimeout(() => this.flushCorrespondents(), CORRESPONDENT_GATHER_MS);
+      }
     });
   }
 
   private flushCorrespondents(): void {
+    if (this.corrTimer !== undefined) clearTimeout(this.corrTimer);
+    this.corrTimer = undefined;
     const batch = this.corrQueue;
     if (batch.length === 0) return;
     this.corrQueue = [];
