@@ -1,6 +1,7 @@
 // Run the frontline CLI from source as a child process (node --import tsx),
 // the way the tests and benchmark use it.
 
+import { Writable } from 'node:stream';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -86,4 +87,18 @@ export function startServe(
       reject(new Error(`frontline serve exited (${code}) before it was ready:\n${stderr}\n${stdout}`));
     });
   });
+}
+
+/** Captures an in-process command's stdout and stderr (the CommandIo the store commands take). */
+export function captureIo(): { stdout: Writable; stderr: Writable; out: () => string; err: () => string } {
+  let out = '';
+  let err = '';
+  const sink = (add: (s: string) => void) =>
+    new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        add(chunk.toString());
+        cb();
+      },
+    });
+  return { stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), out: () => out, err: () => err };
 }

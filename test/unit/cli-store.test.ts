@@ -8,34 +8,21 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { banAdd, banDel, banList, banShow } from '../../src/cli/ban.js';
 import { listAdd, listDel, listShow } from '../../src/cli/list.js';
 import { listImportAccept } from '../../src/cli/list-import.js';
 import { greyDel, greyList } from '../../src/cli/grey.js';
 import { log, logQuery } from '../../src/cli/log.js';
 import { parseDuration, parseSince, humanDuration } from '../../src/cli/duration.js';
-import type { CommandIo } from '../../src/cli/store-command.js';
 import { openConfiguredStore } from '../../src/cli/store.js';
 import { loadConfig } from '../../src/config/load.js';
-import { runCli, startServe } from '../helpers/cli.js';
+import { captureIo, runCli, startServe } from '../helpers/cli.js';
 import { loadZoneYaml, startFixtureDns } from '../helpers/fixture-dns.js';
 import { PolicyClient, rcptRequest } from '../helpers/policy-client.js';
 
 const WORLD = new URL('../fixtures/world.yaml', import.meta.url).pathname;
 
-function io(): CommandIo & { out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  const sink = (add: (s: string) => void) =>
-    new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        add(chunk.toString());
-        cb();
-      },
-    });
-  return { stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), out: () => out, err: () => err };
-}
+const io = captureIo;
 
 let dir: string;
 let config: string;

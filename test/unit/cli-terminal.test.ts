@@ -3,12 +3,12 @@
 // and greylist keys come from SMTP clients and log lines; each command's
 // text and JSON output is checked for raw control, C1 and format characters.
 
+import { captureIo } from '../helpers/cli.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { banList, banShow } from '../../src/cli/ban.js';
 import { listShow } from '../../src/cli/list.js';
 import { greyList } from '../../src/cli/grey.js';
@@ -20,18 +20,7 @@ import { loadConfig } from '../../src/config/load.js';
 const EVIL = 'a\x1b]0;pwned\x07\x9b2J\u202eb\u2028c\x7f\r';
 const RAW = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202e\u2028]/;
 
-function io() {
-  let out = '';
-  let err = '';
-  const sink = (add: (s: string) => void) =>
-    new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        add(chunk.toString());
-        cb();
-      },
-    });
-  return { stdout: sink((s) => (out += s)), stderr: sink((s) => (err += s)), out: () => out, err: () => err };
-}
+const io = captureIo;
 
 let dir: string;
 let config: string;
