@@ -128,7 +128,9 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
   await intel.start(runtime.resolver);
   const where = `${policyAddress.family === 'IPv6' ? `[${policyAddress.address}]` : policyAddress.address}:${policyAddress.port}`;
   const sock = config.listen.policy_socket ? ` and unix:${config.listen.policy_socket}` : '';
-  const storeName = config.store.backend === 'redis' ? `redis ${config.store.redis.url.replace(/\/\/[^@/]*@/, '//***@')}` : 'sqlite';
+  const sentinel = config.store.redis.sentinel;
+  const redisName = `redis ${config.store.redis.url.replace(/\/\/[^@/]*@/, '//***@')}${sentinel ? ` via sentinel ${sentinel.name} at ${sentinel.hosts.join(',')}` : ''}`;
+  const storeName = config.store.backend === 'redis' ? redisName : 'sqlite';
   logger.info({ policy: where, socket: config.listen.policy_socket ?? undefined, dataDir, dns: config.dns.servers, store: storeName }, 'frontline ready');
   say(`frontline ready: policy server on ${where}${sock}, DNS ${config.dns.servers.join(',')}, data ${dataDir}, store ${storeName}`);
 

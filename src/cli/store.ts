@@ -6,6 +6,7 @@
 import { dirname, join, resolve } from 'node:path';
 import type { Config } from '../config/load.js';
 import type { Clock } from '../core/types.js';
+import { parseListenAddress } from '../config/address.js';
 import { secureDataDir } from './file-modes.js';
 import { eventsPathFor } from '../store/sqlite/events-file.js';
 import { openStore, type Store, type StoreConfig, type StoreLogger } from '../store/index.js';
@@ -23,7 +24,15 @@ export interface OpenStoreOptions {
 export function storeConfigOf(config: Config, memory = false): StoreConfig {
   const s = config.store;
   if (memory) return { backend: 'sqlite', path: ':memory:', pollMs: 0 };
-  if (s.backend === 'redis') return { backend: 'redis', url: s.redis.url, prefix: s.redis.prefix };
+  if (s.backend === 'redis') {
+    const r = s.redis;
+    const cfg: StoreConfig = { backend: 'redis', url: r.url, prefix: r.prefix, minReplicas: r.min_replicas, replicaWaitMs: r.replica_wait_ms };
+    if (r.sentinel) {
+      cfg.sentinel = { hosts: r.sentinel.hosts.map((h) => parseListenAddress(h)!), name: r.sentinel.name };
+      if (r.sentinel.password) cfg.sentinel.password = r.sentinel.password;
+    }
+    return cfg;
+  }
   return { backend: 'sqlite', path: resolve(s.path ?? join(config.data_dir, 'frontline.db')), writerNice: s.events.writer_nice };
 }
 

@@ -3,7 +3,7 @@
 // `spamtraps:`. Kept apart from schema.ts, which includes them.
 
 import { z } from 'zod';
-import { networkSchema } from './address.js';
+import { networkSchema, parseListenAddress } from './address.js';
 
 /** `null` (an empty YAML section) means "all defaults", as in the main schema. */
 function section<T extends z.ZodType>(schema: T) {
@@ -14,6 +14,11 @@ const network = networkSchema;
 
 const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
+
+/** host:port, [v6]:port: where a Redis Sentinel listens. */
+const hostPort = z.string().refine((v) => parseListenAddress(v) !== undefined && !v.endsWith(':0'), {
+  message: 'expected host:port (or [v6]:port)',
+});
 
 const redisUrl = z.string().regex(/^rediss?:\/\/[^\s]+$/, { message: 'expected redis://[:password@]host:port[/db] (or rediss://)' });
 
@@ -28,6 +33,25 @@ export const storeSchema = z
         url: redisUrl.default('redis://127.0.0.1:6379'),
         /** Key prefix, so several installations can share one Redis. */
         prefix: z.string().max(64).default('fl:'),
+        /**
+         * Redis Sentinel: the primary is found through these sentinels under `name`, and
+         * followed when they fail over; `url` then gives only the password, database and TLS.
+         */
+        sentinel: z
+          .strictObject({
+            hosts: z.array(hostPort).min(1),
+            name: z.string().min(1).max(128).default('mymaster'),
+            /** The sentinels' own password (requirepass in sentinel.conf), if any. */
+            password: z.string().min(1).optional(),
+          })
+          .optional(),
+        /**
+         * A ban or list change is acknowledged only once this many replicas hold it (Redis WAIT),
+         * so a fail-over cannot lose it; 0 = acknowledged when the primary has it.
+         */
+        min_replicas: nonNegInt.max(16).default(0),
+        /** How long a change waits for min_replicas before it is reported as not acknowledged (ms). */
+        replica_wait_ms: posInt.max(60_000).default(1000),
       }),
     ),
     /** A decision that needs the store while it cannot answer: defer (4xx) or continue without it. */

@@ -403,6 +403,12 @@ export interface RedisStoreConfig {
   connectTimeoutMs?: number;
   /** Cap on the decision-log stream (approximate, XADD MAXLEN ~). Default 1,000,000. */
   eventsMaxLen?: number;
+  /** Find and follow the primary through Redis Sentinel; `url` then gives only password, db and TLS. */
+  sentinel?: { hosts: Array<{ host: string; port: number }>; name: string; password?: string };
+  /** Bans and list changes are acknowledged once this many replicas hold them (WAIT). Default 0. */
+  minReplicas?: number;
+  /** How long such a change waits for its replicas (ms). Default 1000. */
+  replicaWaitMs?: number;
 }
 
 export type StoreConfig = SqliteStoreConfig | RedisStoreConfig;

@@ -32,8 +32,8 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-/** Start a private redis-server, or return undefined when the binary is missing (the caller skips or fails). */
-export async function startRedis(): Promise<PrivateRedis | undefined> {
+/** Start a private redis-server, or return undefined when the binary is missing (the caller skips or fails). `args`: more of its flags (e.g. --replicaof). */
+export async function startRedis(opts: { args?: string[] } = {}): Promise<PrivateRedis | undefined> {
   const bin = findBinary('redis-server');
   if (!bin) return undefined;
   const dir = mkdtempSync(join(tmpdir(), 'fl-redis-'));
@@ -41,7 +41,7 @@ export async function startRedis(): Promise<PrivateRedis | undefined> {
   let child: ChildProcess | undefined;
 
   const start = async (): Promise<void> => {
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'yes'];
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--protected-mode', 'yes', ...(opts.args ?? [])];
     const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
     let output = '';

@@ -21,7 +21,7 @@
 // in-memory index; after a reconnect the index is reloaded, since pub/sub
 // messages sent meanwhile are lost.
 
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { durationTable, type BanPlan } from '../bans.js';
 import { BaseStore, checkGreyEntry, checkRateRequest } from '../base-store.js';
 import { checkListKind } from '../entries.js';
@@ -129,6 +129,30 @@ function parseJson<T>(raw: string | null | undefined): T | undefined {
   return JSON.parse(raw) as T;
 }
 
+/**
+ * Client options that find the primary through Redis Sentinel: the URL keeps
+ * giving the password, user, database and TLS. A READONLY reply means we still
+ * talk to a demoted primary: reconnect (asking the sentinels again) and resend.
+ */
+function sentinelOptions(url: string, sentinel: NonNullable<RedisStoreConfig['sentinel']>, common: RedisOptions): RedisOptions {
+  const u = new URL(url);
+  const opts: RedisOptions = {
+    ...common,
+    sentinels: sentinel.hosts,
+    name: sentinel.name,
+    role: 'master',
+    reconnectOnError: (e) => (/^READONLY/.test(e.message) ? 2 : false),
+    sentinelRetryStrategy: (times) => Math.min(100 * times, 2000),
+  };
+  if (u.password) opts.password = decodeURIComponent(u.password);
+  if (u.username) opts.username = decodeURIComponent(u.username);
+  const db = u.pathname.replace(/^\//, '');
+  if (db) opts.db = Number(db);
+  if (u.protocol === 'rediss:') opts.tls = {};
+  if (sentinel.password) opts.sentinelPassword = sentinel.password;
+  return opts;
+}
+
 export class RedisStore extends BaseStore {
   readonly backend = 'redis' as const;
   private readonly p: string;
@@ -198,7 +222,7 @@ export class RedisStore extends BaseStore {
   }
 
   private makeClient(name: string): Redis {
-    const c = new Redis(this.cfg.url, {
+    const common: RedisOptions = {
       lazyConnect: true,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
@@ -216,9 +240,26 @@ export class RedisStore extends BaseStore {
       // promoted, every later pipeline, with the decisions waiting on it, survived young-generation
       // GC (docs/performance.md, "What survives a scavenge").
       autoPipeliningIgnoredCommands: ['flGreyAttempt', 'flEventsAdd'],
-    });
+    };
+    const c = this.cfg.sentinel ? new Redis(sentinelOptions(this.cfg.url, this.cfg.sentinel, common)) : new Redis(this.cfg.url, common);
     c.on('error', (e: Error) => this.logError(e, name));
     return c;
+  }
+
+  /**
+   * With min_replicas set, a ban or list change is acknowledged only once that many replicas
+   * hold it: WAIT covers every write this connection sent before it, so a fail-over after the
+   * acknowledgement cannot lose the change. Fewer replicas in time: not acknowledged (an error),
+   * although the primary may keep it.
+   */
+  private async replicated(what: string): Promise<void> {
+    const want = this.cfg.minReplicas ?? 0;
+    if (want === 0) return;
+    const ms = this.cfg.replicaWaitMs ?? 1000;
+    const got = await this.call((c) => c.wait(want, ms));
+    if (got < want) {
+      throw new StoreUnavailableError(`redis: ${what} reached ${got} of ${want} replicas within ${ms} ms (store.redis.min_replicas): not acknowledged`);
+    }
   }
 
   /** ioredis reports every failed reconnect; one line per 10 s is enough. */
@@ -368,6 +409,7 @@ export class RedisStore extends BaseStore {
         ...durations,
       ),
     );
+    await this.replicated(`ban of ${cidr}`);
     const r = JSON.parse(raw) as { ban: Ban; created: boolean; changed: boolean };
     r.ban = shapeBan(r.ban);
     return { ban: r.ban, created: r.created, changed: r.changed, offence: { offences: r.ban.offences, firstSeen: r.ban.firstSeen, quietSince: r.ban.expiresAt } };
@@ -377,6 +419,7 @@ export class RedisStore extends BaseStore {
     const n = await this.call((c) =>
       c.flUnban(this.k.bans, this.k.bansExp, this.k.offences, this.k.offencesForget, cidr, now, this.policy.forgetAfterSeconds * 1000, this.origin, this.channel),
     );
+    if (n === 1) await this.replicated(`lifting the ban of ${cidr}`);
     return n === 1;
   }
 
@@ -433,10 +476,12 @@ export class RedisStore extends BaseStore {
       ),
     );
     if (r !== 'OK') throw new InvalidEntryError(`list "${e.list}" holds ${r} entries, not ${e.kind}`);
+    await this.replicated(`list ${e.list} entry ${e.entry}`);
   }
 
   protected async writeListDel(list: string, entry: string): Promise<boolean> {
     const n = await this.call((c) => c.flListDel(`${this.p}list:${list}`, this.k.listsExp, list, entry, this.origin, this.channel));
+    if (n > 0) await this.replicated(`deleting ${entry} from list ${list}`);
     return n > 0;
   }
 
