@@ -18,6 +18,7 @@ import { createLogger } from '../log.js';
 import { removeStaleSocket } from '../postfix/policy-server.js';
 import type { ServeOptions } from './serve.js';
 import { splitList } from './runtime.js';
+import { loadWebAuth } from '../report/web/auth.js';
 
 export type WorkersSetting = number | 'auto';
 
@@ -104,9 +105,11 @@ export interface SupervisorOptions {
  */
 export async function serveClustered(opts: ServeOptions & { workers?: string }, say: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<boolean> {
   if (cluster.isWorker) return false;
-  const config = loadConfig(opts.config, { policyListen: opts.policyListen, dns: splitList(opts.dns) });
+  const config = loadConfig(opts.config, { policyListen: opts.policyListen, dns: splitList(opts.dns), webListen: opts.webListen });
   const workers = workerCount(opts.workers !== undefined ? parseWorkersFlag(opts.workers) : config.workers);
   if (workers <= 1) return false;
+  // Refused here, once, rather than by every worker in turn: a web listener off loopback without web.auth.
+  loadWebAuth(config.web);
   // A socket file left by a dead server is removed here, once: workers share the primary's socket.
   const socket = opts.policySocket ?? config.listen.policy_socket;
   if (socket) await removeStaleSocket(socket);

@@ -11,6 +11,7 @@ import { configCheck } from './config-check.js';
 import { configInit } from './config-init.js';
 import { serve } from './serve.js';
 import { clusterSay, serveClustered } from './cluster.js';
+import { registerWebCommand } from './web.js';
 import { registerBanCommand } from './ban.js';
 import { registerListCommand } from './list.js';
 import { registerGreyCommand } from './grey.js';
@@ -54,6 +55,7 @@ program
   .option('--gate-listen <host:port>', 'run the SMTP gate on this address (overrides gate.listen)')
   .option('--gate-backend <host:port>', "the gate's backend MTA (overrides gate.backend)")
   .option('--workers <n>', 'worker processes sharing the listening sockets: a number or auto (one per CPU); overrides workers')
+  .option('--web-listen <host:port|off>', 'dashboard and /metrics address, or off (env FRONTLINE_WEB_LISTEN; overrides web.listen)')
   .action(async (opts) => {
     let running;
     try {
@@ -129,5 +131,6 @@ registerGreyCommand(program, fail);
 registerLogCommand(program, fail);
 registerLogwatchCommand(program, { openSink: openBanSink });
 registerSpfwalkCommand(program);
+registerWebCommand(program, fail);
 
 program.parseAsync(process.argv).catch(fail);

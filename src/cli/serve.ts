@@ -15,6 +15,9 @@ import { DecisionLog, type Store } from '../store/index.js';
 import { openConfiguredStore, pruneEvents } from './store.js';
 import { openAsnFile } from '../store/asn-file.js';
 import { createIntelJobs } from './intel-jobs.js';
+import { loadWebAuth } from '../report/web/auth.js';
+import { webListenAddress } from '../report/web/config.js';
+import { startWebServer, type RunningWeb } from '../report/web/server.js';
 
 export interface ServeOptions {
   config?: string;
@@ -25,6 +28,8 @@ export interface ServeOptions {
   /** `--gate-listen` / `--gate-backend`: override gate.listen / gate.backend; the gate runs when both are set. */
   gateListen?: string;
   gateBackend?: string;
+  /** `--web-listen`: host:port of the dashboard and /metrics, or off (overrides web.listen). */
+  webListen?: string;
 }
 
 export interface Serving {
@@ -32,15 +37,19 @@ export interface Serving {
   policyAddress: AddressInfo;
   policySocket?: string;
   gate?: RunningGate;
+  /** The web listener (dashboard, /metrics); undefined when web.listen is off. */
+  web?: RunningWeb;
   store: Store;
   close(): Promise<void>;
 }
 
 export async function serve(opts: ServeOptions, say: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<Serving> {
-  const config = loadConfig(opts.config, { policyListen: opts.policyListen, dns: splitList(opts.dns) });
+  const config = loadConfig(opts.config, { policyListen: opts.policyListen, dns: splitList(opts.dns), webListen: opts.webListen });
   if (opts.policySocket !== undefined) config.listen.policy_socket = opts.policySocket;
   if (opts.dataDir !== undefined) config.data_dir = opts.dataDir;
   const logger = createLogger({ level: config.log.level, file: config.log.file });
+  // Before anything opens: a web listener off loopback without web.auth is refused.
+  const webAuth = loadWebAuth(config.web, logger.child({ room: 'web' }));
   const dataDir = resolve(config.data_dir);
   secureDataDir(dataDir, config.file_group, logger.child({ room: 'files' }));
 
@@ -125,24 +134,40 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
     say(`frontline gate on ${gate.address}, backend ${gateBackend}`);
   }
 
+  let web: RunningWeb | undefined;
+  if (webListenAddress(config.web) !== undefined) {
+    try {
+      web = await startWebServer({ config, store, logger, auth: webAuth });
+    } catch (err) {
+      await gate?.close();
+      await server.close(0);
+      runtime.close();
+      await closeStore();
+      throw new Error(`web: cannot listen on ${webListenAddress(config.web)}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
   await intel.start(runtime.resolver);
   const where = `${policyAddress.family === 'IPv6' ? `[${policyAddress.address}]` : policyAddress.address}:${policyAddress.port}`;
   const sock = config.listen.policy_socket ? ` and unix:${config.listen.policy_socket}` : '';
   const sentinel = config.store.redis.sentinel;
   const redisName = `redis ${config.store.redis.url.replace(/\/\/[^@/]*@/, '//***@')}${sentinel ? ` via sentinel ${sentinel.name} at ${sentinel.hosts.join(',')}` : ''}`;
   const storeName = config.store.backend === 'redis' ? redisName : 'sqlite';
-  logger.info({ policy: where, socket: config.listen.policy_socket ?? undefined, dataDir, dns: config.dns.servers, store: storeName }, 'frontline ready');
-  say(`frontline ready: policy server on ${where}${sock}, DNS ${config.dns.servers.join(',')}, data ${dataDir}, store ${storeName}`);
+  const webWhere = web ? `, web ${web.url}` : '';
+  logger.info({ policy: where, socket: config.listen.policy_socket ?? undefined, dataDir, dns: config.dns.servers, store: storeName, web: web?.url }, 'frontline ready');
+  say(`frontline ready: policy server on ${where}${sock}, DNS ${config.dns.servers.join(',')}, data ${dataDir}, store ${storeName}${webWhere}`);
 
   let closing: Promise<void> | undefined;
   return {
     policyAddress,
     policySocket: config.listen.policy_socket ?? undefined,
     gate,
+    web,
     store,
     close() {
       closing ??= (async () => {
         logger.info('frontline stopping');
+        await web?.close().catch((err: unknown) => logger.error({ err }, 'web close failed'));
         await gate?.close();
         await server.close();
         await intel.stop();

@@ -9,6 +9,7 @@ import { configSchema, dnsServer, type Config } from './schema.js';
 import { parseListenAddress } from './address.js';
 import { readResolvConf } from '../dns/servers.js';
 import { suggest } from '../policy/condition.js';
+import { WEB_OFF } from '../report/web/config.js';
 
 export type { Config } from './schema.js';
 
@@ -27,10 +28,13 @@ export interface ConfigOverrides {
   policyListen?: string;
   /** `--dns`, already split at commas. */
   dns?: string[];
+  /** `--web-listen`: host:port or off. */
+  webListen?: string;
 }
 
 export const ENV_POLICY_LISTEN = 'FRONTLINE_POLICY_LISTEN';
 export const ENV_DNS = 'FRONTLINE_DNS';
+export const ENV_WEB_LISTEN = 'FRONTLINE_WEB_LISTEN';
 
 /**
  * Load and validate a config file (no path = embedded defaults), then apply
@@ -103,6 +107,14 @@ function applyOverrides(cfg: Config, overrides: ConfigOverrides, env: NodeJS.Pro
       problems.push(`${listenSource}: expected host:port (e.g. 127.0.0.1:10040 or [::1]:10040), got ${JSON.stringify(listen)}`);
     } else {
       cfg.listen.policy = listen;
+    }
+  }
+  const web = overrides.webListen ?? env[ENV_WEB_LISTEN];
+  if (web !== undefined && web !== '') {
+    if (web !== WEB_OFF && parseListenAddress(web) === undefined) {
+      problems.push(`${overrides.webListen !== undefined ? '--web-listen' : ENV_WEB_LISTEN}: expected host:port (e.g. 127.0.0.1:8025) or off, got ${JSON.stringify(web)}`);
+    } else {
+      cfg.web.listen = web;
     }
   }
   const envDns = env[ENV_DNS];

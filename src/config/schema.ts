@@ -17,6 +17,7 @@ import { gateSchema } from '../gate/config.js';
 import { greylistSection, rateLimitsSchema, spamtrapsSchema, storeSection } from './store-schema.js';
 import { logwatchSchema } from '../intel/logwatch/config.js';
 import { intelSchema } from '../intel/config.js';
+import { webSchema } from '../report/web/config.js';
 
 /** `null` (an empty YAML section) means "all defaults". */
 function section<T extends z.ZodType>(schema: T) {
@@ -236,6 +237,8 @@ export const configSchema = z.strictObject({
       check_interval_s: posInt.default(300),
     }),
   ),
+  /** The dashboard and /metrics (docs/dashboard.md, docs/metrics.md). */
+  web: section(webSchema),
   policy: section(
     z.strictObject({
       on_fault: z.enum(['defer', 'continue']).default('defer'),

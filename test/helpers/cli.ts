@@ -7,6 +7,12 @@ import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI_MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+/**
+ * The web listener's default address (127.0.0.1:8025) is one port: serves run
+ * side by side would fight for it. Tests get it off unless they pass
+ * --web-listen (or FRONTLINE_WEB_LISTEN in opts.env).
+ */
+const WEB_LISTEN_DEFAULT = 'off';
 
 export interface CliResult {
   code: number | null;
@@ -19,7 +25,7 @@ export function runCli(args: string[], opts: { input?: string; env?: NodeJS.Proc
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', CLI_MAIN, ...args], {
       cwd: REPO_ROOT,
-      env: { ...process.env, FRONTLINE_DNS: '', FRONTLINE_POLICY_LISTEN: '', ...opts.env },
+      env: { ...process.env, FRONTLINE_DNS: '', FRONTLINE_POLICY_LISTEN: '', FRONTLINE_WEB_LISTEN: WEB_LISTEN_DEFAULT, ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -54,7 +60,7 @@ export function startServe(
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...(opts.entry ?? ['--import', 'tsx', CLI_MAIN]), 'serve', ...args], {
       cwd: REPO_ROOT,
-      env: { ...process.env, FRONTLINE_DNS: '', FRONTLINE_POLICY_LISTEN: '', ...opts.env },
+      env: { ...process.env, FRONTLINE_DNS: '', FRONTLINE_POLICY_LISTEN: '', FRONTLINE_WEB_LISTEN: WEB_LISTEN_DEFAULT, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
