@@ -4,7 +4,7 @@
 import { domainOf } from '../core/address.js';
 import type { Evidence } from '../core/types.js';
 import { InvalidEntryError } from './errors.js';
-import { parseNetwork, formatNetwork } from './ip.js';
+import { parseNetwork, formatNetwork, networkContains } from './ip.js';
 import { Lru } from '../core/lru.js';
 import type { DecisionEvent, EventEvidence, EventQuery, EventWouldHave } from './types.js';
 
@@ -177,15 +177,34 @@ export function eventLimit(q: EventQuery): number {
 
 /** Does the event match the query (for backends that filter in code)? */
 export function eventMatches(e: DecisionEvent, q: EventQuery): boolean {
-  if (q.ip !== undefined && e.clientIp !== q.ip) return false;
-  if (q.rule !== undefined && e.rule !== q.rule) return false;
-  if (q.action !== undefined && e.action !== q.action) return false;
-  if (q.wouldHave === true && (e.wouldHave === undefined || e.wouldHave.length === 0)) return false;
-  if (q.since !== undefined && e.ts < q.since) return false;
-  if (q.until !== undefined && e.ts > q.until) return false;
-  if (q.domain !== undefined) {
-    const d = q.domain.toLowerCase();
-    if (domainOf(e.from) !== d && !rcptDomains(e.rcpts).includes(d)) return false;
-  }
-  return true;
+  return eventMatcher(q)(e);
+}
+
+/**
+ * The query as a test of one event, its network and addresses read once
+ * (for backends that filter in code, and for the SQLite conditions an index
+ * cannot answer exactly). Throws InvalidEntryError on a malformed `cidr`.
+ */
+export function eventMatcher(q: EventQuery): (e: DecisionEvent) => boolean {
+  const net = q.cidr === undefined ? undefined : parseNetwork(q.cidr.trim());
+  if (q.cidr !== undefined && net === undefined) throw new InvalidEntryError(`not an IP network: ${JSON.stringify(q.cidr)}`);
+  const from = q.from?.trim().toLowerCase();
+  const rcpt = q.rcpt?.trim().toLowerCase();
+  const domain = q.domain?.toLowerCase();
+  return (e) => {
+    if (q.ip !== undefined && e.clientIp !== q.ip) return false;
+    if (q.rule !== undefined && e.rule !== q.rule) return false;
+    if (q.action !== undefined && e.action !== q.action) return false;
+    if (q.wouldHave === true && (e.wouldHave === undefined || e.wouldHave.length === 0)) return false;
+    if (q.since !== undefined && e.ts < q.since) return false;
+    if (q.until !== undefined && e.ts > q.until) return false;
+    if (domain !== undefined && domainOf(e.from) !== domain && !rcptDomains(e.rcpts).includes(domain)) return false;
+    if (from !== undefined && (e.from ?? '').toLowerCase() !== from) return false;
+    if (rcpt !== undefined && !e.rcpts.some((r) => r.toLowerCase() === rcpt)) return false;
+    if (net !== undefined) {
+      const ip = parseNetwork(e.clientIp);
+      if (ip === undefined || !networkContains(net, ip)) return false;
+    }
+    return true;
+  };
 }

@@ -206,6 +206,12 @@ export interface EventQuery {
   ip?: string;
   /** Matches the sender's domain or any recipient's domain (exactly, lower-case). */
   domain?: string;
+  /** Client IPs inside this network ("192.0.2.0/24", "2001:db8::/32"). Throws InvalidEntryError when it is none. */
+  cidr?: string;
+  /** MAIL FROM, exactly (case-insensitive; '' = the null sender). */
+  from?: string;
+  /** One of the recipients, exactly (case-insensitive). */
+  rcpt?: string;
   since?: number;
   until?: number;
   rule?: string;

@@ -26,7 +26,7 @@ import { durationTable, type BanPlan } from '../bans.js';
 import { BaseStore, checkGreyEntry, checkRateRequest } from '../base-store.js';
 import { checkListKind } from '../entries.js';
 import { InvalidEntryError, StoreUnavailableError } from '../errors.js';
-import { cleanEventJson, eventLimit, eventMatches } from '../events.js';
+import { cleanEventJson, eventLimit, eventMatcher } from '../events.js';
 import { RedisEventBatch } from './event-batch.js';
 import { RedisGreyBatch } from './grey-batch.js';
 import { canonicalIp, networkContains, parseNetwork } from '../ip.js';
@@ -660,7 +660,7 @@ export class RedisStore extends BaseStore {
   async queryEvents(q: EventQuery): Promise<DecisionEvent[]> {
     await this.events.sync();
     const limit = eventLimit(q);
-    const query: EventQuery = { ...q, ip: q.ip === undefined ? undefined : canonicalIp(q.ip) };
+    const matches = eventMatcher({ ...q, ip: q.ip === undefined ? undefined : canonicalIp(q.ip) });
     const out: DecisionEvent[] = [];
     let end = q.until !== undefined ? `${Math.floor(q.until)}` : '+';
     const start = q.since !== undefined ? `${Math.ceil(q.since)}` : '-';
@@ -670,7 +670,7 @@ export class RedisStore extends BaseStore {
       for (const [id, fields] of rows) {
         const e = JSON.parse(fields[1]) as DecisionEvent;
         e.id = id;
-        if (eventMatches(e, query)) out.push(e);
+        if (matches(e)) out.push(e);
         if (out.length >= limit) break;
       }
       if (rows.length < page) break;

@@ -32,7 +32,9 @@ import { GREY_GATHER_ROWS, GREY_GATHER_TURNS } from '../grey-gather.js';
 import { BaseStore, checkGreyEntry, checkRateRequest } from '../base-store.js';
 import { checkListKind } from '../entries.js';
 import { InvalidEntryError, StoreUnavailableError } from '../errors.js';
-import { checkEvent, eventLimit } from '../events.js';
+import { checkEvent, eventLimit, eventMatcher } from '../events.js';
+import { domainOf } from '../../core/address.js';
+import { cidrTextPrefix, likeEscape } from './event-query.js';
 import { attemptOf } from '../greylist.js';
 import { canonicalIp, networkContains, parseNetwork } from '../ip.js';
 import type {
@@ -932,14 +934,49 @@ export class SqliteStore extends BaseStore {
     if (q.domain !== undefined) {
       const d = q.domain.toLowerCase();
       where.push("(from_domain = ? OR rcpt_domains LIKE ? ESCAPE '\\')");
-      args.push(d, `%|${d.replace(/[\\%_]/g, (c) => `\\${c}`)}|%`);
+      args.push(d, `%|${likeEscape(d)}|%`);
     }
-    const sql = `SELECT * FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ts DESC, id DESC LIMIT ?`;
-    args.push(eventLimit(q));
+    // CIDR, sender and recipient: narrowed here (a range of client_ip's index, a LIKE), decided exactly by eventMatcher.
+    const exact = q.cidr !== undefined || q.from !== undefined || q.rcpt !== undefined ? eventMatcher({ cidr: q.cidr, from: q.from, rcpt: q.rcpt }) : undefined;
+    if (q.cidr !== undefined) {
+      const prefix = cidrTextPrefix(q.cidr);
+      if (prefix !== undefined) {
+        where.push('client_ip >= ? AND client_ip < ?');
+        args.push(prefix, prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1));
+      }
+    }
+    if (q.from !== undefined) {
+      const f = q.from.trim().toLowerCase();
+      const d = domainOf(f);
+      if (d !== undefined) {
+        where.push('from_domain = ?');
+        args.push(d);
+      } else if (f === '') where.push("(mail_from = '' OR mail_from IS NULL)");
+    }
+    if (q.rcpt !== undefined) {
+      const d = domainOf(q.rcpt.trim().toLowerCase());
+      if (d !== undefined) {
+        where.push("rcpt_domains LIKE ? ESCAPE '\\'");
+        args.push(`%|${likeEscape(d)}|%`);
+      }
+    }
+    const sql = `SELECT * FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ts DESC, id DESC${exact ? '' : ' LIMIT ?'}`;
+    const limit = eventLimit(q);
+    if (!exact) args.push(limit);
     // One read transaction: the rows and their evidence pieces from one snapshot (a prune in between cannot take pieces away).
     return this.run(() =>
       this.evdb.transaction(() => {
-        const rows = this.evdb.prepare<unknown[], EventRow>(sql).all(...args);
+        const stmt = this.evdb.prepare<unknown[], EventRow>(sql);
+        let rows: EventRow[];
+        if (!exact) rows = stmt.all(...args);
+        else {
+          rows = [];
+          for (const r of stmt.iterate(...args)) {
+            if (!exact(eventFromRow(r, '[]'))) continue;
+            rows.push(r);
+            if (rows.length >= limit) break;
+          }
+        }
         const evidence = evidenceTexts(this.evdb, rows.map((r) => r.evidence));
         return rows.map((r, i) => eventFromRow(r, evidence[i]));
       })(),

@@ -1,0 +1,103 @@
+// What the dashboard's pages are given: the store, the rules in force, the
+// config's own lists, and optional sources that other rooms fill in
+// (statistics, DNSBL zone health, replay).
+
+import type { ZoneHealthState } from '../../../checks/dnsbl.js';
+import type { Html } from './html.js';
+import type { DashboardAuth, Session } from './auth.js';
+import type { GreyTiming, Store } from '../../../store/index.js';
+
+/** A rule as the Policy page shows it (RuleConfig's fields, `if` as the admin wrote it). */
+export interface RuleInfo {
+  name: string;
+  stage?: string;
+  if: unknown;
+  action?: string;
+  code?: number;
+  text?: string;
+  remedy?: string;
+  mode: 'enforce' | 'test';
+  score?: number;
+}
+
+/** A list defined in the config file (read-only here: edit the file). */
+export interface ConfigListInfo {
+  name: string;
+  type: string;
+  entries: number;
+  files: string[];
+}
+
+export interface DashboardLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+/** Outcome of trying a pasted config against the stored decisions (src/report/replay.ts). */
+export interface ReplaySummary {
+  /** Config errors, file:line:key, like `config check`; nothing was replayed. */
+  errors?: string[];
+  /** A plain-text table of what would change. */
+  text?: string;
+}
+
+/** The decision log's counters (the store's countEvents, src/store/event-rollups.ts). */
+export interface CountQuery {
+  dim: 'minute' | 'rule' | 'client' | 'domain' | 'zone' | 'zone-skip' | 'would-have';
+  since: number;
+  until?: number;
+  actions?: readonly string[];
+  limit?: number;
+}
+
+export interface CountRow {
+  /** Start of the bucket (ms), for dim 'minute'. */
+  bucket?: number;
+  /** '' per minute (the rule for `defer`), else the rule, client, domain or zone. */
+  key: string;
+  action: string;
+  n: number;
+}
+
+export interface DashboardOptions {
+  /** Counters for the Overview and the Policy page's hit counts. */
+  countEvents: (q: CountQuery) => Promise<CountRow[]>;
+  store: Store;
+  rules: readonly RuleInfo[];
+  configLists?: readonly ConfigListInfo[];
+  /** Without it the dashboard shows everything and changes nothing (allowed on loopback only; the server checks). */
+  auth?: DashboardAuth;
+  logger?: DashboardLogger;
+  now?: () => number;
+  /** DNSBL/DNSWL zones' last probe. */
+  zones?: () => ReadonlyArray<{ check: string; state: ZoneHealthState }>;
+  /** Greylisting delays, to release a triplet for as long as a passed one is kept. */
+  greyTiming?: GreyTiming;
+  /** List names the Why? page's "allow" button adds to (an ip list and a domain/address list). */
+  allowLists?: { ip: string; sender: string };
+  /** Try a pasted YAML config against the stored decisions; absent = not offered. */
+  replay?: (yaml: string, since: number) => Promise<ReplaySummary>;
+  /** Set the session cookie's Secure flag (behind TLS). */
+  secureCookies?: boolean;
+}
+
+/** What a page handler gets. */
+export interface PageContext {
+  opts: DashboardOptions;
+  now: number;
+  session?: Session;
+  /** A CSRF token for this page's forms (undefined when changes are off). */
+  csrf?: string;
+  /** Whether this viewer may change things. */
+  canChange: boolean;
+  /** One-shot message from the last change (or the error of this request). */
+  notice?: { kind: 'ok' | 'error'; text: string };
+}
+
+export interface PageResult {
+  title: string;
+  body: Html;
+  status?: number;
+  /** Scripts this page needs (charts). */
+  scripts?: string[];
+}
