@@ -18,6 +18,7 @@ import { registerGreyCommand } from './grey.js';
 import { registerLogCommand } from './log.js';
 import { registerLogwatchCommand } from './logwatch.js';
 import { registerSpfwalkCommand } from './spfwalk.js';
+import { registerFirewallCommand } from './firewall.js';
 import { openBanSink } from './intel-jobs.js';
 
 function version(): string {
@@ -132,5 +133,6 @@ registerLogCommand(program, fail);
 registerLogwatchCommand(program, { openSink: openBanSink });
 registerSpfwalkCommand(program);
 registerWebCommand(program, fail);
+registerFirewallCommand(program, fail);
 
 program.parseAsync(process.argv).catch(fail);

@@ -18,6 +18,7 @@ import { createIntelJobs } from './intel-jobs.js';
 import { loadWebAuth } from '../report/web/auth.js';
 import { webListenAddress } from '../report/web/config.js';
 import { startWebServer, type RunningWeb } from '../report/web/server.js';
+import { startConfiguredFirewall } from './firewall.js';
 
 export interface ServeOptions {
   config?: string;
@@ -148,6 +149,8 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
   }
 
   await intel.start(runtime.resolver);
+  // The store's bans into the packet filter (enforce.firewall); a firewall that refuses is logged, never fatal.
+  const firewall = startConfiguredFirewall(config, store, logger.child({ room: 'enforce' }));
   const where = `${policyAddress.family === 'IPv6' ? `[${policyAddress.address}]` : policyAddress.address}:${policyAddress.port}`;
   const sock = config.listen.policy_socket ? ` and unix:${config.listen.policy_socket}` : '';
   const sentinel = config.store.redis.sentinel;
@@ -171,6 +174,7 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
         await gate?.close();
         await server.close();
         await intel.stop();
+        await firewall?.stop();
         runtime.close();
         await closeStore().catch((err: unknown) => logger.error({ err }, 'store close failed'));
         await new Promise<void>((r) => logger.flush(() => r()));

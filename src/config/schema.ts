@@ -15,6 +15,7 @@ import { ConditionError, parseCondition } from '../policy/condition.js';
 import { templateErrors } from '../policy/template.js';
 import { gateSchema } from '../gate/config.js';
 import { greylistSection, rateLimitsSchema, spamtrapsSchema, storeSection } from './store-schema.js';
+import { enforceSection } from './enforce-schema.js';
 import { logwatchSchema } from '../intel/logwatch/config.js';
 import { intelSchema } from '../intel/config.js';
 import { webSchema } from '../report/web/config.js';
@@ -228,6 +229,8 @@ export const configSchema = z.strictObject({
   logwatch: section(logwatchSchema),
   /** Large-sender whitelist, learned correspondents, imported lists (docs/spfwalk.md, correspondents.md, lists-import.md). */
   intel: intelSchema,
+  /** Carrying bans out of frontline: firewall sets (docs/enforce.md). */
+  enforce: enforceSection,
   /** IP → AS number table for AS lists (`frontline list add NAME AS64496`; docs/store.md, "AS lists"). */
   asn: section(
     z.strictObject({
