@@ -19,6 +19,7 @@ import { registerLogCommand } from './log.js';
 import { registerLogwatchCommand } from './logwatch.js';
 import { registerSpfwalkCommand } from './spfwalk.js';
 import { registerFirewallCommand } from './firewall.js';
+import { registerReplayCommand } from './replay.js';
 import { openBanSink } from './intel-jobs.js';
 
 function version(): string {
@@ -130,6 +131,7 @@ registerBanCommand(program, fail);
 registerListCommand(program, fail);
 registerGreyCommand(program, fail);
 registerLogCommand(program, fail);
+registerReplayCommand(program, fail);
 registerLogwatchCommand(program, { openSink: openBanSink });
 registerSpfwalkCommand(program);
 registerWebCommand(program, fail);

@@ -24,6 +24,9 @@ import type { EvidenceCache } from './evidence-cache.js';
 
 export type TV = 'true' | 'false' | 'unknown' | 'fault';
 
+/** The data flag of evidence a replay could not reproduce (src/report/replay.ts): a FAULT for every leaf, `CHECK=temperror` too. */
+export const NOT_RECORDED = 'notRecorded';
+
 export interface CompiledRule {
   name: string;
   cond: Condition;
@@ -62,6 +65,12 @@ export interface EvaluatorOptions {
    * evidence still coming and takes it from the shared cache when it is there.
    */
   headerChecks?: readonly string[];
+  /**
+   * Told when an enforcing, non-scoring rule's condition comes out FAULT,
+   * with the evidence that faulted (frontline replay: a rule that met
+   * evidence the log did not keep cannot be judged).
+   */
+  onRuleFault?: (rule: CompiledRule, faults: readonly Evidence[]) => void;
 }
 
 const REFUSING: ReadonlySet<Action> = new Set(['reject', 'defer', 'tarpit']);
@@ -410,7 +419,8 @@ class Walk {
       const hit = c.results.includes(ev.result);
       // A leaf that asks about temperror itself is answered; any other meets a fault. Evidence the
       // deadline cut off is no answer at all: a fault even for `CHECK=temperror` (451 4.3.0).
-      if (ev.result === 'temperror' && (!hit || ev.data?.deadline === true)) {
+      // Evidence a replay could not reproduce (NOT_RECORDED) is no answer either.
+      if (ev.result === 'temperror' && (!hit || ev.data?.deadline === true || ev.data?.[NOT_RECORDED] === true)) {
         this.faults.push(ev);
         return 'fault';
       }
@@ -652,6 +662,7 @@ class RuleWalk {
       return this.finish({ action: 'continue', rule: rule.name });
     }
     if (v === 'fault') {
+      if (!test && rule.score === undefined) opts.onRuleFault?.(rule, walk.faults);
       if (rule.score !== undefined) {
         if (!test) walk.addFaultedScore(rule.score);
         return undefined;

@@ -8,7 +8,7 @@ import { defaultAuthservId, ruleSchema, type Config, type RuleConfig } from '../
 import { checksOf, parseCondition } from './condition.js';
 import { DEFAULT_RULES } from './default-policy.js';
 import { evaluateRules, evaluateRulesNow, EvidenceMemo, type CompiledRule, type EvaluatorOptions } from './evaluate.js';
-import { addStoreList, buildRegistry, type Registry, type RegistryDeps } from './registry.js';
+import { addStoreList, buildRegistry, type RegisteredCheck, type Registry, type RegistryDeps } from './registry.js';
 import type { Store } from '../store/types.js';
 import { LIST_PREFIX } from './catalog.js';
 import { EvidenceCache } from './evidence-cache.js';
@@ -30,6 +30,15 @@ export interface PolicyDeps {
   correspondents?: RegistryDeps['correspondents'];
   /** The IP-to-AS table (asn.table): store lists of AS numbers match the client's AS. */
   asn?: RegistryDeps['asn'];
+  /**
+   * A re-evaluation of logged decisions (src/report/replay.ts): every check
+   * the policy can run is handed through `check` (which answers from the
+   * log), and rules meeting a fault are told to `onRuleFault`.
+   */
+  replay?: {
+    check: (check: RegisteredCheck) => RegisteredCheck;
+    onRuleFault: NonNullable<EvaluatorOptions['onRuleFault']>;
+  };
 }
 
 export interface Transaction {
@@ -143,6 +152,11 @@ export class Policy {
         stageSeen: stageOf(true),
         stageUnseen: stageOf(false),
       });
+    }
+    const replay = deps.replay;
+    if (replay) {
+      for (const [name, check] of registry.checks) registry.checks.set(name, replay.check(check));
+      opts.onRuleFault = replay.onRuleFault;
     }
     // Authentication-Results methods the rules compute (src/policy/evaluate.ts, RuleWalk.finish).
     const named = new Set(rules.flatMap((r) => checksOf(r.cond)));

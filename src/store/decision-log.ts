@@ -18,11 +18,15 @@ export function decisionEvent(verdict: Verdict, env: Envelope, ts: number, sessi
     action: verdict.action,
     rule: verdict.rule,
     evidence: compactEvidence(verdict.evidence),
+    // What a re-evaluation needs beyond the above (frontline replay).
+    rcptCount: env.rcpts.length,
   };
   const session = sessionId ?? env.sessionId;
   if (session !== undefined) e.sessionId = session;
   if (env.helo !== undefined) e.helo = env.helo;
   if (env.from !== undefined) e.from = env.from;
+  if (env.clientPtr !== undefined) e.clientPtr = env.clientPtr;
+  if (env.saslUser !== undefined) e.saslUser = env.saslUser;
   if (verdict.code !== undefined) e.code = verdict.code;
   if (verdict.text !== undefined) e.text = verdict.text;
   if (verdict.score !== undefined) e.score = verdict.score;

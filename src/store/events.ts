@@ -6,12 +6,17 @@ import type { Evidence } from '../core/types.js';
 import { InvalidEntryError } from './errors.js';
 import { parseNetwork, formatNetwork, networkContains } from './ip.js';
 import { Lru } from '../core/lru.js';
-import type { DecisionEvent, EventEvidence, EventQuery, EventWouldHave } from './types.js';
+import type { DecisionEvent, EventDataValue, EventEvidence, EventQuery, EventWouldHave } from './types.js';
 
 const DETAIL_MAX = 300;
 const FIELD_MAX = 500;
 const RCPTS_MAX = 100;
 const WOULD_HAVE_MAX = 20;
+/** Bounds of the structured data kept per evidence entry (for `frontline replay`'s field conditions). */
+const DATA_KEYS_MAX = 16;
+const DATA_KEY_MAX = 64;
+const DATA_TEXT_MAX = 200;
+const DATA_LIST_MAX = 32;
 
 /**
  * Compact copies of frozen evidence and their JSON: the evidence cache hands
@@ -31,7 +36,58 @@ function compactCopy(e: Evidence | EventEvidence): EventEvidence {
   const out: EventEvidence = { check: e.check, result: e.result };
   if (e.detail) out.detail = e.detail.length > DETAIL_MAX ? `${e.detail.slice(0, DETAIL_MAX - 1)}…` : e.detail;
   if (typeof e.ms === 'number') out.ms = e.ms;
+  if (e.data !== undefined && e.data !== null && typeof e.data === 'object') compactData(e.data, out, (e as EventEvidence).dataCut);
   return out;
+}
+
+/** Name a key left out; past DATA_KEYS_MAX names, `*` stands for every key not kept. */
+function cutKey(cut: string[], k: string): void {
+  if (cut.includes(k) || cut[cut.length - 1] === '*') return;
+  cut.push(cut.length < DATA_KEYS_MAX - 1 ? k : '*');
+}
+
+/**
+ * The data a condition can compare (a scalar, or a list of them: see
+ * compareField in src/policy/evaluate.ts), bounded; what does not fit is
+ * named in `dataCut`, so that a replay says it cannot judge a condition on
+ * it rather than guess. Nested objects are never compared by conditions and
+ * are left out (named too).
+ */
+function compactData(data: Record<string, unknown>, out: EventEvidence, cutBefore: string[] | undefined): void {
+  let kept: Record<string, EventDataValue> | undefined;
+  let cut: string[] | undefined;
+  if (cutBefore !== undefined) for (const k of cutBefore) cutKey((cut ??= []), String(k));
+  let n = 0;
+  for (const key in data) {
+    if (!Object.prototype.hasOwnProperty.call(data, key) || key === '__proto__') continue;
+    const v = data[key];
+    if (v === undefined) continue;
+    const k = key.length > DATA_KEY_MAX ? key.slice(0, DATA_KEY_MAX) : key;
+    let value: EventDataValue | undefined;
+    let whole = true;
+    if (typeof v === 'string') {
+      whole = v.length <= DATA_TEXT_MAX;
+      value = whole ? v : v.slice(0, DATA_TEXT_MAX);
+    } else if (typeof v === 'number' || typeof v === 'boolean') {
+      value = v;
+    } else if (Array.isArray(v) && v.every((x) => typeof x === 'string' || typeof x === 'number' || typeof x === 'boolean')) {
+      whole = v.length <= DATA_LIST_MAX && v.every((x) => typeof x !== 'string' || x.length <= DATA_TEXT_MAX);
+      value = whole ? v.slice() : v.slice(0, DATA_LIST_MAX).map((x) => (typeof x === 'string' ? x.slice(0, DATA_TEXT_MAX) : x));
+    } else {
+      whole = false;
+    }
+    if (n >= DATA_KEYS_MAX || k !== key) {
+      value = undefined;
+      whole = false;
+    }
+    if (value !== undefined) {
+      (kept ??= {})[k] = value;
+      n++;
+    }
+    if (!whole) cutKey((cut ??= []), k);
+  }
+  if (kept !== undefined) out.data = kept;
+  if (cut !== undefined && cut.length > 0) out.dataCut = cut;
 }
 
 /** The memo of a frozen evidence entry (made on first sight); undefined for one that may still change. */
@@ -48,7 +104,7 @@ function compactOne(e: Evidence | EventEvidence): EventEvidence {
   return memoOf(e)?.compact ?? compactCopy(e);
 }
 
-/** Evidence as the log keeps it: no structured data, detail cut to 300 characters. */
+/** Evidence as the log keeps it: detail cut to 300 characters, structured data bounded (compactData). */
 export function compactEvidence(evidence: Array<Evidence | EventEvidence>): EventEvidence[] {
   return evidence.map(compactOne);
 }
@@ -136,6 +192,9 @@ function cleanFields(e: DecisionEvent): Omit<DecisionEvent, 'evidence'> {
   if (typeof e.score === 'number' && Number.isFinite(e.score)) out.score = e.score;
   const would = cleanWouldHave(e.wouldHave);
   if (would !== undefined) out.wouldHave = would;
+  if (e.clientPtr !== undefined) out.clientPtr = cut(String(e.clientPtr));
+  if (e.saslUser !== undefined) out.saslUser = cut(String(e.saslUser));
+  if (typeof e.rcptCount === 'number' && Number.isFinite(e.rcptCount)) out.rcptCount = Math.max(0, Math.floor(e.rcptCount));
   return out;
 }
 

@@ -167,7 +167,22 @@ export interface EventEvidence {
   result: string;
   detail?: string;
   ms?: number;
+  /**
+   * The evidence's structured data that rule conditions compare
+   * (`check.field OP value`): scalar values and lists of them, bounded
+   * (events.ts, compactData). Absent on records written before replay
+   * data was kept (events file version 4) and when the check gave none.
+   */
+  data?: Record<string, EventDataValue>;
+  /**
+   * Keys of `data` left out or shortened because they were too large (a
+   * condition on them cannot be replayed); a last `*` stands for every key
+   * not in `data`.
+   */
+  dataCut?: string[];
 }
+
+export type EventDataValue = string | number | boolean | Array<string | number | boolean>;
 
 /** One decision, as stored in the log. */
 export interface DecisionEvent {
@@ -191,6 +206,17 @@ export interface DecisionEvent {
   score?: number;
   /** What rules in `mode: test` would have done (the verdict did not follow them). */
   wouldHave?: EventWouldHave[];
+  /**
+   * The rest of the envelope a re-evaluation needs (`frontline replay`):
+   * the client's reverse name as the MTA saw it, the SASL login and how many
+   * recipients the transaction had so far (at RCPT, `rcpts` holds only the
+   * current one). `rcptCount` is present on every record that keeps them
+   * (events file version 4 and later; Redis events written since): its
+   * absence marks a record from before, whose envelope replay cannot trust.
+   */
+  clientPtr?: string;
+  saslUser?: string;
+  rcptCount?: number;
 }
 
 /** One test-mode finding as the decision log keeps it. */

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { compactEvidence, compactEvidenceJson } from '../../src/store/events.js';
 import type { Evidence } from '../../src/core/types.js';
 
-test('compactEvidenceJson is JSON.stringify(compactEvidence(…)), detail cut, data dropped', () => {
+test('compactEvidenceJson is JSON.stringify(compactEvidence(…)), detail cut, data kept bounded', () => {
   const long = 'x'.repeat(400);
   const evidence: Evidence[] = [
     { check: 'spf', result: 'pass', detail: 'authorised "by" \\ record\u2028', ms: 1.5, data: { domain: 'a.example', fn: () => 1 } },
@@ -18,8 +18,39 @@ test('compactEvidenceJson is JSON.stringify(compactEvidence(…)), detail cut, d
   const back = JSON.parse(json) as Array<{ check: string; detail?: string; data?: unknown }>;
   assert.equal(back[1].detail?.length, 300);
   assert.ok(back[1].detail?.endsWith('…'));
-  assert.equal(back[0].data, undefined);
+  // What a condition can compare is kept (frontline replay); a function is not data, and is named as left out.
+  assert.deepEqual(back[0].data, { domain: 'a.example' });
+  assert.deepEqual((back[0] as { dataCut?: string[] }).dataCut, ['fn']);
   assert.equal(compactEvidenceJson([]), '[]');
+});
+
+test('evidence data is bounded: long texts, long lists, nested objects and too many keys are cut and named', () => {
+  const data: Record<string, unknown> = {
+    score: 3,
+    ok: true,
+    zones: ['a.example', 'b.example'],
+    long: 'y'.repeat(1000),
+    many: Array.from({ length: 100 }, (_, i) => i),
+    nested: { a: 1 },
+  };
+  for (let i = 0; i < 30; i++) data[`k${i}`] = i;
+  const [e] = compactEvidence([{ check: 'dnsbl', result: 'listed', detail: 'd', ms: 0, data }]);
+  assert.equal(e.data?.score, 3);
+  assert.equal(e.data?.ok, true);
+  assert.deepEqual(e.data?.zones, ['a.example', 'b.example']);
+  assert.equal((e.data?.long as string).length, 200);
+  assert.equal((e.data?.many as number[]).length, 32);
+  assert.equal(e.data?.nested, undefined);
+  assert.equal(Object.keys(e.data ?? {}).length, 16);
+  for (const k of ['long', 'many', 'nested']) assert.ok(e.dataCut?.includes(k), k);
+  // Past 16 names, `*`: every key not kept (k29 among them) is known to be missing, not absent.
+  assert.equal(e.dataCut?.length, 16);
+  assert.equal(e.dataCut?.[15], '*');
+  assert.equal(e.data?.k29, undefined);
+  // JSON that set a prototype stays plain data.
+  const [p] = compactEvidence([{ check: 'x', result: 'none', detail: '', ms: 0, data: JSON.parse('{"__proto__": {"polluted": 1}, "a": 1}') as Record<string, unknown> }]);
+  assert.deepEqual(p.data, { a: 1 });
+  assert.equal(({} as Record<string, unknown>).polluted, undefined);
 });
 
 test('frozen evidence (the evidence cache’s) is compacted once; fresh evidence is read afresh every time', () => {

@@ -361,12 +361,21 @@ describe('decision log', () => {
       stage: 'rcpt',
       evidence: [{ check: 'banned', result: 'listed', detail: 'x'.repeat(400), ms: 0.1, data: { big: 'y' } }],
     };
-    const e = decisionEvent(v, { clientIp: '192.0.2.1', helo: 'h', from: 'a@b.example', rcpts: ['one@d.example', 'two@d.example'] }, 1000, 'inst');
+    const e = decisionEvent(
+      v,
+      { clientIp: '192.0.2.1', clientPtr: 'h.example', helo: 'h', from: 'a@b.example', rcpts: ['one@d.example', 'two@d.example'], saslUser: 'me' },
+      1000,
+      'inst',
+    );
     assert.deepEqual(e.rcpts, ['two@d.example']);
     assert.equal(e.sessionId, 'inst');
     assert.equal(e.code, 554);
     assert.equal(e.evidence[0].detail?.length, 300);
-    assert.equal('data' in e.evidence[0], false);
+    // What a replay needs: the data conditions compare, the PTR, the SASL login, how many recipients so far.
+    assert.deepEqual(e.evidence[0].data, { big: 'y' });
+    assert.equal(e.clientPtr, 'h.example');
+    assert.equal(e.saslUser, 'me');
+    assert.equal(e.rcptCount, 2);
   });
 
   test('a failing store is logged (at most every 10 s), never thrown', async () => {

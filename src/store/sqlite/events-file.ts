@@ -26,8 +26,13 @@ import { StoreUnavailableError } from '../errors.js';
 import { cleanEvent, compactEvidencePieces, rcptDomains } from '../events.js';
 import type { DecisionEvent, PruneOptions } from '../types.js';
 
-/** Version of the events file's layout, kept in its `user_version`: 2 added evidence_pieces, 3 the score and test-mode findings. */
-export const EVENTS_VERSION = 3;
+/**
+ * Version of the events file's layout, kept in its `user_version`: 2 added
+ * evidence_pieces, 3 the score and test-mode findings, 4 the envelope fields
+ * a replay needs (client_ptr, sasl_user, rcpt_count; evidence pieces carry
+ * their data from then on, which needs no change of layout).
+ */
+export const EVENTS_VERSION = 4;
 
 /** The events table and the indexes its queries use (as the store file had them up to schema version 2). */
 export const EVENTS_SCHEMA = `
@@ -75,6 +80,17 @@ export const PIECES_SCHEMA = `
 export const VERDICT_DETAIL_SCHEMA = `
   ALTER TABLE events ADD COLUMN score REAL;
   ALTER TABLE events ADD COLUMN would_have TEXT;
+`;
+
+/**
+ * Version 4: the rest of the envelope a re-evaluation needs (`frontline
+ * replay`): the client's reverse name, the SASL login, the number of
+ * recipients so far. NULL rcpt_count marks a row written before.
+ */
+export const REPLAY_SCHEMA = `
+  ALTER TABLE events ADD COLUMN client_ptr TEXT;
+  ALTER TABLE events ADD COLUMN sasl_user TEXT;
+  ALTER TABLE events ADD COLUMN rcpt_count INTEGER;
 `;
 
 /** Every column of version 2, in table order (the migration copies them all, ids included). */
@@ -146,7 +162,8 @@ export function initEventsSchema(db: Database.Database): void {
       db.exec(EVENTS_SCHEMA);
       db.exec(PIECES_SCHEMA);
     }
-    db.exec(VERDICT_DETAIL_SCHEMA);
+    if (now < 3) db.exec(VERDICT_DETAIL_SCHEMA);
+    db.exec(REPLAY_SCHEMA);
     db.pragma(`user_version = ${EVENTS_VERSION}`);
   }).immediate();
 }
@@ -154,7 +171,7 @@ export function initEventsSchema(db: Database.Database): void {
 // ---- packed events
 
 /** Values per packed event. */
-export const EVENT_WIDTH = 14;
+export const EVENT_WIDTH = 17;
 
 /**
  * A batch as it crosses to the writer thread: EVENT_WIDTH values per event
@@ -202,7 +219,7 @@ export function packEvent(b: FillingBatch, e: DecisionEvent): void {
   const rcpts = e.rcpts;
   // Recipients are strings but for a caller's bug; JSON would turn anything else into null or an object.
   const plainRcpts = Array.isArray(rcpts) && !rcpts.every((r) => typeof r === 'string') ? rcpts.map((r) => String(r)) : rcpts;
-  b.rows.push(e.ts, e.sessionId, e.clientIp, e.helo, e.from, plainRcpts, e.stage, e.action, e.code, e.rule, e.text, refs, e.score, e.wouldHave);
+  b.rows.push(e.ts, e.sessionId, e.clientIp, e.helo, e.from, plainRcpts, e.stage, e.action, e.code, e.rule, e.text, refs, e.score, e.wouldHave, e.clientPtr, e.saslUser, e.rcptCount);
 }
 
 function unpackEvent(rows: readonly unknown[], i: number): DecisionEvent {
@@ -223,6 +240,9 @@ function unpackEvent(rows: readonly unknown[], i: number): DecisionEvent {
   if (rows[i + 10] != null) e.text = rows[i + 10] as string;
   if (rows[i + 12] != null) e.score = rows[i + 12] as number;
   if (rows[i + 13] != null) e.wouldHave = rows[i + 13] as DecisionEvent['wouldHave'];
+  if (rows[i + 14] != null) e.clientPtr = rows[i + 14] as string;
+  if (rows[i + 15] != null) e.saslUser = rows[i + 15] as string;
+  if (rows[i + 16] != null) e.rcptCount = rows[i + 16] as number;
   return e;
 }
 
@@ -358,8 +378,8 @@ export class EventSink {
   constructor(private readonly db: Database.Database) {
     this.pieces = new EvidencePieces(db);
     this.insert = db.prepare(
-      `INSERT INTO events (ts, session_id, client_ip, helo, mail_from, from_domain, rcpts, rcpt_domains, stage, action, code, rule, text, evidence, score, would_have)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO events (ts, session_id, client_ip, helo, mail_from, from_domain, rcpts, rcpt_domains, stage, action, code, rule, text, evidence, score, would_have, client_ptr, sasl_user, rcpt_count)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
   }
 
@@ -401,6 +421,9 @@ export class EventSink {
                 evidence,
                 e.score ?? null,
                 e.wouldHave === undefined ? null : JSON.stringify(e.wouldHave),
+                e.clientPtr ?? null,
+                e.saslUser ?? null,
+                e.rcptCount ?? null,
               );
               r.written++;
             } catch (err) {

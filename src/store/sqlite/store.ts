@@ -141,6 +141,9 @@ interface EventRow {
   evidence: string;
   score: number | null;
   would_have: string | null;
+  client_ptr: string | null;
+  sasl_user: string | null;
+  rcpt_count: number | null;
 }
 
 /** How long, and up to how many, correspondent records wait to be committed together. */
@@ -220,6 +223,9 @@ function eventFromRow(r: EventRow, evidence: string): DecisionEvent {
   if (r.text !== null) e.text = r.text;
   if (r.score !== null) e.score = r.score;
   if (r.would_have !== null) e.wouldHave = JSON.parse(r.would_have) as DecisionEvent['wouldHave'];
+  if (r.client_ptr !== null) e.clientPtr = r.client_ptr;
+  if (r.sasl_user !== null) e.saslUser = r.sasl_user;
+  if (r.rcpt_count !== null) e.rcptCount = r.rcpt_count;
   return e;
 }
 
