@@ -20,6 +20,7 @@ import { registerLogwatchCommand } from './logwatch.js';
 import { registerSpfwalkCommand } from './spfwalk.js';
 import { registerFirewallCommand } from './firewall.js';
 import { registerReplayCommand } from './replay.js';
+import { registerZoneCommand } from './zone.js';
 import { openBanSink } from './intel-jobs.js';
 
 function version(): string {
@@ -35,7 +36,7 @@ function version(): string {
 function fail(e: unknown): never {
   if (e instanceof ConfigError) process.stderr.write(`frontline: configuration error:\n${e.problems.map((p) => `  ${p}`).join('\n')}\n`);
   else if (e instanceof InputError) process.stderr.write(`frontline: ${e.message}\n`);
-  else if (e instanceof Error && /^(DNS|listen|EADDRINUSE|gate|store)/.test(e.message)) process.stderr.write(`frontline: ${e.message}\n`);
+  else if (e instanceof Error && /^(DNS|listen|EADDRINUSE|gate|store|zone)/.test(e.message)) process.stderr.write(`frontline: ${e.message}\n`);
   else process.stderr.write(`frontline: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   process.exit(1);
 }
@@ -136,5 +137,6 @@ registerLogwatchCommand(program, { openSink: openBanSink });
 registerSpfwalkCommand(program);
 registerWebCommand(program, fail);
 registerFirewallCommand(program, fail);
+registerZoneCommand(program, fail);
 
 program.parseAsync(process.argv).catch(fail);

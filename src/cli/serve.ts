@@ -19,6 +19,7 @@ import { loadWebAuth } from '../report/web/auth.js';
 import { webListenAddress } from '../report/web/config.js';
 import { startWebServer, type RunningWeb } from '../report/web/server.js';
 import { startConfiguredFirewall } from './firewall.js';
+import { startZone, type RunningZone } from '../enforce/zone/index.js';
 
 export interface ServeOptions {
   config?: string;
@@ -40,6 +41,8 @@ export interface Serving {
   gate?: RunningGate;
   /** The web listener (dashboard, /metrics); undefined when web.listen is off. */
   web?: RunningWeb;
+  /** The DNSBL/DNSWL zone server, when zone.listen is set. */
+  zone?: RunningZone;
   store: Store;
   close(): Promise<void>;
 }
@@ -147,6 +150,18 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
       throw new Error(`web: cannot listen on ${webListenAddress(config.web)}: ${(err as Error).message}`, { cause: err });
     }
   }
+  let zone: RunningZone | undefined;
+  try {
+    zone = await startZone(config, { store, logger: logger.child({ room: 'zone' }) });
+  } catch (err) {
+    await web?.close();
+    await gate?.close();
+    await server.close(0);
+    runtime.close();
+    await closeStore();
+    throw err;
+  }
+  if (zone) say(`frontline zone ${config.zone.bl_name}${config.zone.wl_name ? ` and ${config.zone.wl_name}` : ''} on ${zone.addresses.join(', ')}`);
 
   await intel.start(runtime.resolver);
   // The store's bans into the packet filter (enforce.firewall); a firewall that refuses is logged, never fatal.
@@ -166,12 +181,14 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
     policySocket: config.listen.policy_socket ?? undefined,
     gate,
     web,
+    zone,
     store,
     close() {
       closing ??= (async () => {
         logger.info('frontline stopping');
         await web?.close().catch((err: unknown) => logger.error({ err }, 'web close failed'));
         await gate?.close();
+        await zone?.close();
         await server.close();
         await intel.stop();
         await firewall?.stop();

@@ -19,6 +19,7 @@ import { enforceSection } from './enforce-schema.js';
 import { logwatchSchema } from '../intel/logwatch/config.js';
 import { intelSchema } from '../intel/config.js';
 import { webSchema } from '../report/web/config.js';
+import { zoneSchema } from '../enforce/zone/config.js';
 
 /** `null` (an empty YAML section) means "all defaults". */
 function section<T extends z.ZodType>(schema: T) {
@@ -231,6 +232,8 @@ export const configSchema = z.strictObject({
   intel: intelSchema,
   /** Carrying bans out of frontline: firewall sets (docs/enforce.md). */
   enforce: enforceSection,
+  /** frontline's own DNSBL and DNSWL zone (docs/enforce.md); off until zone.listen is set. */
+  zone: section(zoneSchema),
   /** IP → AS number table for AS lists (`frontline list add NAME AS64496`; docs/store.md, "AS lists"). */
   asn: section(
     z.strictObject({
