@@ -2,6 +2,7 @@
 // never-ban rule, the in-memory index and the change listeners, the purge
 // timer. A backend supplies storage; this class decides what goes in.
 
+import type { RollupQuery, RollupRow } from './event-rollups.js';
 import { randomUUID } from 'node:crypto';
 import { systemClock, type Clock } from '../core/types.js';
 import { resolveBanPolicy, type BanPlan } from './bans.js';
@@ -143,6 +144,7 @@ export abstract class BaseStore implements Store {
   abstract logEvent(event: DecisionEvent): Promise<void>;
   abstract queryEvents(q: EventQuery): Promise<DecisionEvent[]>;
   abstract pruneEvents(opts: PruneOptions): Promise<number>;
+  abstract countEvents(q: RollupQuery): Promise<RollupRow[]>;
   abstract health(): Promise<StoreHealth>;
   abstract close(): Promise<void>;
 

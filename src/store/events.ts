@@ -213,7 +213,7 @@ function cleanWouldHave(w: EventWouldHave[] | undefined): EventWouldHave[] | und
 const canonical = new Lru<string, string>(10_000);
 
 /** The canonical text of an IP (so queries match however it was written), or the text as given. */
-function canonicalOrRaw(ip: string): string {
+export function canonicalOrRaw(ip: string): string {
   let c = canonical.get(ip);
   if (c === undefined) {
     const n = parseNetwork(ip);

@@ -7,6 +7,9 @@
 // durations in configuration are seconds.
 
 import type { Clock } from '../core/types.js';
+import type { RollupQuery, RollupRow } from './event-rollups.js';
+
+export type { RollupDim, RollupQuery, RollupRow } from './event-rollups.js';
 
 /** Why an address was banned; free text allowed beyond the usual ones. */
 export type BanCategory = 'spamtrap' | 'dnsbl' | 'brute-force' | 'probe' | 'policy' | 'manual' | (string & {});
@@ -372,6 +375,8 @@ export interface Store {
   queryEvents(q: EventQuery): Promise<DecisionEvent[]>;
   /** Apply retention; returns the number of events deleted. */
   pruneEvents(opts: PruneOptions): Promise<number>;
+  /** The decision log's counters per minute or hour (event-rollups.ts), after every event logged before the call. */
+  countEvents(q: RollupQuery): Promise<RollupRow[]>;
 
   // Change feed
   /** Bans and list changes, from this process and (Redis, or SQLite via its change table) from others. Returns an unsubscribe function. */

@@ -678,6 +678,73 @@ export function storeConformance(name: string, setup: () => Promise<Backend>, op
         );
       });
 
+      test('counters: per minute by action, top keys per hour, zones, test-mode findings (countEvents)', async () => {
+        const { store, clock } = await fresh();
+        const h0 = Math.floor(clock.now() / 3_600_000) * 3_600_000 + 3_600_000;
+        const listed = {
+          check: 'dnsbl',
+          result: 'listed',
+          detail: '192.0.2.9 listed by zen.example (127.0.0.2), bl.example (127.0.0.4); score 2 ≥ 1; not consulted: dead.example (out of use: lists 127.0.0.1)',
+        };
+        const e = (min: number, ip: string, rule: string, action: string, from?: string) => ({
+          ...ev(h0 + min * 60_000 + 5, ip, rule, from ?? 'x@Sender.Example', ['u@rcpt.example'], action),
+          evidence: rule === 'dnsbl' ? [listed] : [{ check: 'spf', result: 'pass' }],
+        });
+        await Promise.all([
+          store.logEvent(e(0, '192.0.2.9', 'dnsbl', 'reject')),
+          store.logEvent(e(0, '192.0.2.9', 'dnsbl', 'reject')),
+          store.logEvent(e(1, '192.0.2.8', 'greylist', 'defer', '')),
+          store.logEvent(e(1, '192.0.2.7', 'default', 'accept')),
+          store.logEvent({ ...e(61, '2001:DB8::1', 'default', 'accept'), wouldHave: [{ rule: 'no-ptr', action: 'reject', code: 550 }] }),
+          store.logEvent(e(62, '192.0.2.9', 'dnsbl', 'reject')),
+        ]);
+        assert.deepEqual(await store.countEvents({ dim: 'minute', since: h0, until: h0 + 2 * 3_600_000 }), [
+          { bucket: h0, key: '', action: 'reject', n: 2 },
+          { bucket: h0 + 60_000, key: '', action: 'accept', n: 1 },
+          { bucket: h0 + 60_000, key: 'greylist', action: 'defer', n: 1 },
+          { bucket: h0 + 61 * 60_000, key: '', action: 'accept', n: 1 },
+          { bucket: h0 + 62 * 60_000, key: '', action: 'reject', n: 1 },
+        ]);
+        // A window covers whole buckets: `since` inside the first minute still counts it.
+        assert.equal((await store.countEvents({ dim: 'minute', since: h0 + 30_000, until: h0 + 30_000 })).length, 1);
+        assert.deepEqual(await store.countEvents({ dim: 'client', since: h0, limit: 2 }), [
+          { key: '192.0.2.9', action: 'reject', n: 3 },
+          { key: '192.0.2.7', action: 'accept', n: 1 },
+        ]);
+        assert.deepEqual(await store.countEvents({ dim: 'client', since: h0, actions: ['accept'], limit: 5 }), [
+          { key: '192.0.2.7', action: 'accept', n: 1 },
+          { key: '2001:db8::1', action: 'accept', n: 1 },
+        ]);
+        assert.deepEqual(await store.countEvents({ dim: 'client', since: h0 + 3_600_000, limit: 5 }), [
+          { key: '192.0.2.9', action: 'reject', n: 1 },
+          { key: '2001:db8::1', action: 'accept', n: 1 },
+        ]);
+        assert.deepEqual(await store.countEvents({ dim: 'domain', since: h0 }), [
+          { key: 'sender.example', action: 'reject', n: 3 },
+          { key: 'sender.example', action: 'accept', n: 2 },
+          { key: '<>', action: 'defer', n: 1 },
+        ]);
+        assert.deepEqual(await store.countEvents({ dim: 'rule', since: h0, until: h0 }), [
+          { key: 'dnsbl', action: 'reject', n: 2 },
+          { key: 'default', action: 'accept', n: 1 },
+          { key: 'greylist', action: 'defer', n: 1 },
+        ]);
+        assert.deepEqual(await store.countEvents({ dim: 'zone', since: h0 }), [
+          { key: 'bl.example', action: 'reject', n: 3 },
+          { key: 'zen.example', action: 'reject', n: 3 },
+        ]);
+        assert.deepEqual(await store.countEvents({ dim: 'zone-skip', since: h0 }), [{ key: 'dead.example', action: 'reject', n: 3 }]);
+        assert.deepEqual(await store.countEvents({ dim: 'would-have', since: h0 }), [{ key: 'no-ptr', action: 'reject', n: 1 }]);
+        assert.deepEqual(await store.countEvents({ dim: 'rule', since: h0 + 3 * 3_600_000 }), []);
+        // Retention drops the counters of the hours before the oldest remaining event.
+        clock.ms = h0 + 61 * 60_000;
+        assert.equal(await store.pruneEvents({ maxAgeSeconds: 30 }), 4);
+        assert.deepEqual(await store.countEvents({ dim: 'rule', since: 0 }), [
+          { key: 'default', action: 'accept', n: 1 },
+          { key: 'dnsbl', action: 'reject', n: 1 },
+        ]);
+      });
+
       test('retention by age and by row count', async () => {
         const { store, clock } = await fresh();
         const t = clock.now();

@@ -26,8 +26,10 @@ import { durationTable, type BanPlan } from '../bans.js';
 import { BaseStore, checkGreyEntry, checkRateRequest } from '../base-store.js';
 import { checkListKind } from '../entries.js';
 import { InvalidEntryError, StoreUnavailableError } from '../errors.js';
-import { cleanEventJson, eventLimit, eventMatcher } from '../events.js';
+import { canonicalOrRaw, cleanEventJson, compactEvidencePieces, eventLimit, eventMatcher } from '../events.js';
 import { RedisEventBatch } from './event-batch.js';
+import { queryRedisRollups, rollupArgs, ROLLUP_ADD_LUA, ROLLUP_PRUNE_LUA } from './event-rollups.js';
+import { RollupCounter, type RollupQuery, type RollupRow } from '../event-rollups.js';
 import { RedisGreyBatch } from './grey-batch.js';
 import { canonicalIp, networkContains, parseNetwork } from '../ip.js';
 import type { MemoryIndex } from '../memory-index.js';
@@ -81,6 +83,8 @@ interface Scripts {
   flGreyClientPass(...args: Arg[]): Promise<number>;
   flGreyAttempt(numKeys: number, ...args: Arg[]): Promise<Array<string | number>>;
   flEventsAdd(...args: Arg[]): Promise<number>;
+  flRollAdd(...args: Arg[]): Promise<number>;
+  flRollPrune(...args: Arg[]): Promise<number>;
   flPurgeZset(...args: Arg[]): Promise<number>;
   flPurgeLists(...args: Arg[]): Promise<number>;
   flCorrRecord(...args: Arg[]): Promise<string>;
@@ -174,11 +178,17 @@ export class RedisStore extends BaseStore {
   private lastErrorLog = 0;
   private subReadyOnce = false;
   private reloadTimer?: NodeJS.Timeout;
+  /** The rollup counts of the events in the batch being filled (event-rollups.ts). */
+  private readonly rollups = new RollupCounter();
   /** Decision events waiting to be sent, a batch per script call. */
   private readonly events = new RedisEventBatch(async (pairs) => {
     // Not this.call: close() sends the last batch after it has shut the door to new work.
     try {
-      return await this.client.flEventsAdd(this.k.events, this.cfg.eventsMaxLen ?? 1_000_000, ...pairs);
+      const incs = this.rollups.take();
+      const counted = incs.length === 0 ? undefined : this.client.flRollAdd(`${this.p}roll:hours`, ...rollupArgs(this.p, incs));
+      const added = await this.client.flEventsAdd(this.k.events, this.cfg.eventsMaxLen ?? 1_000_000, ...pairs);
+      await counted;
+      return added;
     } catch (e) {
       throw translate(e);
     }
@@ -239,7 +249,7 @@ export class RedisStore extends BaseStore {
       // deletes from, and V8's obsolete hash tables point to their successors — once one was
       // promoted, every later pipeline, with the decisions waiting on it, survived young-generation
       // GC (docs/performance.md, "What survives a scavenge").
-      autoPipeliningIgnoredCommands: ['flGreyAttempt', 'flEventsAdd'],
+      autoPipeliningIgnoredCommands: ['flGreyAttempt', 'flEventsAdd', 'flRollAdd'],
     };
     const c = this.cfg.sentinel ? new Redis(sentinelOptions(this.cfg.url, this.cfg.sentinel, common)) : new Redis(this.cfg.url, common);
     c.on('error', (e: Error) => this.logError(e, name));
@@ -281,6 +291,8 @@ export class RedisStore extends BaseStore {
     // Its number of keys comes with each call: one per attempt of the batch.
     client.defineCommand('flGreyAttempt', { lua: GREY_ATTEMPT_LUA });
     client.defineCommand('flEventsAdd', { numberOfKeys: 1, lua: EVENTS_ADD_LUA });
+    client.defineCommand('flRollAdd', { numberOfKeys: 1, lua: ROLLUP_ADD_LUA });
+    client.defineCommand('flRollPrune', { numberOfKeys: 1, lua: ROLLUP_PRUNE_LUA });
     client.defineCommand('flCorrRecord', { numberOfKeys: 2, lua: CORRESPONDENT_RECORD_LUA });
     client.defineCommand('flCorrTrim', { numberOfKeys: 2, lua: CORRESPONDENT_TRIM_LUA });
     client.defineCommand('flPurgeZset', { numberOfKeys: 2, lua: PURGE_ZSET_LUA });
@@ -653,7 +665,28 @@ export class RedisStore extends BaseStore {
     } catch (e) {
       return Promise.reject(e);
     }
+    this.countEvent(event);
     return this.events.push(Math.round(event.ts), json);
+  }
+
+  /** Count a (checked) event into the rollups of the batch it joins, as the SQLite writer counts the cleaned event. */
+  private countEvent(event: DecisionEvent): void {
+    const cut = (v: string) => (v.length > 500 ? v.slice(0, 500) : v);
+    const e: Parameters<RollupCounter['add']>[0] = {
+      ts: Math.round(event.ts),
+      clientIp: canonicalOrRaw(cut(event.clientIp)),
+      action: event.action,
+      rule: cut(event.rule),
+    };
+    if (event.from !== undefined) e.from = cut(event.from);
+    if (Array.isArray(event.wouldHave) && event.wouldHave.length > 0) e.wouldHave = event.wouldHave.slice(0, 20);
+    this.rollups.add(e, compactEvidencePieces(event.evidence ?? []));
+  }
+
+  /** Counters of the decision log (event-rollups.ts), after every event logged before the call. */
+  async countEvents(q: RollupQuery): Promise<RollupRow[]> {
+    await this.events.sync();
+    return this.call((c) => queryRedisRollups(c, this.p, q));
   }
 
   /** Newest first, scanning back through the stream (at most 200,000 entries per query). */
@@ -690,6 +723,11 @@ export class RedisStore extends BaseStore {
       const keep = Math.max(0, Math.floor(opts.maxRows));
       n += await this.call((c) => c.xtrim(this.k.events, 'MAXLEN', keep));
     }
+    // The rollups of the hours before the oldest remaining event's (all before this hour's when none is left).
+    const first = await this.call((c) => c.xrange(this.k.events, '-', '+', 'COUNT', 1));
+    const oldest = first.length > 0 ? Number(first[0][0].split('-')[0]) : this.clock.now();
+    const before = Math.floor(oldest / 3_600_000) * 3_600_000;
+    while ((await this.call((c) => c.flRollPrune(`${this.p}roll:hours`, `${this.p}roll:`, before))) >= 1000);
     return n;
   }
 

@@ -25,6 +25,8 @@ import { domainOf } from '../../core/address.js';
 import { StoreUnavailableError } from '../errors.js';
 import { cleanEvent, compactEvidencePieces, rcptDomains } from '../events.js';
 import type { DecisionEvent, PruneOptions } from '../types.js';
+import { RollupCounter } from '../event-rollups.js';
+import { initRollups, pruneRollups, RollupWriter } from './event-rollups.js';
 
 /**
  * Version of the events file's layout, kept in its `user_version`: 2 added
@@ -137,6 +139,7 @@ export function openEventsDb(path: string, opts: EventsFileOptions): Database.Da
     if (!isMemoryPath(path)) db.pragma('journal_mode = WAL');
     db.pragma(`synchronous = ${opts.synchronous === 'FULL' ? 'FULL' : 'NORMAL'}`);
     initEventsSchema(db);
+    initRollups(db);
   } catch (e) {
     db.close();
     throw e;
@@ -340,6 +343,14 @@ function evidenceColumn(ts: number, value: unknown, batch: PackedBatch, ids: Bat
   return out;
 }
 
+/** The JSON texts of a packed event's evidence (indices into its batch's pieces), for the rollups. */
+function pieceTextsOf(value: unknown, batch: PackedBatch): string[] {
+  if (!Array.isArray(value)) return [];
+  const out: string[] = [];
+  for (const k of value) if (typeof k === 'number' && typeof batch.pieces[k] === 'string') out.push(batch.pieces[k]);
+  return out;
+}
+
 /** The stored ids of one batch's pieces, for one hour. */
 interface BatchIds {
   hour: number;
@@ -374,9 +385,11 @@ export function evidenceTexts(db: Database.Database, columns: readonly string[])
 export class EventSink {
   private readonly insert: Database.Statement;
   private readonly pieces: EvidencePieces;
+  private readonly rollups: RollupWriter;
 
   constructor(private readonly db: Database.Database) {
     this.pieces = new EvidencePieces(db);
+    this.rollups = new RollupWriter(db);
     this.insert = db.prepare(
       `INSERT INTO events (ts, session_id, client_ip, helo, mail_from, from_domain, rcpts, rcpt_domains, stage, action, code, rule, text, evidence, score, would_have, client_ptr, sasl_user, rcpt_count)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -397,6 +410,7 @@ export class EventSink {
     return this.db
       .transaction((): WriteResult => {
         const r: WriteResult = { written: 0, skipped: 0 };
+        const counter = new RollupCounter();
         for (const batch of batches) {
           const rows = batch.rows;
           const ids: BatchIds = { hour: NaN, of: [] };
@@ -425,6 +439,7 @@ export class EventSink {
                 e.saslUser ?? null,
                 e.rcptCount ?? null,
               );
+              counter.add(e, pieceTextsOf(rows[i + 11], batch));
               r.written++;
             } catch (err) {
               if (err instanceof Database.SqliteError) throw err;
@@ -433,6 +448,7 @@ export class EventSink {
             }
           }
         }
+        this.rollups.write(counter.take());
         return r;
       })
       .immediate();
@@ -460,6 +476,7 @@ export class EventSink {
         const oldest = db.prepare<[], { ts: number | null }>('SELECT min(ts) AS ts FROM events').get()?.ts ?? null;
         const before = Math.min(oldest === null ? Infinity : Math.floor(oldest / HOUR_MS), Math.floor(now / HOUR_MS) - 1);
         if (db.prepare('DELETE FROM evidence_pieces WHERE hour < ?').run(before).changes > 0) this.pieces.forget();
+        pruneRollups(db, oldest ?? undefined, now);
         return n;
       })
       .immediate();

@@ -63,6 +63,8 @@ import type {
 import type { EventThreadData } from './event-thread.js';
 import { EventWriter } from './event-writer.js';
 import { eventsPathFor, evidenceTexts, isMemoryPath, openEventsDb } from './events-file.js';
+import { queryRollups } from './event-rollups.js';
+import type { RollupQuery, RollupRow } from '../event-rollups.js';
 import { isBusy, translate } from './faults.js';
 import { migrate, refuseNewer } from './schema.js';
 
@@ -987,6 +989,12 @@ export class SqliteStore extends BaseStore {
         return rows.map((r, i) => eventFromRow(r, evidence[i]));
       })(),
     );
+  }
+
+  /** The decision log's counters (event-rollups.ts), after every event logged before the call. */
+  async countEvents(q: RollupQuery): Promise<RollupRow[]> {
+    await this.events.sync();
+    return this.run(() => queryRollups(this.evdb, q));
   }
 
   /** After every event logged before the call; a write, so it runs in the writer thread when there is one. */
