@@ -6,6 +6,7 @@ import { systemClock, type Clock } from '../core/types.js';
 import { DnsError, type MxRecord, type Resolver } from './types.js';
 import { reverseName } from './reverse.js';
 import { checkName, type DnsAnswer, type QType, type Querier, type RDataByType } from './answer.js';
+import { Lru } from '../core/lru.js';
 
 export interface CacheOptions {
   /** Seconds; shorter answer TTLs are raised to this. Default 5. */
@@ -59,7 +60,8 @@ interface Closable {
 
 export class CachedResolver implements Resolver, Querier {
   readonly stats: CacheStats = { hits: 0, misses: 0, inflightShared: 0, evictions: 0 };
-  private readonly entries = new Map<string, Entry>();
+  /** By `cacheKey`: an Lru, not a Map re-inserted on every hit (see core/lru.ts: the hot sender domains' entries made that quadratic). */
+  private readonly entries: Lru<string, Entry>;
   private readonly inflight = new Map<string, Promise<Entry>>();
   private readonly clock: Clock;
   private readonly minTtl: number;
@@ -80,6 +82,7 @@ export class CachedResolver implements Resolver, Querier {
     this.maxEntries = opts.maxEntries ?? 100_000;
     if (this.minTtl < 0 || this.maxTtl < this.minTtl) throw new Error(`DNS cache: need 0 <= minTtl (${this.minTtl}) <= maxTtl (${this.maxTtl})`);
     if (this.maxEntries < 1) throw new Error(`DNS cache: maxEntries must be at least 1, got ${this.maxEntries}`);
+    this.entries = new Lru(this.maxEntries);
   }
 
   /** Entries currently held (some may have expired but not yet been looked at). */
@@ -141,9 +144,6 @@ export class CachedResolver implements Resolver, Querier {
       return undefined;
     }
     this.stats.hits++;
-    // Most recently used goes to the end of the Map's order.
-    this.entries.delete(key);
-    this.entries.set(key, entry);
     return entry;
   }
 
@@ -191,13 +191,7 @@ export class CachedResolver implements Resolver, Querier {
   }
 
   private store(key: string, entry: Entry): void {
-    this.entries.delete(key);
-    this.entries.set(key, entry);
-    while (this.entries.size > this.maxEntries) {
-      const oldest = this.entries.keys().next().value as string;
-      this.entries.delete(oldest);
-      this.stats.evictions++;
-    }
+    this.stats.evictions += this.entries.set(key, entry);
   }
 }
 
