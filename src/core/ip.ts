@@ -108,3 +108,12 @@ export function formatV4(a: number): string {
 export function unwrapIpText(text: string): string {
   return text.replace(/^\[|\]$/g, '').replace(/^ipv6:/i, '');
 }
+
+/** Is `text` a loopback address (127/8, ::1, or IPv4-mapped 127/8)? Anything unparsable is not. */
+export function isLoopbackAddress(text: string): boolean {
+  try {
+    return ipaddr.process(text).range() === 'loopback';
+  } catch {
+    return false;
+  }
+}

@@ -8,10 +8,11 @@ import { systemClock, type Clock } from '../core/types.js';
 import { resolveBanPolicy, type BanPlan } from './bans.js';
 import { canonicalEntry, checkListName, inferKind } from './entries.js';
 import { InvalidEntryError, isStoreUnavailable } from './errors.js';
-import { canonicalCidr, canonicalIp, exactNetwork, formatNetwork } from './ip.js';
+import { canonicalCidr, canonicalIp, exactNetwork, formatNetwork, type Network } from './ip.js';
 import { MemoryIndex } from './memory-index.js';
 import { NeverBan } from './never-ban.js';
 import { localInterfaceAddresses } from './own-addresses.js';
+import type { BanRefusal } from './types.js';
 import {
   DEFAULT_BAN_MIN_PREFIX,
   silentLogger,
@@ -161,11 +162,8 @@ export abstract class BaseStore implements Store {
     if (typeof input.cidr !== 'string') throw new InvalidEntryError('cidr must be a string');
     const net = exactNetwork(input.cidr);
     const cidr = formatNetwork(net);
-    const min = net.v6 ? this.minPrefix.v6 : this.minPrefix.v4;
-    if (net.len < min) {
-      const key = net.v6 ? 'ipv6' : 'ipv4';
-      throw new InvalidEntryError(`${cidr} is wider than a ban may be: the shortest prefix is /${min} (store.bans.min_prefix.${key})`);
-    }
+    const tooWide = this.tooWide(net);
+    if (tooWide) throw new InvalidEntryError(tooWide);
     const clean: BanInput = {
       cidr,
       reason: text('reason', input.reason, false),
@@ -181,6 +179,29 @@ export abstract class BaseStore implements Store {
     const plan = await this.writeBan(cidr, clean, this.clock.now());
     if (plan.changed) this.changed({ kind: 'ban', ban: plan.ban });
     return { refused: false, ban: plan.ban, created: plan.created };
+  }
+
+  private tooWide(net: Network): string | undefined {
+    const min = net.v6 ? this.minPrefix.v6 : this.minPrefix.v4;
+    if (net.len >= min) return undefined;
+    const key = net.v6 ? 'ipv6' : 'ipv4';
+    return `${formatNetwork(net)} is wider than a ban may be: the shortest prefix is /${min} (store.bans.min_prefix.${key})`;
+  }
+
+  banRefusal(cidr: string): BanRefusal | undefined {
+    let net: Network;
+    try {
+      net = exactNetwork(cidr);
+    } catch (e) {
+      return { by: 'syntax', why: (e as Error).message };
+    }
+    const wide = this.tooWide(net);
+    if (wide) return { by: 'prefix', why: wide };
+    const canon = formatNetwork(net);
+    const network = this.neverBan.whyNetwork(canon);
+    if (network) return { by: 'network', why: network };
+    const listed = this.neverBan.whyListed(canon);
+    return listed ? { by: 'list', why: listed } : undefined;
   }
 
   async unban(cidr: string): Promise<boolean> {

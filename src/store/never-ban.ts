@@ -47,7 +47,17 @@ export class NeverBan {
 
   /** Why `cidr` (canonical) must not be banned, or undefined when it may be. */
   why(cidr: string): string | undefined {
+    return this.whyNetwork(cidr) ?? this.whyListed(cidr);
+  }
+
+  /** Why `cidr` overlaps a fixed never-ban network (loopback, own addresses, my_networks, store.never_ban). */
+  whyNetwork(cidr: string): string | undefined {
     for (const [why, t] of this.nets) if (t.overlaps(cidr)) return why;
+    return undefined;
+  }
+
+  /** Why `cidr` overlaps an entry of a never-ban list (the allow list). */
+  whyListed(cidr: string): string | undefined {
     for (const list of this.lists) {
       if (this.index?.listOverlaps(list, cidr)) return `overlaps an entry of never-ban list "${list}"`;
     }

@@ -14,6 +14,16 @@ export type { RollupDim, RollupQuery, RollupRow } from './event-rollups.js';
 /** Why an address was banned; free text allowed beyond the usual ones. */
 export type BanCategory = 'spamtrap' | 'dnsbl' | 'brute-force' | 'probe' | 'policy' | 'manual' | (string & {});
 
+/**
+ * Why a CIDR is never banned: `syntax` not a network (or host bits set); `prefix` wider than
+ * store.bans.min_prefix; `network` overlaps loopback, this host's addresses, my_networks or
+ * store.never_ban; `list` overlaps an entry of a never-ban list (the allow list).
+ */
+export interface BanRefusal {
+  by: 'syntax' | 'prefix' | 'network' | 'list';
+  why: string;
+}
+
 export interface BanInput {
   /** IP or CIDR; stored in canonical form ("192.0.2.0/24", "192.0.2.7/32"). */
   cidr: string;
@@ -319,6 +329,8 @@ export interface Store {
   // Bans
   /** Ban an IP/CIDR. Refused (and logged) when it overlaps the never-ban set. Throws InvalidEntryError on a bad CIDR. */
   ban(input: BanInput): Promise<BanResult>;
+  /** Why ban() would refuse this CIDR, or undefined when it would not. Writes nothing. */
+  banRefusal(cidr: string): BanRefusal | undefined;
   /** Lift a ban now (exact CIDR); the offence count is kept (the quiet period starts now). */
   unban(cidr: string): Promise<boolean>;
   /** Longest unexpired ban containing `ip`. A miss is answered from memory; a hit reads the details. */

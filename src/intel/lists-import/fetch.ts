@@ -14,6 +14,10 @@ export interface FetchOptions {
   maxBytes?: number;
   /** Replaces the global fetch (tests). */
   fetch?: typeof fetch;
+  /** More request headers (a feed's Authorization); the user-agent is ours. */
+  headers?: Record<string, string>;
+  /** Say who is asking (default "frontline list import"). */
+  userAgent?: string;
 }
 
 export class FetchError extends Error {}
@@ -47,7 +51,7 @@ async function fetchUrl(url: string, opts: FetchOptions): Promise<string> {
   const signal = AbortSignal.timeout(opts.timeoutMs ?? 30_000);
   let res: Response;
   try {
-    res = await (opts.fetch ?? fetch)(url, { signal, redirect: 'follow', headers: { 'user-agent': 'frontline list import' } });
+    res = await (opts.fetch ?? fetch)(url, { signal, redirect: 'follow', headers: { ...opts.headers, 'user-agent': opts.userAgent ?? 'frontline list import' } });
   } catch (e) {
     const cause = (e as { cause?: { code?: string } }).cause?.code;
     throw new FetchError(`${url}: ${(e as Error).name === 'TimeoutError' ? 'timed out' : (cause ?? (e as Error).message)}`);
