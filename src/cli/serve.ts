@@ -20,6 +20,8 @@ import { webListenAddress } from '../report/web/config.js';
 import { startWebServer, type RunningWeb } from '../report/web/server.js';
 import { startConfiguredFirewall } from './firewall.js';
 import { startZone, type RunningZone } from '../enforce/zone/index.js';
+import { startFeeds, type RunningFeeds } from '../enforce/feed/index.js';
+import { systemClock } from '../core/types.js';
 
 export interface ServeOptions {
   config?: string;
@@ -163,6 +165,23 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
   }
   if (zone) say(`frontline zone ${config.zone.bl_name}${config.zone.wl_name ? ` and ${config.zone.wl_name}` : ''} on ${zone.addresses.join(', ')}`);
 
+  // Ban feeds served to and pulled from peers (enforce.feed); a feed listener that cannot start stops serve.
+  let feeds: RunningFeeds | undefined;
+  const feedCfg = config.enforce.feed;
+  if (feedCfg.listen || feedCfg.pull.length > 0) {
+    try {
+      feeds = await startFeeds(feedCfg, { store, clock: systemClock, logger: logger.child({ room: 'enforce' }) });
+    } catch (err) {
+      await zone?.close();
+      await web?.close();
+      await gate?.close();
+      await server.close(0);
+      runtime.close();
+      await closeStore();
+      throw new Error(`enforce.feed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
   await intel.start(runtime.resolver);
   // The store's bans into the packet filter (enforce.firewall); a firewall that refuses is logged, never fatal.
   const firewall = startConfiguredFirewall(config, store, logger.child({ room: 'enforce' }));
@@ -171,7 +190,7 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
   const sentinel = config.store.redis.sentinel;
   const redisName = `redis ${config.store.redis.url.replace(/\/\/[^@/]*@/, '//***@')}${sentinel ? ` via sentinel ${sentinel.name} at ${sentinel.hosts.join(',')}` : ''}`;
   const storeName = config.store.backend === 'redis' ? redisName : 'sqlite';
-  const webWhere = web ? `, web ${web.url}` : '';
+  const webWhere = `${web ? `, web ${web.url}` : ''}${feeds?.address ? `, feed http://${feeds.address}` : ''}`;
   logger.info({ policy: where, socket: config.listen.policy_socket ?? undefined, dataDir, dns: config.dns.servers, store: storeName, web: web?.url }, 'frontline ready');
   say(`frontline ready: policy server on ${where}${sock}, DNS ${config.dns.servers.join(',')}, data ${dataDir}, store ${storeName}${webWhere}`);
 
@@ -192,6 +211,7 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
         await server.close();
         await intel.stop();
         await firewall?.stop();
+        await feeds?.stop().catch((err: unknown) => logger.error({ err }, 'feed stop failed'));
         runtime.close();
         await closeStore().catch((err: unknown) => logger.error({ err }, 'store close failed'));
         await new Promise<void>((r) => logger.flush(() => r()));

@@ -2,6 +2,7 @@
 // enforcers (docs/enforce.md). Kept apart from schema.ts, which includes it.
 
 import { z } from 'zod';
+import { feedSchema } from '../enforce/feed/config.js';
 
 /** `null` (an empty YAML section) means "all defaults", as in the main schema. */
 function section<T extends z.ZodType>(schema: T) {
@@ -33,6 +34,8 @@ export const firewallSchema = z.strictObject({
 export const enforceSection = section(
   z.strictObject({
     firewall: section(firewallSchema),
+    /** Ban feeds between servers that share no Redis (docs/enforce.md, "Feeds"). */
+    feed: section(feedSchema),
   }),
 );
 
