@@ -201,6 +201,11 @@ export class DnsblHealth {
     return this.states.get(normaliseName(zone));
   }
 
+  /** Every zone's last probe (zones never probed are left out). */
+  allStates(): ZoneHealthState[] {
+    return [...this.states.values()];
+  }
+
   /** Probe every zone in parallel and update its state. */
   async probe(resolver: Resolver): Promise<ZoneHealthState[]> {
     return Promise.all(this.zones.map((z) => this.probeZone(resolver, z)));

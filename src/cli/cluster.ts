@@ -19,6 +19,7 @@ import { removeStaleSocket } from '../postfix/policy-server.js';
 import type { ServeOptions } from './serve.js';
 import { splitList } from './runtime.js';
 import { loadWebAuth } from '../report/web/auth.js';
+import { newSessionKey, SESSION_KEY_ENV } from '../report/web/dashboard/auth.js';
 
 export type WorkersSetting = number | 'auto';
 
@@ -110,6 +111,8 @@ export async function serveClustered(opts: ServeOptions & { workers?: string }, 
   if (workers <= 1) return false;
   // Refused here, once, rather than by every worker in turn: a web listener off loopback without web.auth.
   loadWebAuth(config.web);
+  // One key for the dashboard's session cookies, inherited by every worker (any of them may answer a page).
+  process.env[SESSION_KEY_ENV] ??= newSessionKey();
   // A socket file left by a dead server is removed here, once: workers share the primary's socket.
   const socket = opts.policySocket ?? config.listen.policy_socket;
   if (socket) await removeStaleSocket(socket);

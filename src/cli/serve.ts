@@ -143,7 +143,7 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
   let web: RunningWeb | undefined;
   if (webListenAddress(config.web) !== undefined) {
     try {
-      web = await startWebServer({ config, store, logger, auth: webAuth });
+      web = await startWebServer({ config, store, logger, auth: webAuth, services: { zones: () => runtime.policy.zoneStates() } });
     } catch (err) {
       await gate?.close();
       await server.close(0);

@@ -9,6 +9,7 @@ import { checksOf, parseCondition } from './condition.js';
 import { DEFAULT_RULES } from './default-policy.js';
 import { evaluateRules, evaluateRulesNow, EvidenceMemo, type CompiledRule, type EvaluatorOptions } from './evaluate.js';
 import { addStoreList, buildRegistry, type RegisteredCheck, type Registry, type RegistryDeps } from './registry.js';
+import type { ZoneHealthState } from '../checks/dnsbl.js';
 import type { Store } from '../store/types.js';
 import { LIST_PREFIX } from './catalog.js';
 import { EvidenceCache } from './evidence-cache.js';
@@ -222,6 +223,11 @@ export class Policy {
   stop(): void {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
+  }
+
+  /** The DNSBL/DNSWL zones' last health probe (for the dashboard). */
+  zoneStates(): Array<{ check: string; state: ZoneHealthState }> {
+    return this.registry.probes.flatMap((p) => p.health.allStates().map((state) => ({ check: p.name, state })));
   }
 }
 

@@ -441,3 +441,23 @@ test('an unknown page is a 404 page; an unknown asset too', async (t) => {
   }
   assert.match((await get(w, '/nope')).body, /There is no page at/);
 });
+
+test('sessions are signed cookies: another worker with the same key accepts them; a forged or altered one is refused', async () => {
+  const { Sessions } = await import('../../src/report/web/dashboard/auth.js');
+  const key = Buffer.alloc(32, 7);
+  let t = 1_000_000;
+  const a = new Sessions(key, () => t);
+  const b = new Sessions(key, () => t);
+  const s = a.open('admin');
+  assert.equal(b.get(s.id)?.user, 'admin', 'a second worker with the same key');
+  assert.equal(new Sessions(Buffer.alloc(32, 8), () => t).get(s.id), undefined, 'another key');
+  const [payload, mac] = s.id.split('.');
+  const forged = Buffer.from(JSON.stringify({ u: 'root', c: t, n: 'x' })).toString('base64url');
+  assert.equal(a.get(`${forged}.${mac}`), undefined, 'an altered payload');
+  assert.equal(a.get(`${payload}.${mac.slice(0, -2)}AA`), undefined, 'an altered signature');
+  assert.equal(a.get('garbage'), undefined);
+  a.close(s.id);
+  assert.equal(a.get(s.id), undefined, 'logged out here');
+  t += a.maxAgeMs + 1;
+  assert.equal(b.get(s.id), undefined, 'expired everywhere');
+});

@@ -18,6 +18,8 @@ import { parseListenAddress } from '../../config/address.js';
 import { childLogger } from '../../log.js';
 import { webListenAddress } from './config.js';
 import { sameSecret, verifyPassword, type WebAuth } from './auth.js';
+import type { ZoneHealthState } from '../../checks/dnsbl.js';
+import { dashboard } from './dashboard/index.js';
 
 /** What a web plugin gets besides the fastify instance. */
 export interface WebContext {
@@ -41,6 +43,8 @@ export interface WebContext {
 export interface WebServices {
   /** The Prometheus text of this process, or of all workers when clustered (src/report/metrics/). */
   metrics?: { text(): Promise<string>; contentType: string };
+  /** The DNSBL/DNSWL zones' last health probe (the policy's; the dashboard's Overview). */
+  zones?: () => ReadonlyArray<{ check: string; state: ZoneHealthState }>;
 }
 
 /** A page or endpoint set: registered with app.register, so its hooks and decorators stay its own. */
@@ -51,7 +55,7 @@ export type WebPlugin = (app: FastifyInstance, ctx: WebContext) => Promise<void>
  * write `src/report/web/<name>/index.ts` exporting a WebPlugin and list it
  * here (docs/dashboard.md, "Web listener").
  */
-export const WEB_PLUGINS: WebPlugin[] = [];
+export const WEB_PLUGINS: WebPlugin[] = [dashboard];
 
 export interface WebServerOptions {
   config: Config;

@@ -77,6 +77,8 @@ export interface DashboardOptions {
   allowLists?: { ip: string; sender: string };
   /** Try a pasted YAML config against the stored decisions; absent = not offered. */
   replay?: (yaml: string, since: number) => Promise<ReplaySummary>;
+  /** Key signing session cookies and CSRF tokens (default: sessionKey(), shared by a cluster's workers). */
+  sessionKey?: Buffer;
   /** Set the session cookie's Secure flag (behind TLS). */
   secureCookies?: boolean;
 }

@@ -15,8 +15,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import cookie from '@fastify/cookie';
 import formbody from '@fastify/formbody';
 import csrf from '@fastify/csrf-protection';
-import { randomBytes } from 'node:crypto';
-import { LoginLimiter, Sessions, type Session } from './auth.js';
+import { createHmac } from 'node:crypto';
+import { LoginLimiter, Sessions, sessionKey, type Session } from './auth.js';
 import { loadAssets } from './assets.js';
 import type { DashboardOptions, PageContext, PageResult } from './context.js';
 import { FormError, field } from './form.js';
@@ -31,6 +31,7 @@ import { policyPage, policyReplay } from './pages/policy.js';
 import { loginPage } from './pages/login.js';
 
 const SESSION_COOKIE = 'fl_session';
+const NOTICE_COOKIE = 'fl_notice';
 
 /** Sent with every answer of the dashboard. */
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
@@ -49,9 +50,11 @@ type Change = (req: FastifyRequest, ctx: PageContext, who: string) => Promise<{ 
 
 export async function dashboardPlugin(app: FastifyInstance, opts: DashboardOptions): Promise<void> {
   const now = opts.now ?? Date.now;
-  const sessions = new Sessions(now);
+  const key = opts.sessionKey ?? sessionKey();
+  const sessions = new Sessions(key, now);
   const limiter = new LoginLimiter(now);
-  const flashes = new Map<string, { kind: 'ok' | 'error'; text: string }>();
+  // The notice of the last change travels to the page it redirects to in a signed cookie (any worker may answer that page).
+  const noticeMac = (session: string, text: string) => createHmac('sha256', key).update(`notice\u0000${session}\u0000${text}`).digest('base64url');
   const assets = loadAssets();
 
   if (!app.hasDecorator('parseCookie')) await app.register(cookie);
@@ -61,7 +64,7 @@ export async function dashboardPlugin(app: FastifyInstance, opts: DashboardOptio
     cookieKey: 'fl_csrf',
     cookieOpts: { path: '/', httpOnly: true, sameSite: 'strict', secure: opts.secureCookies === true, signed: false },
     // The token is bound to the session: one stolen from another session (or made before login) is refused.
-    csrfOpts: { userInfo: true, hmacKey: randomBytes(32).toString('base64') },
+    csrfOpts: { userInfo: true, hmacKey: createHmac('sha256', key).update('csrf').digest('base64') },
     getUserInfo: (req: FastifyRequest) => req.cookies[SESSION_COOKIE] ?? '',
     getToken: (req: FastifyRequest) => field(req.body, '_csrf', 200) || undefined,
   });
@@ -78,10 +81,12 @@ export async function dashboardPlugin(app: FastifyInstance, opts: DashboardOptio
     const ctx: PageContext = { opts, now: now(), session, canChange: session !== undefined };
     if (session) {
       ctx.csrf = reply.generateCsrf({ userInfo: session.id });
-      const f = flashes.get(session.id);
-      if (f) {
-        ctx.notice = f;
-        flashes.delete(session.id);
+      const n = req.cookies[NOTICE_COOKIE];
+      if (n !== undefined) {
+        const dot = n.lastIndexOf('.');
+        const text = dot > 0 ? Buffer.from(n.slice(0, dot), 'base64url').toString('utf8') : '';
+        if (dot > 0 && n.slice(dot + 1) === noticeMac(session.id, text)) ctx.notice = { kind: 'ok', text };
+        reply.clearCookie(NOTICE_COOKIE, { path: '/' });
       }
     }
     return ctx;
@@ -114,7 +119,14 @@ export async function dashboardPlugin(app: FastifyInstance, opts: DashboardOptio
       try {
         const r = await run(req, ctx, `web:${ctx.session.user}`);
         opts.logger?.info({ user: ctx.session.user, change: path, detail: r.message, client: req.ip }, `dashboard: ${r.message}`);
-        flashes.set(ctx.session.id, { kind: 'ok', text: r.message });
+        const text = r.message.slice(0, 500);
+        reply.setCookie(NOTICE_COOKIE, `${Buffer.from(text).toString('base64url')}.${noticeMac(ctx.session.id, text)}`, {
+          path: '/',
+          httpOnly: true,
+          sameSite: 'strict',
+          secure: opts.secureCookies === true,
+          maxAge: 60,
+        });
         return reply.redirect(r.redirect, 303);
       } catch (e) {
         if (!(e instanceof FormError)) throw e;
