@@ -9,8 +9,6 @@
 // rather than ACCEPTs: frontline only declines to drop, the admin's own
 // INPUT rules still decide.
 
-import { isHost } from './desired.js';
-import { formatNetworkAddress } from '../../core/cidr.js';
 import { canonicalOf } from './kernel-text.js';
 import { secondsLeft, type BanElement, type DesiredState, type FirewallBackend, type FirewallCommand, type FirewallRules, type KernelState } from './types.js';
 
@@ -28,10 +26,6 @@ const FAMILIES = [
 const banSet = (v: 4 | 6) => `frontline-ban${v}`;
 const allowSet = (v: 4 | 6) => `frontline-allow${v}`;
 
-function elementText(b: BanElement): string {
-  return isHost(b.net) ? formatNetworkAddress(b.net) : b.cidr;
-}
-
 /** The input of one `ipset -exist restore`: every set refilled through a temporary one and swapped in. */
 export function ipsetFullScript(state: DesiredState, now: number): string {
   const out: string[] = [];
@@ -44,7 +38,7 @@ export function ipsetFullScript(state: DesiredState, now: number): string {
       const tmp = `${name}-new`;
       out.push(`create ${name} ${spec}`, `create ${tmp} ${spec}`, `flush ${tmp}`);
       if (timeout) {
-        for (const b of state.bans) if (b.net.v6 === (v === 6)) out.push(`add ${tmp} ${elementText(b)} timeout ${secondsLeft(b.expiresAt, now, IPSET_MAX_TIMEOUT_S)}`);
+        for (const b of state.bans) if (b.net.v6 === (v === 6)) out.push(`add ${tmp} ${b.text} timeout ${secondsLeft(b.expiresAt, now, IPSET_MAX_TIMEOUT_S)}`);
       } else {
         for (const c of state.allow) if (c.includes(':') === (v === 6)) out.push(`add ${tmp} ${c}`);
       }
@@ -69,8 +63,8 @@ export function iptablesChain(v: 4 | 6, rules: FirewallRules): string {
 
 export function ipsetIncrementScript(add: BanElement[], del: BanElement[], now: number): string {
   const out: string[] = [];
-  for (const b of add) out.push(`add ${banSet(b.net.v6 ? 6 : 4)} ${elementText(b)} timeout ${secondsLeft(b.expiresAt, now, IPSET_MAX_TIMEOUT_S)}`);
-  for (const b of del) out.push(`del ${banSet(b.net.v6 ? 6 : 4)} ${elementText(b)}`);
+  for (const b of add) out.push(`add ${banSet(b.net.v6 ? 6 : 4)} ${b.text} timeout ${secondsLeft(b.expiresAt, now, IPSET_MAX_TIMEOUT_S)}`);
+  for (const b of del) out.push(`del ${banSet(b.net.v6 ? 6 : 4)} ${b.text}`);
   return `${out.join('\n')}\n`;
 }
 

@@ -13,7 +13,6 @@
 // never through an empty table. `accept` in our chain only means "frontline
 // does not drop it": other tables' chains still see the packet.
 
-import { formatNetworkAddress } from '../../core/cidr.js';
 import { isHost } from './desired.js';
 import { secondsLeft, type BanElement, type DesiredState, type FirewallBackend, type FirewallCommand, type FirewallRules, type KernelState } from './types.js';
 import { canonicalOf } from './kernel-text.js';
@@ -28,11 +27,6 @@ type SetName = 'allow4' | 'allow6' | 'ban4' | 'ban6' | 'ban4_nets' | 'ban6_nets'
 
 function setOf(b: BanElement): SetName {
   return isHost(b.net) ? (b.net.v6 ? 'ban6' : 'ban4') : b.net.v6 ? 'ban6_nets' : 'ban4_nets';
-}
-
-/** The element as nft writes it: a host without its length. */
-function elementText(b: BanElement): string {
-  return isHost(b.net) ? formatNetworkAddress(b.net) : b.cidr;
 }
 
 function addStatements(out: string[], set: SetName, elements: string[]): void {
@@ -84,7 +78,7 @@ export function nftFullScript(state: DesiredState, rules: FirewallRules, now: nu
     const set = setOf(b);
     let l = bySet.get(set);
     if (!l) bySet.set(set, (l = []));
-    l.push(`${elementText(b)} timeout ${secondsLeft(b.expiresAt, now, NFT_MAX_TIMEOUT_S)}s`);
+    l.push(`${b.text} timeout ${secondsLeft(b.expiresAt, now, NFT_MAX_TIMEOUT_S)}s`);
   }
   for (const [set, els] of bySet) addStatements(out, set, els);
   return `${out.join('\n')}\n`;
@@ -97,10 +91,10 @@ export function nftFullScript(state: DesiredState, rules: FirewallRules, now: nu
  */
 export function nftIncrementScript(add: BanElement[], del: BanElement[], now: number): string {
   const out: string[] = [];
-  for (const b of add) out.push(`add element inet ${NFT_TABLE} ${setOf(b)} { ${elementText(b)} timeout ${secondsLeft(b.expiresAt, now, NFT_MAX_TIMEOUT_S)}s }`);
+  for (const b of add) out.push(`add element inet ${NFT_TABLE} ${setOf(b)} { ${b.text} timeout ${secondsLeft(b.expiresAt, now, NFT_MAX_TIMEOUT_S)}s }`);
   for (const b of del) {
-    out.push(`add element inet ${NFT_TABLE} ${setOf(b)} { ${elementText(b)} timeout 1s }`);
-    out.push(`delete element inet ${NFT_TABLE} ${setOf(b)} { ${elementText(b)} }`);
+    out.push(`add element inet ${NFT_TABLE} ${setOf(b)} { ${b.text} timeout 1s }`);
+    out.push(`delete element inet ${NFT_TABLE} ${setOf(b)} { ${b.text} }`);
   }
   return `${out.join('\n')}\n`;
 }

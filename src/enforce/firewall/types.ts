@@ -12,6 +12,8 @@ export type FirewallBackendName = 'nft' | 'ipset' | 'pf';
 export interface BanElement {
   /** Canonical "addr/len" (192.0.2.7/32, 2001:db8::/64). */
   cidr: string;
+  /** As firewalls write it: a host without its length ("192.0.2.7"), a network as its CIDR. */
+  text: string;
   net: Network;
   expiresAt: number;
 }
