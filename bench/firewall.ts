@@ -91,7 +91,7 @@ interface FullRow {
   elements: number;
 }
 const fullRows: FullRow[] = [];
-let incRows: Array<{ how: string; medianMs: number; maxMs: number }> = [];
+const incRows: Array<{ how: string; medianMs: number; maxMs: number }> = [];
 try {
   for (const n of SIZES) {
     const now = Date.now();
