@@ -323,9 +323,9 @@ export async function replayDecisions(opts: ReplayOptions): Promise<ReplayReport
       if (live !== undefined) return check.run(env, { ...ctx, resolver: live });
       if (name.startsWith(LIST_PREFIX) && changed) {
         // A list's entries are the proposed config's: matched anew, unless that needs DNS (domain entries against the client).
-        noDns.asked = false;
-        const ev = await check.run(env, { ...ctx, resolver: noDns });
-        if (!noDns.asked) return ev;
+        const probe = new NoDns();
+        const ev = await check.run(env, { ...ctx, resolver: probe });
+        if (!probe.asked) return ev;
       }
       return miss(`${why}; --live-dns computes it`);
     };
@@ -352,7 +352,8 @@ export async function replayDecisions(opts: ReplayOptions): Promise<ReplayReport
     },
   });
   const used = fieldsUsed(policy.rules);
-  warnings.push(...policy.warnings);
+  // Skipped rules are reported as such (skippedRules), not twice.
+  warnings.push(...policy.warnings.filter((w) => !policy.skipped.some((k) => w === `rule ${k.rule} skipped: ${k.reason}`)));
   for (const c of changedSettings) warnings.push(`${c}: settings differ from the configuration in force; its logged evidence is not used`);
 
   const report: ReplayReport = {

@@ -267,6 +267,32 @@ describe('replay engine, Redis store', { skip: noRedis }, () => {
   engineTests(() => RedisStore.open({ backend: 'redis', url: redis.url, prefix: 'replay:' }));
 });
 
+describe('replay of evidence data the log cut', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'frontline-replay-cut-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a condition on a field the log left out is not reproducible; one on a field it kept is judged', async () => {
+    const store = await SqliteStore.open({ backend: 'sqlite', path: join(dir, 'f.db'), pollMs: 0 }, { purgeIntervalSeconds: 0 });
+    try {
+      const base = { clientIp: '192.0.2.44', helo: 'h.example', from: 'a@b.test', rcpts: ['u@dest.test'], rcptCount: 1, stage: 'rcpt', action: 'continue', rule: 'default' };
+      await store.logEvent({ ...base, ts: T0, evidence: [{ check: 'dnsbl', result: 'listed', detail: 'listed', data: { zones: ['bl.test'] }, dataCut: ['score'] }] });
+      await store.logEvent({ ...base, ts: T0 + 1, clientIp: '192.0.2.45', evidence: [{ check: 'dnsbl', result: 'listed', detail: 'listed', data: { score: 5 }, dataCut: ['*'] }] });
+      const proposed = config(`- name: scored
+  if: dnsbl.score>=3
+  action: reject`);
+      const r = await replayWith(store, proposed, { since: T0 - 1 });
+      assert.equal(r.replayed, 2);
+      assert.equal(r.notReproducible, 1);
+      assert.equal(r.unreproducible[0].reason, 'dnsbl: dnsbl.score was too large to keep');
+      assert.equal(r.unreproducible[0].examples[0].clientIp, '192.0.2.44');
+      assert.equal(r.changed, 1);
+      assert.equal(r.changes[0].examples[0].clientIp, '192.0.2.45');
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe('replay config', () => {
   it('errors name file:line:key, as config check does', () => {
     const bad = `${BASE}\npolicy:\n  rules:\n    - name: x\n      if: spff=pass\n      action: reject\n`;
