@@ -22,6 +22,7 @@ import { startConfiguredFirewall } from './firewall.js';
 import { startZone, type RunningZone } from '../enforce/zone/index.js';
 import { startFeeds, type RunningFeeds } from '../enforce/feed/index.js';
 import { systemClock } from '../core/types.js';
+import { reportQueries } from './report-context.js';
 
 export interface ServeOptions {
   config?: string;
@@ -143,7 +144,7 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
   let web: RunningWeb | undefined;
   if (webListenAddress(config.web) !== undefined) {
     try {
-      web = await startWebServer({ config, store, logger, auth: webAuth, services: { zones: () => runtime.policy.zoneStates() } });
+      web = await startWebServer({ config, store, logger, auth: webAuth, services: { zones: () => runtime.policy.zoneStates(), report: await reportQueries(store, config) } });
     } catch (err) {
       await gate?.close();
       await server.close(0);

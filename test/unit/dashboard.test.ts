@@ -8,7 +8,10 @@ import assert from 'node:assert/strict';
 import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify';
 import { openStore, type DecisionEvent, type Store } from '../../src/store/index.js';
 import { dashboardPlugin } from '../../src/report/web/dashboard/plugin.js';
-import { countsFromEvents } from '../../src/report/web/dashboard/counts-from-events.js';
+import { ReportQueries } from '../../src/report/queries.js';
+import { parseReplayConfig } from '../../src/report/replay.js';
+import { webReplay } from '../../src/report/web/dashboard/index.js';
+import { checksOf, parseCondition } from '../../src/policy/condition.js';
 import type { DashboardOptions, RuleInfo } from '../../src/report/web/dashboard/context.js';
 import { ManualClock } from '../helpers/fake-clock.js';
 
@@ -63,7 +66,7 @@ async function world(t: { after(fn: () => Promise<void>): void }, withAuth = tru
   await app.register(dashboardPlugin, {
     store,
     rules: RULES,
-    countEvents: countsFromEvents(store),
+    report: new ReportQueries({ store, clock, ruleChecks: new Map(RULES.map((r) => [r.name, checksOf(parseCondition(r.if))])) }),
     auth: withAuth ? { check: async (p: string) => (p === PASSWORD ? 'admin' : undefined) } : undefined,
     logger,
     now: () => clock.now(),
@@ -410,25 +413,25 @@ test('policy: rules in force with 24 h hits; what test-mode rules would have ref
   assert.doesNotMatch(res.body, /Try a new policy/, 'no replay offered without it');
 });
 
-test('policy replay: a pasted config with errors names them and replays nothing; a good one shows the difference', async (t) => {
-  const seen: string[] = [];
-  const w = await world(t, true, {
-    replay: async (yaml) => {
-      seen.push(yaml);
-      return yaml.includes('bad') ? { errors: ['pasted:2:3: policy.rules.0.action: expected one of accept|reject'] } : { text: '3 decisions change: accept → reject (rule no-ptr)' };
-    },
-  });
+test('policy replay: a pasted config with errors names them (file:line:key) and replays nothing; a good one shows what would change', async (t) => {
+  const box: { store?: Store } = {};
+  const replay = (yaml: string, since: number) => webReplay(box.store!, parseReplayConfig('{}'))(yaml, since);
+  const w = await world(t, true, { replay });
+  box.store = w.store;
   const { jar, csrf } = await login(w);
+  await w.store.logEvent(event(w.clock, { action: 'continue', code: undefined, rule: 'default', text: undefined, evidence: [{ check: 'auth', result: 'none' }] }));
   assert.match((await get(w, '/policy', jar)).body, /Try a new policy/);
-  const bad = await post(w, '/policy/replay', { _csrf: csrf, config: 'policy:\n  bad: 1' }, jar);
+  const bad = await post(w, '/policy/replay', { _csrf: csrf, config: 'policy:\n  rules:\n    - name: x\n      if: auth=none\n      action: refuse\n' }, jar);
   assert.equal(bad.statusCode, 400);
-  assert.match(bad.body, /pasted:2:3: policy\.rules\.0\.action/);
-  const good = await post(w, '/policy/replay', { _csrf: csrf, config: 'policy: {}' }, jar);
+  assert.match(bad.body, /pasted config:5:\d+: policy\.rules\[0\]\.action: expected one of/);
+  assert.doesNotMatch(bad.body, /What would change/);
+  const good = await post(w, '/policy/replay', { _csrf: csrf, config: 'policy:\n  rules:\n    - name: everyone-out\n      if: auth=none\n      action: reject\n      code: 550\n' }, jar);
   assert.equal(good.statusCode, 200);
-  assert.match(good.body, /3 decisions change/);
+  assert.match(good.body, /What would change/);
+  assert.match(good.body, /<strong>1<\/strong> would change action/);
+  assert.match(good.body, /continue \(default\)<\/td><td>reject 550 \(everyone-out\)/);
   const forged = await post(w, '/policy/replay', { config: 'policy: {}' }, jar);
   assert.equal(forged.statusCode, 403);
-  assert.equal(seen.length, 2);
 });
 
 test('an unknown page is a 404 page; an unknown asset too', async (t) => {

@@ -19,6 +19,7 @@ import { childLogger } from '../../log.js';
 import { webListenAddress } from './config.js';
 import { sameSecret, verifyPassword, type WebAuth } from './auth.js';
 import type { ZoneHealthState } from '../../checks/dnsbl.js';
+import type { ReportQueries } from '../queries.js';
 import { dashboard } from './dashboard/index.js';
 
 /** What a web plugin gets besides the fastify instance. */
@@ -45,6 +46,8 @@ export interface WebServices {
   metrics?: { text(): Promise<string>; contentType: string };
   /** The DNSBL/DNSWL zones' last health probe (the policy's; the dashboard's Overview). */
   zones?: () => ReadonlyArray<{ check: string; state: ZoneHealthState }>;
+  /** The query layer with the config's rules and ASN table (src/cli/report-context.ts). */
+  report?: ReportQueries;
 }
 
 /** A page or endpoint set: registered with app.register, so its hooks and decorators stay its own. */

@@ -3,6 +3,8 @@
 // (statistics, DNSBL zone health, replay).
 
 import type { ZoneHealthState } from '../../../checks/dnsbl.js';
+import type { ReportQueries } from '../../queries.js';
+import type { ReplayReport } from '../../replay.js';
 import type { Html } from './html.js';
 import type { DashboardAuth, Session } from './auth.js';
 import type { GreyTiming, Store } from '../../../store/index.js';
@@ -34,34 +36,11 @@ export interface DashboardLogger {
 }
 
 /** Outcome of trying a pasted config against the stored decisions (src/report/replay.ts). */
-export interface ReplaySummary {
-  /** Config errors, file:line:key, like `config check`; nothing was replayed. */
-  errors?: string[];
-  /** A plain-text table of what would change. */
-  text?: string;
-}
-
-/** The decision log's counters (the store's countEvents, src/store/event-rollups.ts). */
-export interface CountQuery {
-  dim: 'minute' | 'rule' | 'client' | 'domain' | 'zone' | 'zone-skip' | 'would-have';
-  since: number;
-  until?: number;
-  actions?: readonly string[];
-  limit?: number;
-}
-
-export interface CountRow {
-  /** Start of the bucket (ms), for dim 'minute'. */
-  bucket?: number;
-  /** '' per minute (the rule for `defer`), else the rule, client, domain or zone. */
-  key: string;
-  action: string;
-  n: number;
-}
+export type ReplaySummary = { errors: string[] } | { report: ReplayReport; limit: number };
 
 export interface DashboardOptions {
-  /** Counters for the Overview and the Policy page's hit counts. */
-  countEvents: (q: CountQuery) => Promise<CountRow[]>;
+  /** The query layer (src/report/queries.ts): the Overview and the Policy page's counts. */
+  report: ReportQueries;
   store: Store;
   rules: readonly RuleInfo[];
   configLists?: readonly ConfigListInfo[];

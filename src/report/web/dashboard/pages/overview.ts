@@ -1,14 +1,17 @@
 // Overview: decisions per minute over the last hour, day or week by outcome
-// (accepted, refused, deferred, greylisted), the top refusing rules,
-// refused clients and sender domains, DNS list zones (listings and
-// health), bans by category and source, and the store's state. Every number
-// is in the HTML; the chart script only draws the same numbers.
+// (accepted, refused, deferred, greylisted), refusals by vector, the top
+// refusing rules, refused clients, sender domains and countries (with an
+// ASN table), DNS list zones (listings and probe state), bans by category
+// and source, and the store's state — all from the one query layer
+// (src/report/queries.ts) that `frontline stats` and the daily report use.
+// Every number is in the HTML; the chart script only draws the same numbers.
 
 import type { FastifyRequest } from 'fastify';
-import type { CountRow, PageContext, PageResult } from '../context.js';
+import { OUTCOMES } from '../../../vectors.js';
+import { VECTOR_TITLES } from '../../../vectors.js';
+import type { Timeline, TopRow } from '../../../queries.js';
+import type { PageContext, PageResult } from '../context.js';
 import { html, isoTime, query, relative, type Html } from '../html.js';
-
-const MINUTE = 60_000;
 
 export const RANGES = {
   hour: { label: 'last hour', ms: 3600_000, bucketMin: 1 },
@@ -17,130 +20,63 @@ export const RANGES = {
 } as const;
 export type Range = keyof typeof RANGES;
 
-/** The outcome a counter row counts as on the Overview. */
-export function outcomeOf(action: string, key: string): string {
-  if (action === 'defer' && key === 'greylist') return 'greylisted';
-  switch (action) {
-    case 'accept':
-    case 'continue':
-    case 'tag':
-      return 'accepted';
-    case 'reject':
-      return 'refused';
-    case 'defer':
-      return 'deferred';
-    default:
-      return action;
-  }
-}
-
-export const OUTCOMES = ['accepted', 'refused', 'deferred', 'greylisted'] as const;
-
-export interface Timeline {
-  /** Start of each bucket, unix seconds. */
-  xs: number[];
-  /** Decisions per minute (average over the bucket), by outcome. */
-  series: Record<string, number[]>;
-  totals: Record<string, number>;
-}
-
-export function timeline(rows: readonly CountRow[], since: number, until: number, bucketMin: number): Timeline {
-  const width = bucketMin * MINUTE;
-  const first = Math.floor(since / width) * width;
-  const n = Math.max(1, Math.ceil((until - first) / width));
-  const xs = Array.from({ length: n }, (_, i) => (first + i * width) / 1000);
+/** The timeline as the chart draws it: bucket starts (unix seconds) and decisions per minute (the bucket's average). */
+export function perMinute(t: Timeline): { xs: number[]; series: Record<string, number[]> } {
+  const minutes = t.stepMs / 60_000;
+  const xs = Array.from({ length: t.buckets }, (_, i) => (t.from + i * t.stepMs) / 1000);
   const series: Record<string, number[]> = {};
-  const totals: Record<string, number> = {};
-  for (const o of OUTCOMES) {
-    series[o] = new Array<number>(n).fill(0);
-    totals[o] = 0;
-  }
-  for (const r of rows) {
-    if (r.bucket === undefined || r.bucket < first) continue;
-    const i = Math.floor((r.bucket - first) / width);
-    if (i >= n) continue;
-    const o = outcomeOf(r.action, r.key);
-    series[o] ??= new Array<number>(n).fill(0);
-    series[o][i] += r.n;
-    totals[o] = (totals[o] ?? 0) + r.n;
-  }
-  for (const o of Object.keys(series)) series[o] = series[o].map((v) => Math.round((v / bucketMin) * 100) / 100);
-  return { xs, series, totals };
+  for (const o of OUTCOMES) series[o] = t.series[o].map((v) => Math.round((v / minutes) * 100) / 100);
+  return { xs, series };
 }
 
-/** Rows by key summed over actions, highest first. */
-export function topOf(rows: readonly CountRow[], limit = 10): Array<{ key: string; n: number }> {
-  const by = new Map<string, number>();
-  for (const r of rows) by.set(r.key, (by.get(r.key) ?? 0) + r.n);
-  return [...by.entries()]
-    .map(([key, n]) => ({ key, n }))
-    .sort((a, b) => b.n - a.n || a.key.localeCompare(b.key))
-    .slice(0, limit);
-}
-
-function topTable(title: string, what: string, rows: Array<{ key: string; n: number }>, link: (k: string) => string | undefined): Html {
+function topTable(title: string, what: string, rows: ReadonlyArray<{ key: string; n: number; label?: string }>, link: (k: string) => string | undefined): Html {
   return html`<section><h2>${title}</h2>${
     rows.length === 0
       ? html`<p class="muted">None.</p>`
-      : html`<table><thead><tr><th>${what}</th><th class="num">Decisions</th></tr></thead><tbody>${rows.map((r) => {
+      : html`<table><thead><tr><th>${what}</th><th class="num">Count</th></tr></thead><tbody>${rows.map((r) => {
           const href = link(r.key);
-          return html`<tr><td>${href ? html`<a href="${href}">${r.key}</a>` : r.key}</td><td class="num">${r.n}</td></tr>`;
+          return html`<tr><td>${href ? html`<a href="${href}">${r.key}</a>` : r.key}${r.label ? html` <span class="muted">${r.label}</span>` : ''}</td><td class="num">${r.n}</td></tr>`;
         })}</tbody></table>`
   }</section>`;
 }
+
+const rowsOf = (t: readonly TopRow[]) => t.map((r) => ({ key: r.key, n: r.total, label: r.label }));
 
 export async function overviewPage(req: FastifyRequest, ctx: PageContext): Promise<PageResult> {
   const p = (req.query ?? {}) as Record<string, unknown>;
   const range: Range = p.range === 'day' || p.range === 'week' ? p.range : 'hour';
   const r = RANGES[range];
-  const until = ctx.now;
-  const since = until - r.ms;
-  const count = ctx.opts.countEvents;
-  const refusing = ['reject', 'defer'];
-  const [minutes, rules, clients, domains, zones, bans, health] = await Promise.all([
-    count({ dim: 'minute', since, until }),
-    count({ dim: 'rule', since, until, actions: refusing, limit: 10 }),
-    count({ dim: 'client', since, until, actions: ['reject'], limit: 10 }),
-    count({ dim: 'domain', since, until, actions: ['reject'], limit: 10 }),
-    count({ dim: 'zone', since, until, limit: 20 }),
-    ctx.opts.store.listBans({ limit: 100_000 }),
-    ctx.opts.store.health(),
-  ]);
-  const t = timeline(minutes, since, until, r.bucketMin);
-  const total = Object.values(t.totals).reduce((a, b) => a + b, 0);
+  const report = ctx.opts.report;
+  const w = { since: ctx.now - r.ms, until: ctx.now };
+  const [o, zones] = await Promise.all([report.overview(w, { stepMs: r.bucketMin * 60_000 }), report.top(w, 'zone', { limit: 20 })]);
+  const chart = perMinute(o.timeline);
   const tabs = (Object.keys(RANGES) as Range[]).map((k) => html`<a href="/${query({ range: k === 'hour' ? undefined : k })}"${k === range ? html` aria-current="page"` : ''}>${RANGES[k].label}</a>`);
 
-  const byCategory = new Map<string, number>();
-  const bySource = new Map<string, number>();
-  for (const b of bans) {
-    byCategory.set(b.category, (byCategory.get(b.category) ?? 0) + 1);
-    const source = b.source.replace(/:.*$/, '');
-    bySource.set(source, (bySource.get(source) ?? 0) + 1);
-  }
-  const sorted = (m: Map<string, number>) => [...m.entries()].map(([key, n]) => ({ key, n })).sort((a, b) => b.n - a.n);
-
   const zoneStates = ctx.opts.zones?.() ?? [];
-  const zoneHits = new Map(topOf(zones, 100).map((z) => [z.key, z.n]));
+  const zoneHits = new Map(zones.map((z) => [z.key, z.total]));
   const zoneNames = [...new Set([...zoneStates.map((z) => z.state.zone), ...zoneHits.keys()])].sort();
 
   const chartLabel = r.bucketMin === 1 ? 'decisions per minute' : `decisions per minute (average over ${r.bucketMin} minutes)`;
+  const outcomeClass = (k: string) => (k === 'refused' ? 'reject' : k === 'deferred' ? 'defer' : k === 'greylisted' ? 'greylist' : 'accept');
   const body = html`<p class="tabs">${tabs}</p>
 <section>
-<h2>Decisions: ${total} in the ${r.label}</h2>
-<table><thead><tr>${OUTCOMES.map((o) => html`<th class="num">${o}</th>`)}</tr></thead><tbody><tr>${OUTCOMES.map((o) => html`<td class="num action-${o === 'refused' ? 'reject' : o === 'deferred' ? 'defer' : o === 'greylisted' ? 'greylist' : 'accept'}">${t.totals[o] ?? 0}</td>`)}</tr></tbody></table>
-<div class="chart" data-x="${JSON.stringify(t.xs)}" data-series="${JSON.stringify(t.series)}" data-unit="${chartLabel}" aria-label="${chartLabel} by outcome"></div>
+<h2>Decisions: ${o.total} in the ${r.label}</h2>
+<table><thead><tr>${OUTCOMES.map((k) => html`<th class="num">${k}</th>`)}</tr></thead><tbody><tr>${OUTCOMES.map((k) => html`<td class="num action-${outcomeClass(k)}">${o.outcomes[k]}</td>`)}</tr></tbody></table>
+<div class="chart" data-x="${JSON.stringify(chart.xs)}" data-series="${JSON.stringify(chart.series)}" data-unit="${chartLabel}" aria-label="${chartLabel} by outcome"></div>
 <details><summary>${chartLabel}, as a table</summary>
-<table><thead><tr><th>From (UTC)</th>${OUTCOMES.map((o) => html`<th class="num">${o}</th>`)}</tr></thead><tbody>
-${t.xs
+<table><thead><tr><th>From (UTC)</th>${OUTCOMES.map((k) => html`<th class="num">${k}</th>`)}</tr></thead><tbody>
+${chart.xs
   .map((x, i) => ({ x, i }))
-  .filter(({ i }) => OUTCOMES.some((o) => t.series[o][i] > 0))
-  .map(({ x, i }) => html`<tr><td>${isoTime(x * 1000)}</td>${OUTCOMES.map((o) => html`<td class="num">${t.series[o][i]}</td>`)}</tr>`)}
+  .filter(({ i }) => OUTCOMES.some((k) => chart.series[k][i] > 0))
+  .map(({ x, i }) => html`<tr><td>${isoTime(x * 1000)}</td>${OUTCOMES.map((k) => html`<td class="num">${chart.series[k][i]}</td>`)}</tr>`)}
 </tbody></table></details>
 </section>
 <div class="grid">
-${topTable('Top refusing rules', 'Rule', topOf(rules), (k) => `/policy#rule-${k}`)}
-${topTable('Top refused clients', 'Client', topOf(clients), (k) => `/why${query({ q: k, kind: 'ip' })}`)}
-${topTable('Top refused sender domains', 'Sender domain', topOf(domains), (k) => (k === '<>' ? `/why${query({ q: '<>', kind: 'from' })}` : `/why${query({ q: k, kind: 'domain' })}`))}
+${topTable('Refusals by vector', 'Vector', o.vectors.map((v) => ({ key: VECTOR_TITLES[v.vector], n: v.total, label: v.rules.slice(0, 3).map((x) => x.rule).join(', ') })), () => undefined)}
+${topTable('Top refusing rules', 'Rule', rowsOf(o.topRules), (k) => `/policy#rule-${k}`)}
+${topTable('Top refused clients', 'Client', rowsOf(o.topClients), (k) => `/why${query({ q: k, kind: 'ip' })}`)}
+${topTable('Top refused sender domains', 'Sender domain', rowsOf(o.topDomains), (k) => (k === '<>' ? `/why${query({ q: '<>', kind: 'from' })}` : `/why${query({ q: k, kind: 'domain' })}`))}
+${o.topCountries.length > 0 ? topTable('Top refused countries', 'Country', rowsOf(o.topCountries), () => undefined) : ''}
 <section><h2>DNS lists</h2>${
     zoneNames.length === 0
       ? html`<p class="muted">No DNSBL or DNSWL zones configured.</p>`
@@ -150,9 +86,10 @@ ${topTable('Top refused sender domains', 'Sender domain', topOf(domains), (k) =>
           return html`<tr><td>${z}</td><td>${state}${s ? html` <span class="muted">(probed ${relative(s.checkedAt, ctx.now)})</span>` : ''}</td><td class="num">${zoneHits.get(z) ?? 0}</td></tr>`;
         })}</tbody></table>`
   }</section>
-${topTable(`Bans in force by category (${bans.length})`, 'Category', sorted(byCategory), (k) => `/bans${query({ category: k })}`)}
-${topTable('Bans in force by source', 'Source', sorted(bySource), () => undefined)}
-<section><h2>Store</h2><p>${health.ok ? 'healthy' : 'NOT healthy'}: ${health.backend}, ${health.detail}${health.latencyMs !== undefined ? ` (${health.latencyMs.toFixed(1)} ms)` : ''}</p></section>
+${topTable(`Bans in force by category (${o.bans.active}${o.bans.truncated ? '+' : ''})`, 'Category', o.bans.byCategory, (k) => `/bans${query({ category: k })}`)}
+${topTable('Bans in force by source', 'Source', o.bans.bySource, () => undefined)}
+<section><h2>Store</h2><p>${o.store.ok ? 'healthy' : 'NOT healthy'}: ${o.store.backend}, ${o.store.detail}${o.store.latencyMs !== undefined ? ` (${o.store.latencyMs.toFixed(1)} ms)` : ''}</p>
+<p>${o.bans.newInWindow} new bans in the ${r.label}; ${o.bans.repeatOffenders} repeat offenders in force.</p></section>
 </div>`;
   return { title: 'Overview', body, scripts: ['/assets/uplot.js', '/assets/charts.js'] };
 }

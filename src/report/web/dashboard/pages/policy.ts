@@ -6,7 +6,8 @@
 import type { FastifyRequest } from 'fastify';
 import type { PageContext, PageResult, RuleInfo } from '../context.js';
 import { field, FormError } from '../form.js';
-import { html, isoTime, query } from '../html.js';
+import { html, isoTime, query, type Html } from '../html.js';
+import type { ReplayExample, ReplayOutcome, ReplayReport } from '../../../replay.js';
 
 const DAY = 86400_000;
 
@@ -29,20 +30,14 @@ export async function policyPage(_req: FastifyRequest, ctx: PageContext): Promis
 }
 
 async function policyBody(ctx: PageContext, yaml: string, result?: ReturnType<typeof html>) {
-  const since = ctx.now - DAY;
+  const w = { since: ctx.now - DAY, until: ctx.now };
   const [hits, would, examples] = await Promise.all([
-    ctx.opts.countEvents({ dim: 'rule', since, until: ctx.now, limit: 10_000 }),
-    ctx.opts.countEvents({ dim: 'would-have', since, until: ctx.now, limit: 10_000 }),
-    ctx.opts.store.queryEvents({ wouldHave: true, since, limit: 20 }),
+    ctx.opts.report.top(w, 'rule', { limit: 10_000 }),
+    ctx.opts.report.wouldHave(w, 10_000),
+    ctx.opts.store.queryEvents({ wouldHave: true, since: w.since, limit: 20 }),
   ]);
-  const hitsOf = new Map<string, number>();
-  for (const h of hits) hitsOf.set(h.key, (hitsOf.get(h.key) ?? 0) + h.n);
-  const wouldOf = new Map<string, Map<string, number>>();
-  for (const w of would) {
-    const m = wouldOf.get(w.key) ?? new Map<string, number>();
-    m.set(w.action, (m.get(w.action) ?? 0) + w.n);
-    wouldOf.set(w.key, m);
-  }
+  const hitsOf = new Map(hits.map((h) => [h.key, h.total]));
+  const wouldOf = new Map(would.map((r) => [r.key, new Map(Object.entries(r.byAction))]));
   const testRules = ctx.opts.rules.filter((r) => r.mode === 'test');
   const row = (r: RuleInfo, i: number) =>
     html`<tr id="rule-${r.name}"><td class="num">${i + 1}</td><td><strong>${r.name}</strong>${r.mode === 'test' ? html` <em>(test mode)</em>` : ''}</td><td>${r.stage ?? 'auto'}</td><td><code>${condition(r.if)}</code></td><td>${
@@ -87,12 +82,41 @@ export async function policyReplay(req: FastifyRequest, ctx: PageContext): Promi
     return { title: 'Policy', status: 400, body: await policyBody(ctx, yaml, html`<p class="notice error" role="alert">Paste a config to try.</p>`) };
   }
   const r = await ctx.opts.replay(yaml, ctx.now - 7 * DAY);
-  if (r.errors && r.errors.length > 0) {
+  if ('errors' in r) {
     return {
       title: 'Policy',
       status: 400,
       body: await policyBody(ctx, yaml, html`<div class="notice error" role="alert"><p>The config has errors; nothing was replayed:</p><ul>${r.errors.map((e) => html`<li><code>${e}</code></li>`)}</ul></div>`),
     };
   }
-  return { title: 'Policy', body: await policyBody(ctx, yaml, html`<h2>What would change</h2><pre>${r.text ?? ''}</pre>`) };
+  return { title: 'Policy', body: await policyBody(ctx, yaml, replayResult(r.report, r.limit)) };
+}
+
+function outcome(o: ReplayOutcome): string {
+  return `${o.action}${o.code !== undefined ? ` ${o.code}` : ''} (${o.rule})`;
+}
+
+function example(e: ReplayExample): Html {
+  return html`<div><a href="/why${query({ q: e.clientIp, kind: 'ip' })}">${e.clientIp}</a> ${e.from === undefined ? '' : e.from === '' ? '<>' : e.from} → ${e.rcpts.join(', ')} <span class="muted">${isoTime(e.ts)}</span></div>`;
+}
+
+/** The replay report as the page shows it (every text in it came from clients: escaped like the rest). */
+export function replayResult(r: ReplayReport, limit: number): Html {
+  return html`<h2 id="replay">What would change</h2>
+<p>${r.replayed} decisions replayed${r.limited ? ` (the newest ${limit} of the last 7 days; \`frontline replay\` reads more)` : ' (the last 7 days)'}: <strong>${r.changed}</strong> would change action, ${r.otherRule} would keep their action under another rule or code, ${r.unchanged} unchanged, ${r.notReproducible} cannot be reproduced from the log.</p>
+${r.warnings.map((w) => html`<p class="muted">${w}</p>`)}
+${r.skippedRules.length > 0 ? html`<p class="notice error">Rules left out of the proposed policy: ${r.skippedRules.map((x) => `${x.rule} (${x.reason})`).join('; ')}</p>` : ''}
+${
+  r.changes.length > 0
+    ? html`<table><thead><tr><th>From</th><th>To</th><th class="num">Decisions</th><th>Examples</th></tr></thead><tbody>${r.changes.map(
+        (c) => html`<tr><td>${outcome(c.from)}</td><td>${outcome(c.to)}</td><td class="num">${c.count}</td><td>${c.examples.map(example)}</td></tr>`,
+      )}</tbody></table>`
+    : html`<p>No decision would change action.</p>`
+}
+${r.byRule.length > 0 ? html`<h3>By the rule that made the difference</h3><table><tbody>${r.byRule.map((b) => html`<tr><td>${b.rule}</td><td class="num">${b.count}</td></tr>`)}</tbody></table>` : ''}
+${
+  r.unreproducible.length > 0
+    ? html`<h3>Not reproducible from the log</h3><table><tbody>${r.unreproducible.map((u) => html`<tr><td>${u.reason}</td><td class="num">${u.count}</td></tr>`)}</tbody></table>`
+    : ''
+}`;
 }
