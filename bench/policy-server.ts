@@ -32,6 +32,9 @@
 //   BENCH_NODE_ARGS='…' …    extra node flags for the server processes
 //   BENCH_TRANSPORT=unix …   Postfix's `check_policy_service unix:…`: the load (and the ceiling's, and postgrey's) over a unix socket
 //   BENCH_ENTRY=<tree>/dist/cli/main.js …  measure another build (A/B); bench/README.md is then left alone, as with BENCH_README=0
+//   BENCH_BASELINE_ENTRY=<tree>/dist/cli/main.js …  also run that build on each workload in the same run: both servers up,
+//                            the load going to each in turns (BENCH_SLICES=8 turns of BENCH_SLICE=2 s each, per round),
+//                            and print this build's CPU per decision and rate against the baseline's, round by round
 
 import { createInterface } from 'node:readline';
 import { spawn } from 'node:child_process';
@@ -60,6 +63,9 @@ const WORKERS = process.env.BENCH_WORKERS ?? '2';
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
 const EVIDENCE_CACHE = process.env.BENCH_EVIDENCE_CACHE !== '0';
 const TRANSPORT = process.env.BENCH_TRANSPORT === 'unix' ? 'unix' : 'tcp';
+const BASELINE_ENTRY = process.env.BENCH_BASELINE_ENTRY;
+const SLICES = Math.max(1, Number(process.env.BENCH_SLICES ?? 8));
+const SLICE_SECONDS = Number(process.env.BENCH_SLICE ?? 2);
 type Load = 'repeated' | Workload;
 const WORKLOADS = (process.env.BENCH_WORKLOADS ?? 'repeated,cold,warm').split(',').map((w) => w.trim()) as Load[];
 /** Greylisting's delay in the cold and warm workloads, for both servers: short enough that warm triplets pass in the warm-up. */
@@ -113,7 +119,12 @@ function repeatedRequest(n: number, id: number): LoadRequest {
 }
 
 /** Drive one server with a workload; CPU is read from `pids` (and this process) over the measured window. */
-async function drive(target: { port: number; path?: string }, pids: number[], next: (n: number, id: number) => LoadRequest): Promise<Run> {
+async function drive(
+  target: { port: number; path?: string },
+  pids: number[],
+  next: (n: number, id: number) => LoadRequest,
+  window: { warmupS: number; seconds: number } = { warmupS: WARMUP_SECONDS, seconds: SECONDS },
+): Promise<Run> {
   let cpu0 = 0;
   let cpu1 = 0;
   let threads0 = new Map() as ReturnType<typeof threadCpuSeconds>;
@@ -126,8 +137,7 @@ async function drive(target: { port: number; path?: string }, pids: number[], ne
     host: '127.0.0.1',
     ...target,
     connections: CONNECTIONS,
-    warmupS: WARMUP_SECONDS,
-    seconds: SECONDS,
+    ...window,
     next,
     onWindow: (edge) => {
       if (edge === 'start') {
@@ -183,7 +193,14 @@ async function measureCeiling(): Promise<{ rate: number; p99: number; serverUs: 
   }
 }
 
-async function measureFrontline(load: Load, dnsServer: string, entry: string[] | undefined, profDir: string): Promise<Run> {
+interface Started {
+  target: { port: number; path?: string };
+  pids: number[];
+  next: (n: number, id: number) => LoadRequest;
+  stop: () => Promise<void>;
+}
+
+async function startFrontline(load: Load, dnsServer: string, entry: string[] | undefined, profDir: string): Promise<Started> {
   const tmp = mkdtempSync(join(os.tmpdir(), 'frontline-bench-'));
   const config = join(tmp, 'bench.yaml');
   const lines = ['log:', `  level: ${process.env.LVL ?? 'info'}`, '  file: /dev/null', 'headers:', '  authserv_id: mx.bench.test', `workers: ${WORKERS}`];
@@ -197,12 +214,77 @@ async function measureFrontline(load: Load, dnsServer: string, entry: string[] |
     // A loaded machine can take longer than a test's 30 s to start two workers.
     timeoutMs: 180_000,
   });
+  return {
+    target: { port: server.port, path: socket },
+    pids: processTree(server.child.pid!),
+    next: load === 'repeated' ? repeatedRequest : trafficRequests(load, FRONTLINE_JUDGE[load]),
+    stop: async () => {
+      await server.stop();
+      rmSync(tmp, { recursive: true, force: true });
+    },
+  };
+}
+
+async function measureFrontline(load: Load, dnsServer: string, entry: string[] | undefined, profDir: string): Promise<Run> {
+  const s = await startFrontline(load, dnsServer, entry, profDir);
   try {
-    const next = load === 'repeated' ? repeatedRequest : trafficRequests(load, FRONTLINE_JUDGE[load]);
-    return await drive({ port: server.port, path: socket }, processTree(server.child.pid!), next);
+    return await drive(s.target, s.pids, s.next);
   } finally {
-    await server.stop();
-    rmSync(tmp, { recursive: true, force: true });
+    await s.stop();
+  }
+}
+
+/** Runs taken in turns, as one: decisions, time and CPU summed. */
+function joinRuns(parts: Run[]): Run {
+  const elapsed = parts.reduce((n, r) => n + r.elapsed, 0);
+  const decisions = parts.reduce((n, r) => n + r.decisions, 0);
+  const sorted = new Float64Array(decisions);
+  let at = 0;
+  for (const r of parts) {
+    sorted.set(r.sorted, at);
+    at += r.sorted.length;
+  }
+  const byKind = new Map<string, number>();
+  for (const r of parts) for (const [k, v] of r.byKind) byKind.set(k, (byKind.get(k) ?? 0) + v);
+  return {
+    decisions,
+    elapsed,
+    rate: decisions / elapsed,
+    sorted: sorted.sort(),
+    serverCpu: parts.reduce((n, r) => n + r.serverCpu * r.elapsed, 0) / elapsed,
+    processes: parts[0].processes,
+    clientCpu: parts.reduce((n, r) => n + r.clientCpu * r.elapsed, 0) / elapsed,
+    byKind,
+    wrong: parts.reduce((n, r) => n + r.wrong, 0),
+    wrongExamples: parts.flatMap((r) => r.wrongExamples),
+    load: parts[parts.length - 1].load,
+    dnsPerDecision: parts.reduce((n, r) => n + r.dnsPerDecision * r.decisions, 0) / Math.max(1, decisions),
+  };
+}
+
+/**
+ * This build and the baseline's, both started, driven in turns of
+ * BENCH_SLICE seconds (BENCH_SLICES turns each, the first one swapped every
+ * turn) after a warm-up each: on a busy machine both meet the same minutes,
+ * which a run after a run does not give.
+ */
+async function measureInTurns(load: Load, dnsServer: string, entries: Record<'this' | 'baseline', string[] | undefined>, profDir: string): Promise<Record<'this' | 'baseline', Run>> {
+  const started: Partial<Record<'this' | 'baseline', Started>> = {};
+  try {
+    started.this = await startFrontline(load, dnsServer, entries.this, profDir);
+    started.baseline = await startFrontline(load, dnsServer, entries.baseline, profDir);
+    const parts: Record<'this' | 'baseline', Run[]> = { this: [], baseline: [] };
+    for (const which of ['this', 'baseline'] as const) await drive(started[which]!.target, started[which]!.pids, started[which]!.next, { warmupS: WARMUP_SECONDS, seconds: 1 });
+    for (let k = 0; k < SLICES; k++) {
+      for (const which of k % 2 === 0 ? (['this', 'baseline'] as const) : (['baseline', 'this'] as const)) {
+        const s = started[which]!;
+        if (THREADS) console.log(`  ${which === 'this' ? 'this build' : 'baseline'}, turn ${k + 1}:`);
+        parts[which].push(await drive(s.target, s.pids, s.next, { warmupS: 0.5, seconds: SLICE_SECONDS }));
+      }
+    }
+    return { this: joinRuns(parts.this), baseline: joinRuns(parts.baseline) };
+  } finally {
+    for (const s of Object.values(started)) await s.stop();
   }
 }
 
@@ -238,9 +320,20 @@ async function main(): Promise<void> {
     console.log(`  ${key} run ${runs.get(key)!.length}/${RUNS}: ${int(r.rate)} decisions/s, p99 ${percentile(r.sorted, 99).toFixed(2)} ms, ${µs(r, r.serverCpu)} µs server CPU per decision, load ${r.load.toFixed(2)}`);
   };
   // Round by round, so each server meets the machine's slow and quiet minutes alike.
+  const against: string[] = [];
   for (let i = 0; i < RUNS; i++) {
     for (const w of WORKLOADS) {
-      add(`frontline ${w}`, await measureFrontline(w, dns.server, entry, profDir));
+      if (BASELINE_ENTRY) {
+        const got = await measureInTurns(w, dns.server, { this: entry, baseline: [BASELINE_ENTRY] }, profDir);
+        add(`frontline ${w}`, got.this);
+        add(`baseline ${w}`, got.baseline);
+        const cpu = (r: Run): number => r.serverCpu / r.rate;
+        const line = `${w} round ${i + 1}: CPU per decision ${((cpu(got.this!) / cpu(got.baseline!)) * 100).toFixed(1)}% of the baseline's (${µs(got.this!, got.this!.serverCpu)} against ${µs(got.baseline!, got.baseline!.serverCpu)} µs), rate ${((got.this!.rate / got.baseline!.rate) * 100).toFixed(1)}% (${int(got.this!.rate)} against ${int(got.baseline!.rate)}/s)`;
+        against.push(line);
+        console.log(`  ${line}`);
+      } else {
+        add(`frontline ${w}`, await measureFrontline(w, dns.server, entry, profDir));
+      }
       if (w !== 'repeated' && pgBinary) add(`postgrey ${w}`, await measurePostgrey(pgBinary, w));
     }
   }
@@ -321,10 +414,22 @@ async function main(): Promise<void> {
   console.log(sections.join('\n\n'));
   for (const e of [...runs.values()].flat().flatMap((r) => r.wrongExamples).slice(0, 5)) console.log(`  wrong: ${e}`);
   for (const v of verdicts) console.log(`  ${v}`);
+  if (BASELINE_ENTRY) {
+    console.log(`\nagainst the baseline (${BASELINE_ENTRY}), same run:`);
+    for (const l of against) console.log(`  ${l}`);
+    for (const w of WORKLOADS) {
+      const mine = runs.get(`frontline ${w}`) ?? [];
+      const base = runs.get(`baseline ${w}`) ?? [];
+      const ratios = mine.map((r, k) => r.serverCpu / r.rate / (base[k].serverCpu / base[k].rate)).sort((a, b) => a - b);
+      const rates = mine.map((r, k) => r.rate / base[k].rate).sort((a, b) => a - b);
+      const mid = (xs: number[]): number => xs[Math.floor((xs.length - 1) / 2)];
+      console.log(`  ${w}: median of ${ratios.length} rounds: CPU per decision ${(mid(ratios) * 100).toFixed(1)}% of the baseline's, rate ${(mid(rates) * 100).toFixed(1)}% of the baseline's`);
+    }
+  }
   if (PROFILE) console.log(`  CPU profiles of the server written to ${profDir}`);
 
   // Not for BENCH_README=0, nor for another build (BENCH_ENTRY): its figures are not this tree's.
-  if (process.env.BENCH_README !== '0' && !process.env.BENCH_ENTRY) {
+  if (process.env.BENCH_README !== '0' && !process.env.BENCH_ENTRY && !BASELINE_ENTRY) {
     updateReadme(
       TRANSPORT === 'unix' ? 'policy-server-unix' : 'policy-server',
       [

@@ -103,7 +103,7 @@ export function createIntelJobs(cfg: Config, deps: IntelDeps): IntelJobs {
 
     onDecision(verdict, envelope) {
       if (!correspondents || !envelope.saslUser || REFUSED.has(verdict.action)) return;
-      correspondents.learnFromAuthenticated(envelope, verdict.stage).catch(learnFailed);
+      correspondents.noteFromAuthenticated(envelope, verdict.stage, learnFailed);
     },
 
     async start(resolver) {

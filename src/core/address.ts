@@ -15,8 +15,20 @@ const NON_ASCII = /[^\x00-\x7f]/;
  * (lower-cased), so the syntax checks refuse it.
  */
 export function asciiDomain(domain: string): string {
-  const d = domain.endsWith('.') ? domain.slice(0, -1) : domain;
-  if (!NON_ASCII.test(d)) return d.toLowerCase();
+  // One pass for both questions (any non-ASCII? any upper case?): most names need neither.
+  const n = domain.length > 0 && domain.charCodeAt(domain.length - 1) === 46 ? domain.length - 1 : domain.length;
+  let upper = false;
+  let ascii = true;
+  for (let i = 0; i < n; i++) {
+    const c = domain.charCodeAt(i);
+    if (c > 127) {
+      ascii = false;
+      break;
+    }
+    if (c >= 65 && c <= 90) upper = true;
+  }
+  const d = n === domain.length ? domain : domain.slice(0, n);
+  if (ascii) return upper ? d.toLowerCase() : d;
   const a = domainToASCII(d);
   return a === '' ? d.toLowerCase() : a.replace(/\.$/, '');
 }

@@ -233,10 +233,36 @@ export function networkContains(outer: Network, inner: Network): boolean {
 /** The first network of `nets` containing the address `ip` (text), or undefined (also when `ip` is no address). */
 export function firstContaining(nets: readonly Network[], ip: string): Network | undefined {
   if (nets.length === 0) return undefined;
-  const n = parseNetwork(ip);
-  if (!n || ip.includes('/')) return undefined;
-  for (const net of nets) if (networkContains(net, n)) return net;
+  // A plain IPv4 address (most clients) is read without building a Network (readNetwork allocates two objects).
+  const a = parseV4(ip);
+  if (a >= 0) {
+    for (let i = 0; i < nets.length; i++) {
+      const net = nets[i];
+      if (!net.v6 && maskV4(a, net.len) === net.addr) return net;
+    }
+    return undefined;
+  }
+  // IPv6 read into scratch words, as readNetwork reads an address (no zone id, no prefix; `::ffff:a.b.c.d` is IPv4).
+  if (ip.includes('/') || ip.includes('%') || !ip.includes(':') || !parseV6(ip, scratchWords)) return undefined;
+  const mapped = isMappedV4(scratchWords);
+  for (let i = 0; i < nets.length; i++) {
+    const net = nets[i];
+    if (mapped) {
+      if (!net.v6 && maskV4(scratchWords[3], net.len) === net.addr) return net;
+    } else if (net.v6 && wordsIn(net, scratchWords)) return net;
+  }
   return undefined;
+}
+
+const scratchWords = new Uint32Array(4);
+
+/** True when the IPv6 address `w` lies in `net`. */
+function wordsIn(net: Extract<Network, { v6: true }>, w: Uint32Array): boolean {
+  for (let k = 0; k < 4; k++) {
+    const keep = Math.min(32, Math.max(0, net.len - 32 * k));
+    if (maskV4(w[k], keep) !== net.words[k]) return false;
+  }
+  return true;
 }
 
 /** The network as [family, first address as an integer] (for exact arithmetic on ranges). */

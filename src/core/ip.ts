@@ -106,6 +106,9 @@ export function formatV4(a: number): string {
 
 /** `[addr]` and `IPv6:addr` (as SMTP address literals and some logs write them) → the address text; anything else unchanged. */
 export function unwrapIpText(text: string): string {
+  // Nearly every text is a bare address (a client IP): no regex pass for it.
+  const c = text.charCodeAt(0);
+  if (c !== 91 && c !== 73 && c !== 105 && text.charCodeAt(text.length - 1) !== 93) return text;
   return text.replace(/^\[|\]$/g, '').replace(/^ipv6:/i, '');
 }
 

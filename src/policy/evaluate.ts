@@ -143,9 +143,21 @@ export class EvidenceMemo {
     return this.find(check, env)?.evidence;
   }
 
-  /** The evidence still being computed for this envelope, if any. */
-  pendingOf(check: RegisteredCheck, env: Envelope): Promise<Evidence> | undefined {
-    return this.find(check, env)?.pending;
+  /**
+   * A header check's evidence still coming for this envelope, if any: settled
+   * evidence, and evidence fresh in the shared cache (settled here now),
+   * need no waiting; a check never started is not started.
+   */
+  coming(check: RegisteredCheck, env: Envelope): Promise<Evidence> | undefined {
+    const found = this.find(check, env);
+    if (found !== undefined && (found.evidence !== undefined || found.pending !== undefined)) return found.pending;
+    // Not asked in this transaction: only the shared cache can have it (a look there makes no slot on a miss).
+    if (found === undefined && !check.quick && !check.needsMessage) {
+      const cache = this.opts.evidenceCache;
+      const key = cache?.keyOf(check.name, env);
+      if (key === undefined || !cache?.has(key)) return undefined;
+    }
+    return this.ready(check, env) ? undefined : this.find(check, env)?.pending;
   }
 
   /**
@@ -716,8 +728,8 @@ class RuleWalk {
     let waiting: Array<Promise<unknown>> | undefined;
     for (let i = 0; i < names.length; i++) {
       const check = this.opts.checks.get(names[i]);
-      if (!check || !this.walk.available(check) || this.memo.peek(check, this.env)) continue;
-      const pending = this.memo.pendingOf(check, this.env) ?? (this.memo.ready(check, this.env) ? undefined : this.memo.pendingOf(check, this.env));
+      if (!check || !this.walk.available(check)) continue;
+      const pending = this.memo.coming(check, this.env);
       if (pending) (waiting ??= []).push(this.walk.untilDeadline(pending));
     }
     if (!waiting) return this.build(v);
@@ -740,7 +752,8 @@ class RuleWalk {
   private build(v: VerdictCore): Verdict {
     const evidence = this.memo.current(this.env);
     // What the deadline cut off is part of the decision: the log shows which check never answered.
-    for (const t of this.walk.timedOut ?? []) if (!evidence.some((e) => e.check === t.check)) evidence.push(t);
+    const timedOut = this.walk.timedOut;
+    if (timedOut !== undefined) for (const t of timedOut) if (!evidence.some((e) => e.check === t.check)) evidence.push(t);
     const headers = v.action === 'accept' || v.action === 'tag' || v.action === 'continue' ? resultHeaders(this.opts.headers, this.env, evidence) : [];
     const verdict: Verdict = { ...v, headers, stage: this.stage, evidence };
     if (v.action === 'tag' && v.text !== undefined && this.opts.headers.tagHeader) headers.push([this.opts.headers.tagHeader, v.text]);

@@ -149,6 +149,12 @@ export class EvidenceCache {
     return gen === undefined ? `${check}\0${dep}` : `${check}\0${gen}\0${dep}`;
   }
 
+  /** Is there fresh evidence under this key? (Not counted as a hit: get() is what reuses it.) */
+  has(key: string): boolean {
+    const e = this.entries.get(key);
+    return e !== undefined && this.opts.clock.now() < e.expiresAt;
+  }
+
   /** Fresh evidence under this key (marked as reused), with its expiry. */
   get(key: string): CachedEvidence | undefined {
     const e = this.entries.get(key);

@@ -375,6 +375,13 @@ export interface Store {
   // Learned correspondents (shared by every host on Redis; purge drops the expired ones)
   /** Count one more message to `key` at `now`: a key expired at `now` starts again at 1; its expiry becomes the later of the two. Atomic. */
   correspondentRecord(key: string, kind: CorrespondentKind, now: number, expiresAt: number): Promise<Correspondent>;
+  /**
+   * correspondentRecord without an answer, for the policy path: nothing waits
+   * for the row, so nothing of the decision is kept until the commit (an
+   * answer awaited per record held every authenticated envelope alive until
+   * then, for the garbage collector to copy). A failed write goes to `onError`.
+   */
+  correspondentNote?(key: string, kind: CorrespondentKind, now: number, expiresAt: number, onError: (err: unknown) => void): void;
   /** The correspondent, unless unknown or expired at `now`. */
   correspondentGet(key: string, now: number): Promise<Correspondent | undefined>;
   /** Every correspondent unexpired at `now`. */

@@ -585,6 +585,43 @@ export function storeConformance(name: string, setup: () => Promise<Backend>, op
         assert.deepEqual((await store.correspondentAll(late)).map((c) => c.key), ['example.com']);
       });
 
+      test('records made together count as if made one by one', async () => {
+        const { store, clock } = await fresh();
+        const t0 = clock.now();
+        const ttl = DAY * 1000;
+        const rec = (key: string, t: number, exp = t + ttl) => store.correspondentRecord(key, 'domain', t, exp);
+        const got = await Promise.all([rec('example.com', t0), rec('other.example', t0), rec('example.com', t0 + 1), rec('example.com', t0 + 2)]);
+        assert.deepEqual(
+          got.map((c) => [c.key, c.count, c.firstSeen, c.lastSeen]),
+          [
+            ['example.com', 1, t0, t0],
+            ['other.example', 1, t0, t0],
+            ['example.com', 2, t0, t0 + 1],
+            ['example.com', 3, t0, t0 + 2],
+          ],
+        );
+        assert.deepEqual(await store.correspondentGet('example.com', t0 + 2), { key: 'example.com', kind: 'domain', count: 3, firstSeen: t0, lastSeen: t0 + 2, expiresAt: t0 + 2 + ttl });
+        // Once the row has expired, counting starts again, gathered or not.
+        const late = t0 + 2 + ttl + 1;
+        const again = await Promise.all([rec('example.com', late), rec('example.com', late + 1)]);
+        assert.deepEqual(
+          again.map((c) => [c.count, c.firstSeen]),
+          [
+            [1, late],
+            [2, late],
+          ],
+        );
+        // A record that expires before the next one of its key: the next starts afresh.
+        const short = await Promise.all([rec('short.example', late, late + 1), rec('short.example', late + 5)]);
+        assert.deepEqual(
+          short.map((c) => [c.count, c.firstSeen, c.expiresAt]),
+          [
+            [1, late, late + 1],
+            [1, late + 5, late + 5 + ttl],
+          ],
+        );
+      });
+
       test('trim keeps the ones seen last', async () => {
         const { store, clock } = await fresh();
         const t0 = clock.now();

@@ -5,7 +5,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import ipaddr from 'ipaddr.js';
-import { formatNetwork, readExactNetwork, readNetwork } from '../../src/core/cidr.js';
+import { firstContaining, formatNetwork, networkContains, parseNetwork, readExactNetwork, readNetwork, type Network } from '../../src/core/cidr.js';
 import { networkSchema, networksContain, parseNetwork as configNetwork } from '../../src/config/address.js';
 import { canonicalCidr, canonicalIp } from '../../src/store/ip.js';
 import { IpTrie } from '../../src/store/ip-trie.js';
@@ -138,4 +138,22 @@ describe('one strict CIDR parser (src/core/cidr.ts)', () => {
     for (const t of ['010.0.0.1', '10.1', '010.0.0.0/8']) assert.equal(readNetwork(t).ok, false, t);
     assert.equal(readNetwork('::1.2.3.4').ok && formatNetwork((readNetwork('::1.2.3.4') as { net: Parameters<typeof formatNetwork>[0] }).net), '::102:304/128');
   });
+});
+
+test('firstContaining (my_networks, allow lists) answers as parsing the address and testing each network does', () => {
+  const nets = ['127.0.0.0/8', '192.0.2.0/24', '10.1.2.3/32', '::1/128', '2001:db8::/32', '::ffff:198.51.100.0/120', '0.0.0.0/0', '::/0']
+    .map((n) => parseNetwork(n))
+    .filter((n): n is Network => n !== undefined);
+  const addresses = [
+    '127.0.0.1', '192.0.2.77', '10.1.2.3', '10.1.2.4', '198.51.100.9', '::1', '::2', '2001:db8::25', '2001:db9::1', '::ffff:192.0.2.1', '::ffff:198.51.100.200',
+    '::192.0.2.1', '010.0.0.1', '10.1', '192.0.2.1/32', 'fe80::1%eth0', '[::1]', 'example.com', '', '1.2.3.4.5', '::ffff:1.2.3', 'gggg::1',
+  ];
+  // Each network list alone and all together: the first match, or none, must be the same.
+  for (const list of [...nets.map((n) => [n]), nets.slice(0, 6), nets]) {
+    for (const ip of addresses) {
+      const parsed = ip.includes('/') ? undefined : parseNetwork(ip);
+      const want = parsed && list.find((n) => networkContains(n, parsed));
+      assert.equal(firstContaining(list, ip), want, `${ip} in ${list.map(formatNetwork).join(', ')}`);
+    }
+  }
 });

@@ -317,6 +317,35 @@ describe('correspondents in the state store', () => {
     assert.deepEqual(await restarted.learner.domainsToWalk(), ['partner.example']);
   });
 
+  test('the policy path notes without waiting: counted as records, once per recipient and session; a failed commit is reported', async () => {
+    const now = { t: T0 };
+    const clock = { now: () => now.t };
+    const store = await SqliteStore.open({ backend: 'sqlite', path: ':memory:', pollMs: 0 }, { clock, purgeIntervalSeconds: 0 });
+    const corr = new Correspondents({ clock, store: new StoreCorrespondents(store) });
+    const failures: unknown[] = [];
+    const onError = (e: unknown) => failures.push(e);
+    for (let i = 0; i < 5; i++) {
+      now.t = T0 + i;
+      corr.noteFromAuthenticated(envelope({ clientIp: '192.0.2.1', saslUser: 'alice', sessionId: `S${i}`, from: 'alice@ours.example', rcpts: [`u${i}@partner.example`] }), 'rcpt', onError);
+    }
+    // Postfix asking twice about one recipient of one session counts once; unauthenticated clients teach nothing.
+    corr.noteFromAuthenticated(envelope({ clientIp: '192.0.2.1', saslUser: 'alice', sessionId: 'S4', from: 'alice@ours.example', rcpts: ['u4@partner.example'] }), 'rcpt', onError);
+    corr.noteFromAuthenticated(envelope({ clientIp: '198.51.100.9', sessionId: 'S9', from: 'x@else.example', rcpts: ['v@other.example'] }), 'rcpt', onError);
+    // A record awaited after notes of its key sees them counted before it.
+    const awaited = await corr.store.record('partner.example', 'domain', T0 + 5, T0 + 5 + DAY);
+    assert.deepEqual([awaited.count, awaited.firstSeen, awaited.lastSeen], [6, T0, T0 + 5]);
+    assert.deepEqual(
+      (await corr.store.all(T0 + 5)).map((c) => [c.key, c.count]),
+      [['partner.example', 6]],
+    );
+    corr.noteFromAuthenticated(envelope({ clientIp: '192.0.2.1', saslUser: 'alice', sessionId: 'S7', from: 'alice@ours.example', rcpts: ['bob@gmail.com'] }), 'rcpt', onError);
+    await store.close();
+    assert.equal(failures.length, 0);
+    corr.noteFromAuthenticated(envelope({ clientIp: '192.0.2.1', saslUser: 'alice', sessionId: 'S8', from: 'alice@ours.example', rcpts: ['x@late.example'] }), 'rcpt', onError);
+    assert.equal(failures.length, 1, 'a note to a closed store is reported, not thrown');
+    assert.match(String(failures[0]), /closed/);
+  });
+
   test('kept to max entries: the ones seen longest ago go first', async (t) => {
     const store = await SqliteStore.open({ backend: 'sqlite', path: ':memory:', pollMs: 0 }, { purgeIntervalSeconds: 0 });
     t.after(() => store.close());

@@ -60,6 +60,11 @@ export class Correspondents {
     return this.learner.learnFromAuthenticated(env, stage);
   }
 
+  /** learnFromAuthenticated when nobody waits for the answer (the policy server's decisions); a failure goes to `onError`. */
+  noteFromAuthenticated(env: Envelope, stage: Stage | undefined, onError: (err: unknown) => void): void {
+    this.learner.noteFromAuthenticated(env, stage, onError);
+  }
+
   /** For the log watcher: one line of the mail log. */
   async learnFromLogLine(line: string): Promise<Correspondent | undefined> {
     const sent = this.log.line(line);

@@ -92,20 +92,41 @@ export class CorrespondentLearner {
    * stage, every recipient of the envelope.
    */
   async learnFromAuthenticated(env: Envelope, stage?: Stage): Promise<Correspondent[]> {
-    if (!env.saslUser || env.rcpts.length === 0) return [];
-    const rcpts = stage === 'rcpt' ? env.rcpts.slice(-1) : env.rcpts;
     const out: Correspondent[] = [];
-    for (const rcpt of rcpts) {
-      if (env.sessionId) {
-        const mark = `${env.sessionId}\n${rcpt.toLowerCase()}`;
-        if (this.seen.has(mark)) continue;
-        this.seen.add(mark);
-        if (this.seen.size > SEEN_CAP) this.seen.delete(this.seen.values().next().value as string);
-      }
+    for (const rcpt of this.newRecipients(env, stage)) {
       const c = await this.learnRecipient(rcpt);
       if (c) out.push(c);
     }
     return out;
+  }
+
+  /**
+   * learnFromAuthenticated for the policy path, where nobody waits for the
+   * answer: counted through the store's note() when it has one, so nothing
+   * of the decision is kept until the store commits; a failure goes to `onError`.
+   */
+  noteFromAuthenticated(env: Envelope, stage: Stage | undefined, onError: (err: unknown) => void): void {
+    for (const rcpt of this.newRecipients(env, stage)) {
+      const k = this.keyOf(rcpt);
+      if (!k || this.ignored(k.domain)) continue;
+      const now = this.clock.now();
+      if (this.store.note) this.store.note(k.key, k.kind, now, now + this.ttlMs, onError);
+      else this.store.record(k.key, k.kind, now, now + this.ttlMs).catch(onError);
+    }
+  }
+
+  /** The recipients of an authenticated envelope to learn (see learnFromAuthenticated), each counted once per session. */
+  private newRecipients(env: Envelope, stage: Stage | undefined): readonly string[] {
+    if (!env.saslUser || env.rcpts.length === 0) return [];
+    const rcpts = stage === 'rcpt' ? env.rcpts.slice(-1) : env.rcpts;
+    if (!env.sessionId) return rcpts;
+    return rcpts.filter((rcpt) => {
+      const mark = `${env.sessionId}\n${rcpt.toLowerCase()}`;
+      if (this.seen.has(mark)) return false;
+      this.seen.add(mark);
+      if (this.seen.size > SEEN_CAP) this.seen.delete(this.seen.values().next().value as string);
+      return true;
+    });
   }
 
   /** Domains whose SPF to walk into the `correspondents` list: the per-domain ones seen at least `minCount` times. */

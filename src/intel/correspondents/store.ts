@@ -10,6 +10,8 @@ export type { Correspondent, CorrespondentKind } from '../../store/types.js';
 export interface CorrespondentStore {
   /** Count one more message to `key` at `now`; its expiry becomes `expiresAt`. */
   record(key: string, kind: CorrespondentKind, now: number, expiresAt: number): Promise<Correspondent>;
+  /** record() when nobody needs the answer (the policy path): a failure goes to `onError`. Optional: learners fall back to record(). */
+  note?(key: string, kind: CorrespondentKind, now: number, expiresAt: number, onError: (err: unknown) => void): void;
   /** The correspondent, unless unknown or expired at `now`. */
   get(key: string, now: number): Promise<Correspondent | undefined>;
   /** Every unexpired correspondent. */
@@ -83,7 +85,7 @@ export class StoreCorrespondents implements CorrespondentStore {
   private sinceTrim = 0;
 
   constructor(
-    private readonly store: Pick<Store, 'correspondentRecord' | 'correspondentGet' | 'correspondentAll' | 'correspondentTrim'>,
+    private readonly store: Pick<Store, 'correspondentRecord' | 'correspondentNote' | 'correspondentGet' | 'correspondentAll' | 'correspondentTrim'>,
     private readonly maxEntries = 100_000,
   ) {}
 
@@ -94,6 +96,15 @@ export class StoreCorrespondents implements CorrespondentStore {
       await this.store.correspondentTrim(this.maxEntries);
     }
     return c;
+  }
+
+  note(key: string, kind: CorrespondentKind, now: number, expiresAt: number, onError: (err: unknown) => void): void {
+    if (this.store.correspondentNote) this.store.correspondentNote(key, kind, now, expiresAt, onError);
+    else this.store.correspondentRecord(key, kind, now, expiresAt).catch(onError);
+    if (++this.sinceTrim >= TRIM_EVERY) {
+      this.sinceTrim = 0;
+      this.store.correspondentTrim(this.maxEntries).catch(onError);
+    }
   }
 
   get(key: string, now: number): Promise<Correspondent | undefined> {

@@ -161,6 +161,33 @@ interface CorrespondentRow {
   expires_at: number;
 }
 
+/**
+ * Records of one key gathered for one commit: from `first` to `now`, each
+ * while the row was unexpired (its expiry, at least `exp` so far, after the
+ * record's time), so one upsert adding `waiters.length` leaves the row as
+ * that many upserts would. A learned domain recurs (every recipient of
+ * an authenticated user at one company): one upsert instead of hundreds.
+ */
+interface CorrespondentRun {
+  key: string;
+  kind: string;
+  first: number;
+  now: number;
+  exp: number;
+  waiters: CorrespondentWaiter[];
+  /** Records without a waiter (correspondentNote), and whom to tell if their commit fails. */
+  notes: number;
+  onError?: (err: unknown) => void;
+}
+
+interface CorrespondentWaiter {
+  now: number;
+  /** Records of the run before this one. */
+  at: number;
+  resolve: (c: Correspondent) => void;
+  reject: (e: unknown) => void;
+}
+
 function correspondentFromRow(r: CorrespondentRow): Correspondent {
   return { key: r.key, kind: r.kind, count: r.count, firstSeen: r.first_seen, lastSeen: r.last_seen, expiresAt: r.expires_at };
 }
@@ -272,7 +299,10 @@ export class SqliteStore extends BaseStore {
   /** Greylist entries waiting for the commit at the end of this tick. */
   private greyQueue: GreyQueued[] = [];
   private corrTimer?: NodeJS.Timeout;
-  private corrQueue: Array<{ args: { key: string; kind: string; now: number; exp: number }; resolve: (c: Correspondent) => void; reject: (e: unknown) => void }> = [];
+  /** Records waiting for the next commit, as runs of one key (CorrespondentRun); `corrRuns` finds a key's open run. */
+  private corrQueue: CorrespondentRun[] = [];
+  private corrRuns = new Map<string, CorrespondentRun>();
+  private corrWaiting = 0;
   /** Greylist entries written but not yet committed, by key: greyGet answers from here first. */
   private readonly greyPending = new Map<string, GreyEntry>();
   private flushScheduled = false;
@@ -406,14 +436,15 @@ export class SqliteStore extends BaseStore {
         `INSERT INTO offences (cidr, offences, first_seen, quiet_since) VALUES (?, ?, ?, ?)
          ON CONFLICT (cidr) DO UPDATE SET offences = excluded.offences, first_seen = excluded.first_seen, quiet_since = excluded.quiet_since`,
       ),
-      corrRecord: db.prepare<[{ key: string; kind: string; now: number; exp: number }], CorrespondentRow>(
-        `INSERT INTO correspondents (key, kind, count, first_seen, last_seen, expires_at) VALUES (@key, @kind, 1, @now, @now, @exp)
+      // `n` records of one key from @first to @now (a CorrespondentRun): as n upserts one after another would leave the row.
+      corrRecord: db.prepare<[{ key: string; kind: string; first: number; now: number; exp: number; n: number }], CorrespondentRow>(
+        `INSERT INTO correspondents (key, kind, count, first_seen, last_seen, expires_at) VALUES (@key, @kind, @n, @first, @now, @exp)
          ON CONFLICT (key) DO UPDATE SET
-           count = CASE WHEN expires_at > @now THEN count + 1 ELSE 1 END,
-           first_seen = CASE WHEN expires_at > @now THEN first_seen ELSE @now END,
+           count = CASE WHEN expires_at > @first THEN count + @n ELSE @n END,
+           first_seen = CASE WHEN expires_at > @first THEN first_seen ELSE @first END,
            kind = @kind,
            last_seen = @now,
-           expires_at = CASE WHEN expires_at > @now AND expires_at > @exp THEN expires_at ELSE @exp END
+           expires_at = CASE WHEN expires_at > @first AND expires_at > @exp THEN expires_at ELSE @exp END
          RETURNING *`,
       ),
       corrGet: db.prepare<[string, number], CorrespondentRow>('SELECT * FROM correspondents WHERE key = ? AND expires_at > ?'),
@@ -827,14 +858,39 @@ export class SqliteStore extends BaseStore {
    */
   correspondentRecord(key: string, kind: CorrespondentKind, now: number, expiresAt: number): Promise<Correspondent> {
     if (this.closed) return Promise.reject(new StoreUnavailableError('sqlite: store is closed'));
-    return new Promise((resolve, reject) => {
-      this.corrQueue.push({ args: { key, kind, now, exp: expiresAt }, resolve, reject });
-      if (this.corrQueue.length >= CORRESPONDENT_GATHER_ROWS) this.flushCorrespondents();
-      else if (this.corrTimer === undefined) {
-        // Not unref'd: a caller awaits it; close() commits and clears it.
-        this.corrTimer = setTimeout(() => this.flushCorrespondents(), CORRESPONDENT_GATHER_MS);
-      }
-    });
+    return new Promise((resolve, reject) => this.gatherCorrespondent(key, kind, now, expiresAt, { now, at: 0, resolve, reject }));
+  }
+
+  correspondentNote(key: string, kind: CorrespondentKind, now: number, expiresAt: number, onError: (err: unknown) => void): void {
+    if (this.closed) onError(new StoreUnavailableError('sqlite: store is closed'));
+    else this.gatherCorrespondent(key, kind, now, expiresAt, onError);
+  }
+
+  /** One record into the next commit: a waiter for its row, or (a note) the function told of a failure. */
+  private gatherCorrespondent(key: string, kind: CorrespondentKind, now: number, expiresAt: number, who: CorrespondentWaiter | ((err: unknown) => void)): void {
+    let run = this.corrRuns.get(key);
+    // The same key again while its run is unexpired: one more message on the same row (one upsert for the run).
+    if (run !== undefined && run.exp > now && now >= run.now) {
+      run.kind = kind;
+      run.now = now;
+      if (expiresAt > run.exp) run.exp = expiresAt;
+    } else {
+      run = { key, kind, first: now, now, exp: expiresAt, waiters: [], notes: 0 };
+      this.corrQueue.push(run);
+      this.corrRuns.set(key, run);
+    }
+    if (typeof who === 'function') {
+      run.notes++;
+      run.onError = who;
+    } else {
+      who.at = run.waiters.length + run.notes;
+      run.waiters.push(who);
+    }
+    if (++this.corrWaiting >= CORRESPONDENT_GATHER_ROWS) this.flushCorrespondents();
+    else if (this.corrTimer === undefined) {
+      // Not unref'd: a caller may await it; close() commits and clears it.
+      this.corrTimer = setTimeout(() => this.flushCorrespondents(), CORRESPONDENT_GATHER_MS);
+    }
   }
 
   private flushCorrespondents(): void {
@@ -843,14 +899,29 @@ export class SqliteStore extends BaseStore {
     const batch = this.corrQueue;
     if (batch.length === 0) return;
     this.corrQueue = [];
+    this.corrRuns.clear();
+    this.corrWaiting = 0;
     let rows: CorrespondentRow[];
     try {
-      rows = this.run(() => this.db.transaction(() => batch.map((q) => this.st.corrRecord.get(q.args)!)).immediate());
+      rows = this.run(() =>
+        this.db
+          .transaction(() => batch.map((r) => this.st.corrRecord.get({ key: r.key, kind: r.kind, first: r.first, now: r.now, exp: r.exp, n: r.waiters.length + r.notes })!))
+          .immediate(),
+      );
     } catch (e) {
-      for (const q of batch) q.reject(e);
+      for (const r of batch) {
+        for (const w of r.waiters) w.reject(e);
+        r.onError?.(e);
+      }
       return;
     }
-    batch.forEach((q, i) => q.resolve(correspondentFromRow(rows[i])));
+    batch.forEach((r, i) => {
+      if (r.waiters.length === 0) return;
+      const row = correspondentFromRow(rows[i]);
+      // A waiter sees the row as its own record left it: the count and last message of that point.
+      const n = r.waiters.length + r.notes;
+      for (const w of r.waiters) w.resolve(w.at === n - 1 ? row : { ...row, count: row.count - (n - 1 - w.at), lastSeen: w.now });
+    });
   }
 
   async correspondentGet(key: string, now: number): Promise<Correspondent | undefined> {
