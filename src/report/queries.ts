@@ -70,7 +70,7 @@ export interface BanSummary {
   truncated?: boolean;
 }
 
-export type TopBy = 'rule' | 'client' | 'domain' | 'zone' | 'country' | 'asn';
+export type TopBy = 'rule' | 'client' | 'domain' | 'zone' | 'zone-skip' | 'country' | 'asn';
 
 export interface TopOptions {
   /** Only these actions (default: all). */
@@ -122,6 +122,11 @@ export class ReportQueries {
   constructor(private readonly deps: ReportDeps) {
     this.store = deps.store;
     this.clock = deps.clock ?? { now: () => Date.now() };
+  }
+
+  /** Is an IP-to-AS table configured (countries and AS numbers)? */
+  get hasAsn(): boolean {
+    return this.deps.asn !== undefined;
   }
 
   /** The window from `seconds` ago to now. */

@@ -1,0 +1,110 @@
+// The report room's questions on a week of traffic: 1,000,000 decisions in
+// the SQLite decision log (bench/lib/seed-decisions.ts, written through
+// logEvent and the writer thread, as `serve` writes them), then
+//   - the dashboard's Overview (ReportQueries.overview) for the last hour,
+//     day and week (target < 300 ms);
+//   - Why? searches through queryEvents: a returning client's IP, a /24, a
+//     sender domain, a sender address (target < 300 ms);
+//   - `frontline stats --since 7d` as a process: the compiled CLI (npm run
+//     build), from start to exit (target < 2 s), and the same in process.
+// Each figure is the median of BENCH_RUNS (default 5) runs.
+//
+//   npm run bench -- report
+//   BENCH_REPORT_DIR=/tmp/x  keeps (and reuses) the seeded store there
+//   BENCH_REPORT_COUNT=1000000
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { SqliteStore } from '../src/store/sqlite/store.js';
+import { ReportQueries } from '../src/report/queries.js';
+import { statsData } from '../src/report/stats.js';
+import { ruleChecksOf } from '../src/cli/report-context.js';
+import { loadConfig } from '../src/config/load.js';
+import { seedDecisions } from './lib/seed-decisions.js';
+import { updateReadme } from './lib/readme.js';
+
+const COUNT = Number(process.env.BENCH_REPORT_COUNT ?? 1_000_000);
+const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const keep = process.env.BENCH_REPORT_DIR;
+const dir = keep ?? mkdtempSync(join(tmpdir(), 'fl-bench-report-'));
+mkdirSync(dir, { recursive: true });
+const dbPath = join(dir, 'frontline.db');
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+async function time(what: string, fn: () => Promise<unknown>): Promise<number> {
+  const ms: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    const t0 = performance.now();
+    await fn();
+    ms.push(performance.now() - t0);
+  }
+  const m = median(ms);
+  console.log(`${what}: median ${m.toFixed(1)} ms (runs: ${ms.map((x) => x.toFixed(0)).join(', ')})`);
+  return m;
+}
+
+const seeded = existsSync(dbPath);
+let store = await SqliteStore.open({ backend: 'sqlite', path: dbPath }, { purgeIntervalSeconds: 0 });
+const now = Date.now();
+if (!seeded) {
+  const t0 = performance.now();
+  await seedDecisions(store, { count: COUNT, now, progress: (n) => console.log(`seeded ${n}`) });
+  console.log(`seeded ${COUNT} decisions in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  // Bans as a busy host has them: 5,000 from the sources the Overview tells apart.
+  for (let i = 0; i < 5000; i++) {
+    const source = ['spamtrap', 'log:sshd', 'cli:root', 'feed:peer', 'dnsbl-rule'][i % 5];
+    await store.ban({ cidr: `10.${200 + (i >> 16)}.${(i >> 8) & 255}.${i & 255 || 1}`, reason: 'bench', category: source === 'spamtrap' ? 'spamtrap' : 'policy', source });
+  }
+  await store.close();
+  store = await SqliteStore.open({ backend: 'sqlite', path: dbPath }, { purgeIntervalSeconds: 0 });
+}
+const rows = (store.eventsDatabase.prepare('SELECT count(*) AS n FROM events').get() as { n: number }).n;
+console.log(`decision log: ${rows} events; rollup rows: ${(store.eventsDatabase.prepare('SELECT count(*) AS n FROM event_rollups').get() as { n: number }).n}`);
+
+const config = loadConfig(undefined);
+const q = new ReportQueries({ store, ruleChecks: ruleChecksOf(config) });
+const results: Array<[string, number, string]> = [];
+results.push(['Overview, last hour', await time('overview 1h', () => q.overview(q.last(3600))), '< 300 ms']);
+results.push(['Overview, last day', await time('overview 24h', () => q.overview(q.last(86_400))), '< 300 ms']);
+results.push(['Overview, last week (10-minute steps)', await time('overview 7d', () => q.overview(q.last(7 * 86_400), { stepMs: 600_000 })), '< 300 ms']);
+
+// A returning client (the seed's busiest), its /24, a busy sender domain, a rare one, an address.
+const busy = (store.eventsDatabase.prepare("SELECT key FROM event_rollups WHERE dim = 'client' GROUP BY key ORDER BY sum(n) DESC LIMIT 1").get() as { key: string }).key;
+const net = `${busy.split('.').slice(0, 3).join('.')}.0/24`;
+results.push([`Why? by IP (${busy})`, await time('why ip', () => store.queryEvents({ ip: busy, limit: 100 })), '< 300 ms']);
+results.push([`Why? by network (${net})`, await time('why cidr', () => store.queryEvents({ cidr: net, limit: 100 })), '< 300 ms']);
+results.push(['Why? by sender domain (busy: d1.example)', await time('why domain busy', () => store.queryEvents({ domain: 'd1.example', limit: 100 })), '< 300 ms']);
+results.push(['Why? by sender domain (rare: d4999.example)', await time('why domain rare', () => store.queryEvents({ domain: 'd4999.example', limit: 100 })), '< 300 ms']);
+results.push(['Why? by sender address (user7@d3.example)', await time('why from', () => store.queryEvents({ from: 'user7@d3.example', limit: 100 })), '< 300 ms']);
+results.push(['stats --since 7d, in process', await time('stats 7d in process', () => statsData(q, q.last(7 * 86_400))), '']);
+await store.close();
+
+// The command as an admin runs it: the compiled CLI, process start to exit.
+const build = spawnSync('npm', ['run', 'build'], { cwd: root, stdio: 'ignore' });
+if (build.status !== 0) throw new Error('npm run build failed');
+const cfg = join(dir, 'bench.yaml');
+writeFileSync(cfg, `data_dir: ${dir}\n`);
+let out = '';
+const cli = await time('frontline stats --since 7d (process)', async () => {
+  const r = spawnSync(process.execPath, [join(root, 'dist/cli/main.js'), 'stats', '--since', '7d', '-c', cfg], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`stats failed: ${r.stderr}`);
+  out = r.stdout;
+});
+results.push(['`frontline stats --since 7d` (compiled, process start to exit)', cli, '< 2 s']);
+console.log(out.split('\n').slice(0, 12).join('\n'));
+
+const table = [
+  `\`npm run bench -- report\`, ${new Date().toISOString().slice(0, 10)}, ${rows.toLocaleString('en')} decisions over 7 days, 5,000 bans, SQLite; median of ${RUNS} runs; load average ${loadavg()[0].toFixed(2)}`,
+  '',
+  '| question | median | target |',
+  '| --- | --- | --- |',
+  ...results.map(([w, ms, t]) => `| ${w} | ${ms.toFixed(0)} ms | ${t} |`),
+].join('\n');
+console.log(`\n${table}`);
+if (process.env.BENCH_README !== '0') updateReadme('report', table);
+if (!keep) rmSync(dir, { recursive: true, force: true });
