@@ -20,6 +20,8 @@ import type { ServeOptions } from './serve.js';
 import { splitList } from './runtime.js';
 import { loadWebAuth } from '../report/web/auth.js';
 import { newSessionKey, SESSION_KEY_ENV } from '../report/web/dashboard/auth.js';
+import { webListenAddress } from '../report/web/config.js';
+import { servePrimaryScrapes } from '../report/metrics/cluster.js';
 
 export type WorkersSetting = number | 'auto';
 
@@ -113,6 +115,8 @@ export async function serveClustered(opts: ServeOptions & { workers?: string }, 
   loadWebAuth(config.web);
   // One key for the dashboard's session cookies, inherited by every worker (any of them may answer a page).
   process.env[SESSION_KEY_ENV] ??= newSessionKey();
+  // A worker taking a /metrics scrape asks this process for every worker's counts.
+  if (config.web.metrics && webListenAddress(config.web) !== undefined) servePrimaryScrapes();
   // A socket file left by a dead server is removed here, once: workers share the primary's socket.
   const socket = opts.policySocket ?? config.listen.policy_socket;
   if (socket) await removeStaleSocket(socket);

@@ -17,7 +17,7 @@ import type { Logger } from '../log.js';
 import { importSources, whitelistDomains } from '../intel/config.js';
 import { Correspondents, StoreCorrespondents } from '../intel/correspondents/index.js';
 import { ListImporter } from '../intel/lists-import/import.js';
-import { logWatchOptionsFromConfig, startLogWatch, type LogLine, type LogWatch, type SourceConfig } from '../intel/logwatch/index.js';
+import { logWatchOptionsFromConfig, startLogWatch, type LogLine, type LogWatch, type LogWatchSourceStats, type SourceConfig } from '../intel/logwatch/index.js';
 import { startSchedule, type RunningSchedule, type ScheduledJob } from '../intel/schedule.js';
 import { SpfWalkedList, type SpfListRun } from '../intel/spfwalk/whitelist.js';
 import { storeListSink } from '../intel/store-sink.js';
@@ -43,6 +43,8 @@ export interface IntelJobs {
   start(resolver: Resolver): Promise<void>;
   /** Stop everything started; waits for running jobs and saves the log offsets. */
   stop(): Promise<void>;
+  /** The log watcher's counts by source (empty when it is off), for /metrics. */
+  logwatchStats(): LogWatchSourceStats[];
 }
 
 const REFUSED = new Set(['reject', 'defer', 'tarpit']);
@@ -161,6 +163,7 @@ export function createIntelJobs(cfg: Config, deps: IntelDeps): IntelJobs {
       await schedule?.stop();
       await watch?.stop();
     },
+    logwatchStats: () => watch?.stats() ?? [],
   };
 }
 

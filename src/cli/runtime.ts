@@ -17,9 +17,9 @@ export interface Runtime {
 
 /**
  * `store`: the open state store the policy's store checks use (serve: the configured one; check: in memory).
- * `extra`: serve's learned correspondents (src/cli/intel-jobs.ts), the IP-to-AS table (asn.table).
+ * `extra`: serve's learned correspondents (src/cli/intel-jobs.ts), the IP-to-AS table (asn.table), the check timer of /metrics.
  */
-export function buildRuntime(config: Config, logger: Logger, store?: Store, extra: Pick<PolicyDeps, 'correspondents' | 'asn'> = {}): Runtime {
+export function buildRuntime(config: Config, logger: Logger, store?: Store, extra: Pick<PolicyDeps, 'correspondents' | 'asn' | 'onCheckRun'> = {}): Runtime {
   const dns = config.dns;
   const resolver = createResolver({
     servers: dns.servers,

@@ -23,6 +23,10 @@ import { startZone, type RunningZone } from '../enforce/zone/index.js';
 import { startFeeds, type RunningFeeds } from '../enforce/feed/index.js';
 import { systemClock } from '../core/types.js';
 import { reportQueries } from './report-context.js';
+import { BanCensus, Metrics, timedStore } from '../report/metrics/index.js';
+import { workerScrape } from '../report/metrics/cluster.js';
+import { DnsClient } from '../dns/index.js';
+import cluster from 'node:cluster';
 
 export interface ServeOptions {
   config?: string;
@@ -60,12 +64,16 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
   const dataDir = resolve(config.data_dir);
   secureDataDir(dataDir, config.file_group, logger.child({ room: 'files' }));
 
+  // /metrics (docs/metrics.md): off with web.metrics: false or no web listener, and then nothing is timed.
+  const metrics = config.web.metrics && webListenAddress(config.web) !== undefined ? new Metrics() : undefined;
+  const scrape = metrics && (cluster.isWorker ? workerScrape(metrics.registry) : () => metrics.text());
   let store: Store;
   try {
     store = await openConfiguredStore(config, { logger: logger.child({ room: 'store' }), purge: true });
   } catch (err) {
     throw new Error(`store: cannot open the ${config.store.backend} store: ${(err as Error).message}`, { cause: err });
   }
+  if (metrics) store = timedStore(store, metrics.store);
   const decisions = new DecisionLog(store, logger.child({ room: 'store' }));
   // The IP-to-AS table for AS lists, reloaded when the file changes.
   const asnFile = config.asn.table === null ? undefined : await openAsnFile(resolve(config.asn.table), { checkIntervalS: config.asn.check_interval_s, logger: logger.child({ room: 'store' }) });
@@ -83,9 +91,11 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
 
   // Log watching, SPF-walked whitelist, list imports, learned correspondents (started once the server listens).
   const intel = createIntelJobs(config, { store, logger });
-  const runtime = buildRuntime(config, logger, store, { correspondents: intel.correspondents, asn: asnFile?.database });
+  const runtime = buildRuntime(config, logger, store, { correspondents: intel.correspondents, asn: asnFile?.database, onCheckRun: metrics?.onCheckRun });
+  const counts = metrics?.decisions;
   const server = new PolicyServer({
     onDecision: (verdict, envelope, sessionId) => {
+      counts?.count(0, verdict);
       decisions.record(verdict, envelope, sessionId);
       intel.onDecision(verdict, envelope);
     },
@@ -124,7 +134,10 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
         listen: gateListen ?? undefined,
         backend: gateBackend ?? undefined,
         resolver: runtime.resolver,
-        onEvent: (verdict, envelope) => decisions.record(verdict, envelope),
+        onEvent: (verdict, envelope) => {
+          counts?.count(1, verdict);
+          decisions.record(verdict, envelope);
+        },
         // A client of the trap listener is a scanner: banned (category probe), an IPv6 one by its /64.
         onTrap: (ip, cidr) => {
           store
@@ -141,11 +154,34 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
     say(`frontline gate on ${gate.address}, backend ${gateBackend}`);
   }
 
+  let census: BanCensus | undefined;
+  if (metrics) {
+    census = new BanCensus(store, (err) => logger.warn({ err: (err as Error).message }, 'metrics: counting bans failed'));
+    void census.start(30_000);
+    const client = runtime.resolver.upstream;
+    const evidenceCache = runtime.policy.evidenceCache;
+    const running = gate;
+    metrics.sources = {
+      policyServer: () => server.stats,
+      evidenceCache: evidenceCache && (() => evidenceCache.stats),
+      dnsCache: () => ({ ...runtime.resolver.stats, size: runtime.resolver.size }),
+      dnsClient: client instanceof DnsClient ? () => client.stats : undefined,
+      gate: running && (() => ({ ...running.stats, sessions: running.connections })),
+      logwatch: () => intel.logwatchStats(),
+      bans: () => census!.byCategory(),
+    };
+  }
   let web: RunningWeb | undefined;
   if (webListenAddress(config.web) !== undefined) {
     try {
-      web = await startWebServer({ config, store, logger, auth: webAuth, services: { zones: () => runtime.policy.zoneStates(), report: await reportQueries(store, config) } });
+      const services = {
+        zones: () => runtime.policy.zoneStates(),
+        report: await reportQueries(store, config),
+        metrics: metrics && scrape ? { text: scrape, contentType: metrics.contentType } : undefined,
+      };
+      web = await startWebServer({ config, store, logger, auth: webAuth, services });
     } catch (err) {
+      await census?.stop();
       await gate?.close();
       await server.close(0);
       runtime.close();
@@ -207,6 +243,7 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
       closing ??= (async () => {
         logger.info('frontline stopping');
         await web?.close().catch((err: unknown) => logger.error({ err }, 'web close failed'));
+        await census?.stop();
         await gate?.close();
         await zone?.close();
         await server.close();

@@ -71,7 +71,8 @@ export class CachedResolver implements Resolver, Querier {
   private readonly maxEntries: number;
 
   constructor(
-    private readonly upstream: Querier & Partial<Closable>,
+    /** The network client (its own stats: questions, timeouts). */
+    readonly upstream: Querier & Partial<Closable>,
     opts: CachedResolverOptions = {},
   ) {
     this.clock = opts.clock ?? systemClock;

@@ -51,6 +51,12 @@ export interface DnsDropStats {
 }
 
 export interface DnsClientStats {
+  /** Questions asked (each may take several attempts and servers). */
+  questions: number;
+  /** Questions that no server answered in time, after every attempt (TIMEOUT). */
+  timeouts: number;
+  /** Attempts whose reply did not come within timeoutMs. */
+  attemptTimeouts: number;
   /** UDP datagrams sent. */
   udpQueries: number;
   /** UDP sockets opened (each on its own random port). */
@@ -99,7 +105,7 @@ export class DnsClient implements Resolver, Querier {
   private readonly routes: Map<DnsServer, UdpRoute>;
   private readonly sockets: UdpSocketPool<Pending>;
   private readonly logger?: DnsLogger;
-  private readonly counts: DnsClientStats = { udpQueries: 0, udpSockets: 0, dropped: { unknownId: 0, wrongSource: 0, wrongQuestion: 0 } };
+  private readonly counts: DnsClientStats = { questions: 0, timeouts: 0, attemptTimeouts: 0, udpQueries: 0, udpSockets: 0, dropped: { unknownId: 0, wrongSource: 0, wrongQuestion: 0 } };
   private readonly tcpConnections = new Set<net.Socket>();
   private readonly timers = new Set<{ timer: NodeJS.Timeout; cancel: () => void }>();
   /** Bumped by close(): queries started before it stop instead of trying further servers. */
@@ -165,6 +171,7 @@ export class DnsClient implements Resolver, Querier {
    */
   async query<T extends QType>(name: string, type: T): Promise<DnsAnswer<T>> {
     const qname = checkName(name, type);
+    this.counts.questions++;
     const generation = this.generation;
     let fault: DnsError | undefined;
     const answeredBy = new Set<number>();
@@ -188,6 +195,7 @@ export class DnsClient implements Resolver, Querier {
         answeredBy.add(serverIndex);
       }
     }
+    if (fault === undefined) this.counts.timeouts++;
     throw fault ?? new DnsError('TIMEOUT', qname, type);
   }
 
@@ -230,6 +238,7 @@ export class DnsClient implements Resolver, Querier {
     const entry = {
       timer: setTimeout(() => {
         this.timers.delete(entry);
+        this.counts.attemptTimeouts++;
         onTimeout();
       }, this.timeoutMs),
       cancel: onTimeout,

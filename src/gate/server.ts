@@ -54,7 +54,22 @@ export interface RunningGate {
   readonly connections: number;
   /** The relay self-test (backend_identity xclient); undefined in the other modes. */
   relay?: RelayGuard;
+  /** Counts since start, for /metrics. */
+  readonly stats: GateStats;
   close(): Promise<void>;
+}
+
+/** Plain counts the gate keeps for /metrics (src/report/metrics/). */
+export interface GateStats {
+  /** Client connections accepted on the listener (before the connection limits). */
+  connections: number;
+  /** Connections refused by a connection limit (421), by limit. */
+  refusedByLimit: Record<string, number>;
+  /** Door tests failed, by test and by what was done (enforce, drop, ignore). */
+  doorFailures: Record<string, number>;
+  /** Messages the backend took (2xx at the end of DATA); refused by it (4xx/5xx). */
+  relayed: number;
+  backendRefused: number;
 }
 
 /** The parts of the main config the gate reads. */
@@ -105,6 +120,7 @@ export async function startGate(opts: StartGateOptions): Promise<RunningGate> {
     xforwardHosts: IpList.from(cfg.xforward_hosts),
     resolver: opts.resolver,
     onEvent: opts.onEvent,
+    stats: { connections: 0, refusedByLimit: {}, doorFailures: {}, relayed: 0, backendRefused: 0 },
   };
   if (cfg.backend_identity === 'xclient') {
     ctx.relay = new RelayGuard(backend, cfg, ctx.hostname, logger, opts.scheduler);
@@ -116,11 +132,13 @@ export async function startGate(opts: StartGateOptions): Promise<RunningGate> {
     );
   }
   const trusted = IpList.from(cfg.proxy_protocol.trusted);
+  const stats = ctx.stats;
   const sessions = new Set<GateSession>();
   const sockets = new Set<net.Socket>();
 
   const server = net.createServer((socket) => {
     socket.on('error', () => undefined);
+    stats.connections++;
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     void admit(socket);
@@ -152,6 +170,7 @@ export async function startGate(opts: StartGateOptions): Promise<RunningGate> {
     }
     const admission = ctx.limits.admit(ip);
     if (!admission.ok) {
+      stats.refusedByLimit[admission.reason] = (stats.refusedByLimit[admission.reason] ?? 0) + 1;
       logger.info({ client: ip, limit: admission.reason, detail: admission.detail }, 'connection refused by limit');
       opts.onEvent?.(
         {
@@ -214,6 +233,7 @@ export async function startGate(opts: StartGateOptions): Promise<RunningGate> {
       return sessions.size;
     },
     relay: ctx.relay,
+    stats: ctx.stats,
     async close() {
       ctx.relay?.stop();
       const closing = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -25,6 +25,7 @@ import type { HostPort } from './host-port.js';
 import type { ConnectionLimits } from './limits.js';
 import type { ClientKey } from './client-key.js';
 import type { RelayGuard } from './relay-test.js';
+import type { GateStats } from './server.js';
 import { prependHeaders, receivedHeader } from './message-headers.js';
 import { stripOwnHeaders } from './own-headers.js';
 import { MessageBuffer, type MessageMemory } from './memory-budget.js';
@@ -53,6 +54,8 @@ export interface GateContext {
   xforwardHosts: IpList;
   resolver?: Resolver;
   onEvent?: (verdict: Verdict, env: Envelope) => void;
+  /** Counts for /metrics (server.ts GateStats). */
+  stats: GateStats;
 }
 
 export interface Peer {
@@ -219,6 +222,8 @@ export class GateSession {
     this.doorFailed = true;
     this.ctx.door.forget(this.peer.ip);
     this.log.info({ door: test, action, detail }, `door test failed: ${test}`);
+    const counted = `${test}|${action}`;
+    this.ctx.stats.doorFailures[counted] = (this.ctx.stats.doorFailures[counted] ?? 0) + 1;
     const code = action === 'drop' ? 521 : 554;
     const r = reply(code, `5.7.1 ${this.ctx.hostname} ${DOOR_TEXT[test]}`);
     this.emit({
@@ -552,6 +557,8 @@ export class GateSession {
         r.code >= 200 && r.code < 300 ? 'message passed to the backend' : 'backend refused the message',
       );
     }
+    if (r.code >= 200 && r.code < 300) this.ctx.stats.relayed++;
+    else this.ctx.stats.backendRefused++;
     // The backend's transaction ended with its reply, whatever it was.
     this.inTransaction = false;
     return endOfData(r);

@@ -71,6 +71,8 @@ export interface EvaluatorOptions {
    * evidence the log did not keep cannot be judged).
    */
   onRuleFault?: (rule: CompiledRule, faults: readonly Evidence[]) => void;
+  /** Told how long each check that ran took, in ms (not those answered from a cache or at once): /metrics. */
+  onCheckRun?: (check: string, ms: number) => void;
 }
 
 const REFUSING: ReadonlySet<Action> = new Set(['reject', 'defer', 'tarpit']);
@@ -240,8 +242,10 @@ export class EvidenceMemo {
     const t0 = performance.now();
     try {
       const ev = await check.run(env, ctx);
+      this.opts.onCheckRun?.(check.name, performance.now() - t0);
       return ev.check === check.name ? ev : { ...ev, check: check.name };
     } catch (e) {
+      this.opts.onCheckRun?.(check.name, performance.now() - t0);
       // A check that throws is a bug: never a reason to refuse mail.
       const msg = e instanceof Error ? e.message : String(e);
       return { check: check.name, result: 'temperror', detail: `internal error: ${msg}`, ms: Math.round(performance.now() - t0), data: { internal: true } };

@@ -40,6 +40,8 @@ export interface PolicyDeps {
     check: (check: RegisteredCheck) => RegisteredCheck;
     onRuleFault: NonNullable<EvaluatorOptions['onRuleFault']>;
   };
+  /** Told each check's run time (ms) for /metrics; absent = not timed. */
+  onCheckRun?: EvaluatorOptions['onCheckRun'];
 }
 
 export interface Transaction {
@@ -99,6 +101,7 @@ export class Policy {
       onError: (err, stage) => log?.error({ err, stage }, 'policy evaluation failed; answering 451 4.3.0'),
       evidenceCache,
       deadlineMs: cfg.policy.deadline_ms,
+      onCheckRun: deps.onCheckRun,
     };
     const isDefault = cfg.policy.rules === undefined;
     const ruleConfigs: RuleConfig[] = cfg.policy.rules ?? defaultRules();

@@ -64,6 +64,15 @@ export interface LogWatch {
   /** Wait until lines already read from the journal and stdin are processed. */
   settled(): Promise<void>;
   stop(): Promise<void>;
+  /** Lines read, events found and bans asked for, by source (its name, or its path), since start. */
+  stats(): LogWatchSourceStats[];
+}
+
+export interface LogWatchSourceStats {
+  source: string;
+  lines: number;
+  events: number;
+  bans: number;
 }
 
 /** The options `startLogWatch` takes, from the `logwatch:` config section. */
@@ -125,8 +134,11 @@ export async function startLogWatch(opts: LogWatchOptions): Promise<LogWatch> {
   const background: Array<Promise<unknown>> = [];
   let stdinDone: Promise<void> = Promise.resolve();
 
+  const pipelines: Array<{ source: string; pipeline: Pipeline }> = [];
+  const bans = new Map<string, number>();
   const deliver = async (decisions: Decision[]): Promise<void> => {
     for (const d of decisions) {
+      bans.set(d.source, (bans.get(d.source) ?? 0) + 1);
       opts.onDecision?.(d);
       const request = banRequest(d);
       try {
@@ -152,8 +164,11 @@ export async function startLogWatch(opts: LogWatchOptions): Promise<LogWatch> {
     if (decisions.length > 0) await deliver(decisions);
   };
 
-  const pipeline = (format: string, source: string) =>
-    new Pipeline({ format, patterns: opts.patterns, engine, clock, time: 'clock', source });
+  const pipeline = (format: string, source: string): Pipeline => {
+    const p = new Pipeline({ format, patterns: opts.patterns, engine, clock, time: 'clock', source });
+    pipelines.push({ source, pipeline: p });
+    return p;
+  };
 
   const followed = new Set<string>();
   for (const src of opts.sources) {
@@ -205,6 +220,7 @@ export async function startLogWatch(opts: LogWatchOptions): Promise<LogWatch> {
       await stdinDone;
       for (const j of journals) await j.drained();
     },
+    stats: () => pipelines.map(({ source, pipeline }) => ({ source, lines: pipeline.lines, events: pipeline.events, bans: bans.get(source) ?? 0 })),
     stop: async () => {
       await Promise.all([...tails.map((t) => t.stop()), ...journals.map((j) => j.stop())]);
       await offsets.save();

@@ -10,7 +10,7 @@
 
 import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/load.js';
 import type { Store } from '../../store/index.js';
@@ -21,6 +21,7 @@ import { sameSecret, verifyPassword, type WebAuth } from './auth.js';
 import type { ZoneHealthState } from '../../checks/dnsbl.js';
 import type { ReportQueries } from '../queries.js';
 import { dashboard } from './dashboard/index.js';
+import { metricsRoute } from './metrics-route.js';
 
 /** What a web plugin gets besides the fastify instance. */
 export interface WebContext {
@@ -58,7 +59,7 @@ export type WebPlugin = (app: FastifyInstance, ctx: WebContext) => Promise<void>
  * write `src/report/web/<name>/index.ts` exporting a WebPlugin and list it
  * here (docs/dashboard.md, "Web listener").
  */
-export const WEB_PLUGINS: WebPlugin[] = [dashboard];
+export const WEB_PLUGINS: WebPlugin[] = [metricsRoute, dashboard];
 
 export interface WebServerOptions {
   config: Config;
@@ -91,12 +92,12 @@ export async function startWebServer(opts: WebServerOptions): Promise<RunningWeb
   const logger = childLogger(opts.logger, { room: 'web' });
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: limits.body_bytes,
     requestTimeout: limits.request_timeout_s * 1000,
     connectionTimeout: limits.request_timeout_s * 1000,
     keepAliveTimeout: limits.keep_alive_s * 1000,
-    maxParamLength: 200,
+    routerOptions: { maxParamLength: 200 },
     return503OnClosing: true,
     forceCloseConnections: true,
   });
