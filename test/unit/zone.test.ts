@@ -17,6 +17,8 @@ import { loadConfig } from '../../src/config/load.js';
 import { openConfiguredStore } from '../../src/cli/store.js';
 import { startZone, type RunningZone } from '../../src/enforce/zone/index.js';
 import { meaningOf, namesOfNetwork } from '../../src/enforce/zone/names.js';
+import { answer } from '../../src/enforce/zone/answer.js';
+import { FastPath } from '../../src/enforce/zone/fast.js';
 import { parseNetwork } from '../../src/core/cidr.js';
 import type { Store } from '../../src/store/index.js';
 import { findBinary, requireBinary } from '../helpers/binaries.js';
@@ -299,6 +301,50 @@ describe('the zone server, asked with dig', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.equal(a?.status, 'NXDOMAIN', a?.text);
+  });
+
+  test('the A fast path answers exactly as the general path', () => {
+    const fast = new FastPath(zone.context);
+    const now = clock.now();
+    let taken = 0;
+    for (const ip of ['127.0.0.2', '127.0.0.1', '192.0.2.10', '192.0.2.11', '192.0.2.200', '198.51.100.1', '198.51.100.7', '203.0.113.5', '203.0.113.9', '10.20.1.1', '1.2.3.4', '192.0.2.50']) {
+      for (const apex of [BL, WL, BL.toUpperCase()]) {
+        for (const edns of [false, true]) {
+          const q = dnsPacket.encode({
+            type: 'query',
+            id: 4242,
+            flags: dnsPacket.RECURSION_DESIRED,
+            questions: [{ type: 'A', name: `${rev4(ip)}.${apex}` }],
+            additionals: edns ? [{ type: 'OPT', name: '.', udpPayloadSize: 4096, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }] : [],
+          });
+          const got = fast.answer(q, now);
+          const want = dnsPacket.decode(dnsPacket.encode(answer(dnsPacket.decode(q), zone.context, now)));
+          if (!got) {
+            assert.ok(ip === '1.2.3.4', `the fast path took ${ip}`);
+            continue;
+          }
+          taken++;
+          const g = dnsPacket.decode(got);
+          const what = `${ip} ${apex} edns=${edns}`;
+          assert.equal(g.id, 4242);
+          assert.equal((g as { rcode?: string }).rcode, (want as { rcode?: string }).rcode, what);
+          assert.equal(g.flags, want.flags, what);
+          assert.deepEqual(g.questions, want.questions, what);
+          assert.deepEqual(g.answers, want.answers, what);
+          // The SOA owner may keep the question's case (a pointer into it): names compare case-insensitively.
+          const soa = (p: typeof g) => (p.authorities ?? []).map((a) => JSON.stringify(a).toLowerCase());
+          assert.deepEqual(soa(g), soa(want), what);
+          assert.deepEqual(g.additionals, want.additionals, what);
+        }
+      }
+    }
+    assert.ok(taken >= 60);
+    // Not for the fast path: other types, IPv6 names, a leading zero, trailing bytes.
+    const other = (type: 'TXT' | 'AAAA', name: string) => fast.answer(dnsPacket.encode({ type: 'query', id: 1, questions: [{ type, name }] }), now);
+    assert.equal(other('TXT', `10.2.0.192.${BL}`), undefined);
+    assert.equal(other('AAAA', `10.2.0.192.${BL}`), undefined);
+    assert.equal(fast.answer(dnsPacket.encode({ type: 'query', id: 1, questions: [{ type: 'A', name: `010.2.0.192.${BL}` }] }), now), undefined);
+    assert.equal(fast.answer(Buffer.concat([dnsPacket.encode({ type: 'query', id: 1, questions: [{ type: 'A', name: `10.2.0.192.${BL}` }] }), Buffer.from([0])]), now), undefined);
   });
 
   test('frontline zone export: rbldnsd, bind and plain', async () => {

@@ -44,7 +44,11 @@ function soa(ctx: AnswerContext, z: ZoneApex, ttl: number): Answer {
 
 /** A TTL that ends before the earliest listing does (RFC 5782 lists; a resolver must not keep a lifted listing). */
 export function listingTtl(listings: readonly Listing[], now: number, ttlS: number): number {
-  const first = Math.min(...listings.map((l) => l.expiresAt));
+  return listingTtlOf(Math.min(...listings.map((l) => l.expiresAt)), now, ttlS);
+}
+
+/** listingTtl() for the earliest end alone. */
+export function listingTtlOf(first: number, now: number, ttlS: number): number {
   if (!Number.isFinite(first)) return ttlS;
   const left = Math.ceil((first - now) / 1000) - 1;
   return Math.max(0, Math.min(ttlS, left));

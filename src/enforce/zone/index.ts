@@ -24,6 +24,7 @@ export interface RunningZone {
   addresses: string[];
   data: ZoneData;
   server: ZoneServer;
+  context: AnswerContext;
   close(): Promise<void>;
 }
 
@@ -122,6 +123,7 @@ export async function startZone(config: Config, deps: { store: Store; clock?: Cl
     addresses,
     data: context.data,
     server,
+    context,
     async close() {
       await server.close();
       context.data.stop();

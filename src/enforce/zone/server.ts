@@ -23,6 +23,7 @@ import type { Clock } from '../../core/types.js';
 import type { IpTrie, StoreLogger } from '../../store/index.js';
 import { answer, EDNS_UDP_SIZE, formErr, RCODE, type AnswerContext } from './answer.js';
 import { ResponseRateLimit } from './rate-limit.js';
+import { FastPath } from './fast.js';
 
 export interface ZoneServerOptions {
   context: AnswerContext;
@@ -52,8 +53,10 @@ export class ZoneServer {
   private readonly connections = new Set<net.Socket>();
   private readonly limiter: ResponseRateLimit;
   private slipCount = 0;
+  private readonly fast: FastPath;
 
   constructor(private readonly opts: ZoneServerOptions) {
+    this.fast = new FastPath(opts.context);
     this.limiter = new ResponseRateLimit({ perSecond: opts.rateLimit.perSecond, burst: opts.rateLimit.burst });
   }
 
@@ -99,6 +102,16 @@ export class ZoneServer {
 
   /** The wire reply to one message, or undefined to stay silent. */
   respond(msg: Buffer, from: string, transport: 'udp' | 'tcp'): Buffer | undefined {
+    if (msg.length < 12 || (msg[2] & 0x80) !== 0) return undefined;
+    if (!this.opts.allowFrom.has(from)) {
+      this.stats.refused++;
+      return refusedHeader(msg);
+    }
+    const fast = this.fast.answer(msg, this.opts.clock.now());
+    if (fast) {
+      this.stats.queries++;
+      return fast;
+    }
     let query: DecodedPacket;
     try {
       query = dnsPacket.decode(msg);
@@ -106,12 +119,7 @@ export class ZoneServer {
       this.stats.formerr++;
       return formErr(msg);
     }
-    if (query.type === 'response' || (msg[2] & 0x80) !== 0) return undefined;
     this.stats.queries++;
-    if (!this.opts.allowFrom.has(from)) {
-      this.stats.refused++;
-      return refusedHeader(msg);
-    }
     let reply: Packet;
     try {
       reply = answer(query, this.opts.context, this.opts.clock.now());
