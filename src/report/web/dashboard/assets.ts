@@ -66,7 +66,7 @@ code { font-family:ui-monospace, monospace; font-size:.95em; }
 const CHARTS_JS = `
 (function () {
   'use strict';
-  var colours = { accept: '#1b6e3a', reject: '#b3261e', defer: '#d97706', greylist: '#7c3aed', tag: '#0b5cad', tarpit: '#6b7280', continue: '#9ca3af' };
+  var colours = { accepted: '#1b6e3a', refused: '#b3261e', deferred: '#d97706', greylisted: '#7c3aed' };
   function draw(el) {
     var xs = JSON.parse(el.getAttribute('data-x') || '[]');
     var series = JSON.parse(el.getAttribute('data-series') || '{}');
