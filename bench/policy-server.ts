@@ -48,7 +48,7 @@ import { encodeAttributes, runPolicyLoad, type LoadRequest } from './lib/policy-
 import { updateReadme } from './lib/readme.js';
 import { CASES } from './lib/policy-cases.js';
 import { RUNTIME, serverEntry } from './lib/build.js';
-import { percentile, processTree, threadCpuSeconds, threadSplit, treeCpuSeconds } from './lib/process-stats.js';
+import { cpuSeconds, percentile, processTree, threadCpuSeconds, threadSplit, treeCpuSeconds } from './lib/process-stats.js';
 import { CLIENT_POOL, FRONTLINE_JUDGE, POSTGREY_JUDGE, trafficRequests, WARM_CLIENTS, type Workload } from './lib/traffic.js';
 import { startDnsProcess } from './lib/dns-process.js';
 import { postgreyBinary, postgreyVersion, startPostgrey } from './lib/postgrey.js';
@@ -99,10 +99,14 @@ interface Run {
   load: number;
   /** Questions the fixture DNS server received per decision in the window. */
   dnsPerDecision: number;
+  /** The fixture DNS server's process, in cores over the window (the bench's machinery, not the server's). */
+  dnsCpu: number;
 }
 
 /** Questions asked of the fixture DNS server so far (frontline's; postgrey asks none). */
 let dnsQuestions: () => Promise<number> = async () => 0;
+/** The fixture DNS server's process (its CPU is the bench's, on the same two vCPUs). */
+let dnsPid = 0;
 
 // Each case's attributes, encoded once; instance, recipient and client_port change per request.
 const FIXED = CASES.map((k) => {
@@ -133,6 +137,8 @@ async function drive(
   let client = client0;
   let dns0: Promise<number> = Promise.resolve(0);
   let dns1: Promise<number> = Promise.resolve(0);
+  let dnsCpu0 = 0;
+  let dnsCpu1 = 0;
   const load = await runPolicyLoad({
     host: '127.0.0.1',
     ...target,
@@ -144,9 +150,11 @@ async function drive(
         cpu0 = treeCpuSeconds(pids);
         if (THREADS) threads0 = threadCpuSeconds(pids);
         client0 = process.cpuUsage();
+        dnsCpu0 = dnsPid ? cpuSeconds(dnsPid) : 0;
         dns0 = dnsQuestions();
       } else {
         dns1 = dnsQuestions();
+        dnsCpu1 = dnsPid ? cpuSeconds(dnsPid) : 0;
         cpu1 = treeCpuSeconds(pids);
         if (THREADS) threads1 = threadCpuSeconds(pids);
         client = process.cpuUsage(client0);
@@ -167,6 +175,7 @@ async function drive(
     wrongExamples: load.wrongExamples.map((a) => `answer ${a}`),
     load: os.loadavg()[0],
     dnsPerDecision: ((await dns1) - (await dns0)) / Math.max(1, load.sorted.length),
+    dnsCpu: (dnsCpu1 - dnsCpu0) / load.elapsed,
   };
 }
 
@@ -309,6 +318,7 @@ const answers = (r: Run): string => [...r.byKind].map(([k, v]) => `${k} ${v}`).j
 async function main(): Promise<void> {
   const dns = await startDnsProcess(WORLD, { traffic: WORKLOADS.some((w) => w !== 'repeated') });
   dnsQuestions = () => dns.questions();
+  dnsPid = dns.child.pid ?? 0;
   const profDir = join(os.tmpdir(), 'frontline-profiles');
   if (PROFILE) mkdirSync(profDir, { recursive: true });
   const entry = serverEntry();
@@ -317,7 +327,7 @@ async function main(): Promise<void> {
   const runs = new Map<string, Run[]>();
   const add = (key: string, r: Run): void => {
     runs.set(key, [...(runs.get(key) ?? []), r]);
-    console.log(`  ${key} run ${runs.get(key)!.length}/${RUNS}: ${int(r.rate)} decisions/s, p99 ${percentile(r.sorted, 99).toFixed(2)} ms, ${µs(r, r.serverCpu)} µs server CPU per decision, load ${r.load.toFixed(2)}`);
+    console.log(`  ${key} run ${runs.get(key)!.length}/${RUNS}: ${int(r.rate)} decisions/s, p99 ${percentile(r.sorted, 99).toFixed(2)} ms, ${µs(r, r.serverCpu)} µs server CPU per decision, ${µs(r, r.clientCpu)} µs client, ${µs(r, r.dnsCpu)} µs fixture DNS, load ${r.load.toFixed(2)}`);
   };
   // Round by round, so each server meets the machine's slow and quiet minutes alike.
   const against: string[] = [];
@@ -389,7 +399,7 @@ async function main(): Promise<void> {
       const all = runs.get(k)!;
       const m = median(all);
       const distinct = k.endsWith('cold') ? Math.min(m.decisions, CLIENT_POOL) : WARM_CLIENTS;
-      return `| ${k} | ${int(m.rate)} | ${all.map((r) => int(r.rate)).join(', ')} | ${percentile(m.sorted, 50).toFixed(2)} ms | ${percentile(m.sorted, 99).toFixed(2)} ms | ${µs(m, m.serverCpu)} µs in ${m.processes} | ${µs(m, m.clientCpu)} µs | ${m.dnsPerDecision.toFixed(2)} | ${int(distinct)} | ${answers(m)} | ${m.wrong} | ${m.load.toFixed(1)} |`;
+      return `| ${k} | ${int(m.rate)} | ${all.map((r) => int(r.rate)).join(', ')} | ${percentile(m.sorted, 50).toFixed(2)} ms | ${percentile(m.sorted, 99).toFixed(2)} ms | ${µs(m, m.serverCpu)} µs in ${m.processes} | ${µs(m, m.clientCpu)} µs | ${m.dnsPerDecision.toFixed(2)} | ${µs(m, m.dnsCpu)} µs | ${int(distinct)} | ${answers(m)} | ${m.wrong} | ${m.load.toFixed(1)} |`;
     });
     const cold = runs.get('frontline cold');
     const pgCold = runs.get('postgrey cold');
@@ -403,8 +413,8 @@ async function main(): Promise<void> {
       [
         `**cold and warm, beside postgrey${pgBinary ? ` ${postgreyVersion(pgBinary)}` : ''}** (frontline: the shipped default policy with greylisting on, delay ${GREYLIST_DELAY_S} s; postgrey: Debian's defaults, --delay=${GREYLIST_DELAY_S}). ${coldVerdict ? `${coldVerdict[0].toUpperCase()}${coldVerdict.slice(1)}.` : ''}`,
         '',
-        '| server, workload | decisions/s (median) | each run | p50 | p99 | server CPU per decision, processes | client CPU per decision | DNS questions per decision | distinct clients | answers | wrong | load |',
-        '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+        '| server, workload | decisions/s (median) | each run | p50 | p99 | server CPU per decision, processes | client CPU per decision | DNS questions per decision | fixture DNS CPU per decision | distinct clients | answers | wrong | load |',
+        '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
         ...rows,
       ].join('\n'),
     );
