@@ -268,6 +268,7 @@ function joinRuns(parts: Run[]): Run {
     wrongExamples: parts.flatMap((r) => r.wrongExamples),
     load: parts[parts.length - 1].load,
     dnsPerDecision: parts.reduce((n, r) => n + r.dnsPerDecision * r.decisions, 0) / Math.max(1, decisions),
+    dnsCpu: parts.reduce((n, r) => n + r.dnsCpu * r.elapsed, 0) / elapsed,
   };
 }
 
