@@ -3,6 +3,7 @@
 // silently ignored is a policy silently not applied). Sections may be left
 // empty (`checks:` with everything commented out) and mean their defaults.
 
+import { reportSchema } from '../report/config.js';
 import os from 'node:os';
 import { z } from 'zod';
 import { STAGES } from '../core/types.js';
@@ -245,6 +246,8 @@ export const configSchema = z.strictObject({
   ),
   /** The dashboard and /metrics (docs/dashboard.md, docs/metrics.md). */
   web: section(webSchema),
+  /** The daily report, mailed (docs/report.md). */
+  report: section(reportSchema),
   policy: section(
     z.strictObject({
       on_fault: z.enum(['defer', 'continue']).default('defer'),
