@@ -99,7 +99,7 @@ after(async () => {
 });
 
 describe('GET /metrics', () => {
-  test('counters move after policy requests, gate sessions and log lines; promtool accepts the text; no address in a label', { timeout: 120_000 }, async (t) => {
+  test('counters move after policy requests, gate sessions and log lines; promtool accepts the text; no address in a label', { timeout: 240_000 }, async (t) => {
     const promtoolBin = requireBinary('promtool', t);
     const swaksBin = requireBinary('swaks', t);
     if (!promtoolBin || !swaksBin) return;
@@ -135,7 +135,7 @@ describe('GET /metrics', () => {
       '--web-listen', '127.0.0.1:0',
       '--gate-listen', '127.0.0.1:0',
       '--gate-backend', `127.0.0.1:${sink.port}`,
-    ]); // prettier-ignore
+    ], { timeoutMs: 120_000 }); // prettier-ignore
     t.after(() => s.stop());
     const url = webUrl(s);
     const gatePort = Number(/frontline gate on 127\.0\.0\.1:(\d+)/.exec(s.stderr())?.[1]);
@@ -226,13 +226,13 @@ describe('GET /metrics', () => {
     }
   });
 
-  test('web.auth token: 401 without it, 200 with it; web.metrics false: 404', { timeout: 120_000 }, async (t) => {
+  test('web.auth token: 401 without it, 200 with it; web.metrics false: 404', { timeout: 240_000 }, async (t) => {
     const token = 'k'.repeat(40);
     const tokenFile = join(dir, 'token');
     writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
     const config = join(dir, 'auth.yaml');
     writeFileSync(config, `web:\n  auth:\n    token_file: ${JSON.stringify(tokenFile)}\n`);
-    const s = await startServe(['--config', config, '--policy-listen', '127.0.0.1:0', '--web-listen', '127.0.0.1:0', '--dns', dns.server, '--data-dir', join(dir, 'data3')]);
+    const s = await startServe(['--config', config, '--policy-listen', '127.0.0.1:0', '--web-listen', '127.0.0.1:0', '--dns', dns.server, '--data-dir', join(dir, 'data3')], { timeoutMs: 120_000 });
     t.after(() => s.stop());
     const url = webUrl(s);
     const denied = await scrape(url);
@@ -245,7 +245,7 @@ describe('GET /metrics', () => {
 
     const off = join(dir, 'off.yaml');
     writeFileSync(off, 'web:\n  metrics: false\n');
-    const s2 = await startServe(['--config', off, '--policy-listen', '127.0.0.1:0', '--web-listen', '127.0.0.1:0', '--dns', dns.server, '--data-dir', join(dir, 'data4')]);
+    const s2 = await startServe(['--config', off, '--policy-listen', '127.0.0.1:0', '--web-listen', '127.0.0.1:0', '--dns', dns.server, '--data-dir', join(dir, 'data4')], { timeoutMs: 120_000 });
     t.after(() => s2.stop());
     const none = await scrape(webUrl(s2));
     assert.equal(none.status, 404);

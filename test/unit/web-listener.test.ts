@@ -42,8 +42,8 @@ const echo: WebPlugin = async (app, ctx) => {
 };
 
 describe('frontline serve --web-listen', () => {
-  test('serves on the given address, says where, 404s an unknown page with the security headers', { timeout: 60_000 }, async (t) => {
-    const s = await startServe(['--web-listen', '127.0.0.1:0', '--policy-listen', '127.0.0.1:0', '--dns', dns.server, '--data-dir', join(dir, 'd1')]);
+  test('serves on the given address, says where, 404s an unknown page with the security headers', { timeout: 180_000 }, async (t) => {
+    const s = await startServe(['--web-listen', '127.0.0.1:0', '--policy-listen', '127.0.0.1:0', '--dns', dns.server, '--data-dir', join(dir, 'd1')], { timeoutMs: 120_000 });
     t.after(() => s.stop());
     const m = /web (http:\/\/127\.0\.0\.1:\d+)/.exec(s.stderr());
     assert.ok(m, s.stderr());
@@ -55,20 +55,20 @@ describe('frontline serve --web-listen', () => {
     assert.match(res.headers.get('content-security-policy') ?? '', /default-src '(self|none)'/);
   });
 
-  test('off: no web listener, nothing said about it', { timeout: 60_000 }, async (t) => {
-    const s = await startServe(['--web-listen', 'off', '--policy-listen', '127.0.0.1:0', '--dns', dns.server, '--data-dir', join(dir, 'd2')]);
+  test('off: no web listener, nothing said about it', { timeout: 180_000 }, async (t) => {
+    const s = await startServe(['--web-listen', 'off', '--policy-listen', '127.0.0.1:0', '--dns', dns.server, '--data-dir', join(dir, 'd2')], { timeoutMs: 120_000 });
     t.after(() => s.stop());
     assert.doesNotMatch(s.stderr(), /web http/);
   });
 
-  test('a non-loopback address without web.auth: serve refuses to start and says why', { timeout: 60_000 }, async () => {
-    const r = await runCli(['serve', '--web-listen', '0.0.0.0:0', '--policy-listen', '127.0.0.1:0', '--dns', dns.server, '--data-dir', join(dir, 'd3')], { timeoutMs: 30_000 });
+  test('a non-loopback address without web.auth: serve refuses to start and says why', { timeout: 180_000 }, async () => {
+    const r = await runCli(['serve', '--web-listen', '0.0.0.0:0', '--policy-listen', '127.0.0.1:0', '--dns', dns.server, '--data-dir', join(dir, 'd3')], { timeoutMs: 120_000 });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /web\.listen 0\.0\.0\.0:0 is not a loopback address: set web\.auth/);
   });
 
-  test('a malformed --web-listen is a clear error', { timeout: 60_000 }, async () => {
-    const r = await runCli(['serve', '--web-listen', 'everywhere', '--dns', dns.server, '--data-dir', join(dir, 'd4')], { timeoutMs: 30_000 });
+  test('a malformed --web-listen is a clear error', { timeout: 180_000 }, async () => {
+    const r = await runCli(['serve', '--web-listen', 'everywhere', '--dns', dns.server, '--data-dir', join(dir, 'd4')], { timeoutMs: 120_000 });
     assert.equal(r.code, 1);
     assert.match(r.stderr, /--web-listen: expected host:port \(e\.g\. 127\.0\.0\.1:8025\) or off, got "everywhere"/);
   });
@@ -104,7 +104,7 @@ describe('web config', () => {
 });
 
 describe('web credentials', () => {
-  test('frontline web hash-password prints a hash that verifies the password and no other', { timeout: 60_000 }, async () => {
+  test('frontline web hash-password prints a hash that verifies the password and no other', { timeout: 180_000 }, async () => {
     const r = await runCli(['web', 'hash-password'], { input: 'correct horse battery\n' });
     assert.equal(r.code, 0, r.stderr);
     const hash = r.stdout.trim();
@@ -116,7 +116,7 @@ describe('web credentials', () => {
     assert.match(short.stderr, /at least 8 characters/);
   });
 
-  test('plugins: body limit (413), Basic password and Bearer token checks, 429 after repeated failures', { timeout: 60_000 }, async (t) => {
+  test('plugins: body limit (413), Basic password and Bearer token checks, 429 after repeated failures', { timeout: 180_000 }, async (t) => {
     const base = parseConfig('web:\n  limits:\n    body_bytes: 1024\n', 'x.yaml');
     const hash = await hashPassword('s3cret-pass', 10);
     const web = await startWebServer({ config: base, store, logger: quiet, auth: { kind: 'password', hash }, listen: '127.0.0.1:0', plugins: [echo] });
