@@ -27,6 +27,11 @@ import { BanCensus, Metrics, timedStore } from '../report/metrics/index.js';
 import { workerScrape } from '../report/metrics/cluster.js';
 import { DnsClient } from '../dns/index.js';
 import cluster from 'node:cluster';
+import { readFileSync } from 'node:fs';
+import { readBatvKeys } from '../checks/batv-tag.js';
+import { batvMaps } from '../postfix/batv-map.js';
+import { startSocketmapServer, type RunningSocketmap } from '../postfix/socketmap.js';
+import { formatHostPort } from '../gate/host-port.js';
 
 export interface ServeOptions {
   config?: string;
@@ -219,6 +224,31 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
     }
   }
 
+  // BATV's Postfix lookup tables (batv.listen): sender signing and tag stripping.
+  let batvMap: RunningSocketmap | undefined;
+  if (config.batv.enabled && config.batv.listen) {
+    const hp = parseListenAddress(config.batv.listen)!;
+    try {
+      const maps = batvMaps({
+        keys: readBatvKeys(config.batv.keys, (f) => readFileSync(f, 'utf8')),
+        domains: new Set(config.batv.domains),
+        validDays: config.batv.valid_days,
+        clock: systemClock,
+      });
+      batvMap = await startSocketmapServer(hp.host, hp.port, { maps, logger: logger.child({ room: 'batv' }) });
+    } catch (err) {
+      await feeds?.stop();
+      await zone?.close();
+      await web?.close();
+      await gate?.close();
+      await server.close(0);
+      runtime.close();
+      await closeStore();
+      throw new Error(`batv.listen: ${(err as Error).message}`, { cause: err });
+    }
+    say(`frontline BATV socketmap on ${formatHostPort(batvMap.address.host, batvMap.address.port)} (maps batv-sign, batv-strip)`);
+  }
+
   await intel.start(runtime.resolver);
   // The store's bans into the packet filter (enforce.firewall); a firewall that refuses is logged, never fatal.
   const firewall = startConfiguredFirewall(config, store, logger.child({ room: 'enforce' }));
@@ -250,6 +280,7 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
         await intel.stop();
         await firewall?.stop();
         await feeds?.stop().catch((err: unknown) => logger.error({ err }, 'feed stop failed'));
+        await batvMap?.close();
         runtime.close();
         await closeStore().catch((err: unknown) => logger.error({ err }, 'store close failed'));
         await new Promise<void>((r) => logger.flush(() => r()));

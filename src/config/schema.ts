@@ -17,6 +17,7 @@ import { templateErrors } from '../policy/template.js';
 import { gateSchema } from '../gate/config.js';
 import { greylistSection, rateLimitsSchema, spamtrapsSchema, storeSection } from './store-schema.js';
 import { enforceSection } from './enforce-schema.js';
+import { batvSchema } from './batv-schema.js';
 import { logwatchSchema } from '../intel/logwatch/config.js';
 import { intelSchema } from '../intel/config.js';
 import { webSchema } from '../report/web/config.js';
@@ -231,6 +232,8 @@ export const configSchema = z.strictObject({
   logwatch: section(logwatchSchema),
   /** Large-sender whitelist, learned correspondents, imported lists (docs/spfwalk.md, correspondents.md, lists-import.md). */
   intel: intelSchema,
+  /** BATV: signed envelope senders, bounces without our tag refused (docs/batv.md). */
+  batv: section(batvSchema),
   /** Carrying bans out of frontline: firewall sets (docs/enforce.md). */
   enforce: enforceSection,
   /** frontline's own DNSBL and DNSWL zone (docs/enforce.md); off until zone.listen is set. */

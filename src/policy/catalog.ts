@@ -44,6 +44,8 @@ export const CHECKS: Readonly<Record<string, CheckInfo>> = {
   // Counts recipients of a bounce, so it changes with every RCPT.
   null_sender: info('rcpt', COST.syntax, true),
   rcpt_fqdn: info('rcpt', COST.syntax, true),
+  // A bounce to a signing address must carry our BATV tag (batv.enabled).
+  batv: info('rcpt', COST.local, true),
   dkim: info('eom', COST.message),
   dkim_domain: info('eom', COST.message),
   dmarc: info('eom', COST.message),

@@ -91,6 +91,15 @@ export const DEFAULT_RULES: ReadonlyArray<Record<string, unknown>> = [
     status: '5.5.3',
     text: 'multi-recipient bounce rejected: {evidence.null_sender.detail}',
   },
+  // Backscatter: a bounce to one of our signing addresses without our BATV tag (batv.enabled).
+  {
+    name: 'batv-bounce',
+    if: 'batv=fail',
+    action: 'reject',
+    code: 550,
+    status: '5.7.1',
+    text: 'bounce to an address that sent no mail: {evidence.batv.detail}',
+  },
   {
     name: 'sender-authorised',
     if: { all: ['sender_domain=pass', { not: { any: ['spf=pass', 'mx=match', 'fcrdns_domain=match', 'dkim_domain=match'] } }] },

@@ -22,6 +22,8 @@ import { checkDmarc } from '../checks/dmarc.js';
 import { bannedQuick, checkBanned } from '../checks/banned.js';
 import { checkGreylist } from '../checks/greylist.js';
 import { checkRateLimit, checkRateLimitMessage, type RateLimit } from '../checks/ratelimit.js';
+import { batvEvidence, type BatvCheckOptions } from '../checks/batv.js';
+import { readBatvKeys } from '../checks/batv-tag.js';
 import { checkSpamtrap, spamtrapQuick, type SpamtrapCheckOptions, type SpamtrapSparing } from '../checks/spamtrap.js';
 import { whitelistDomains } from '../intel/config.js';
 import { checkStoreList, storeListQuick, type AsnLookup } from '../checks/store-list.js';
@@ -102,6 +104,14 @@ export function buildRegistry(cfg: Config, deps: RegistryDeps): Registry {
   add('sender_domain', (env, ctx) => checkSenderDomain(env, ctx));
   addLocal('rcpt_fqdn', rcptFqdnEvidence);
   addLocal('null_sender', nullSenderEvidence);
+  if (cfg.batv.enabled) {
+    const opts: BatvCheckOptions = {
+      keys: readBatvKeys(cfg.batv.keys, (f) => readFileSync(f, 'utf8')),
+      domains: new Set(cfg.batv.domains),
+      validDays: cfg.batv.valid_days,
+    };
+    add('batv', (env, ctx) => Promise.resolve(batvEvidence(env, ctx.clock.now(), opts)), CHECKS.batv);
+  } else unavailable.set('batv', 'BATV is off (batv.enabled)');
   add('dkim', (env, ctx) => checkDkim(env, ctx));
   add('dkim_domain', (env, ctx) => checkDkimDomain(env, ctx));
   add('dmarc', (env, ctx) => checkDmarc(env, ctx));

@@ -94,7 +94,7 @@ describe('config: store, greylist, ratelimits, spamtraps', () => {
     const c = parseConfig('', 'x.yaml');
     assert.equal(c.store.backend, 'sqlite');
     assert.equal(c.store.path, null);
-    assert.deepEqual(c.store.redis, { url: 'redis://127.0.0.1:6379', prefix: 'fl:' });
+    assert.deepEqual(c.store.redis, { url: 'redis://127.0.0.1:6379', prefix: 'fl:', min_replicas: 0, replica_wait_ms: 1000 });
     assert.equal(c.store.on_unavailable, 'defer');
     assert.deepEqual(c.store.bans, { base_s: 3600, factor: 2, max_s: 2592000, jitter: 0.1, forget_after_s: 7776000, min_prefix: { ipv4: 16, ipv6: 32 } });
     assert.deepEqual(c.store.events, { max_age_s: 2592000, max_rows: 1000000, writer_nice: 19 });
