@@ -185,9 +185,9 @@ export class RedisStore extends BaseStore {
     // Not this.call: close() sends the last batch after it has shut the door to new work.
     try {
       const incs = this.rollups.take();
+      // Both calls leave together; both are awaited, so a Redis outage rejects the batch once and leaves no stray rejection.
       const counted = incs.length === 0 ? undefined : this.client.flRollAdd(`${this.p}roll:hours`, ...rollupArgs(this.p, incs));
-      const added = await this.client.flEventsAdd(this.k.events, this.cfg.eventsMaxLen ?? 1_000_000, ...pairs);
-      await counted;
+      const [added] = await Promise.all([this.client.flEventsAdd(this.k.events, this.cfg.eventsMaxLen ?? 1_000_000, ...pairs), counted]);
       return added;
     } catch (e) {
       throw translate(e);
