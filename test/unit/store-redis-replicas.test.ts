@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { requireBinary } from '../helpers/binaries.js';
 import { startRedis } from '../helpers/redis-server.js';
+import { Redis } from 'ioredis';
 import { RedisStore } from '../../src/store/redis/store.js';
 import { StoreUnavailableError } from '../../src/store/errors.js';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
@@ -28,18 +29,19 @@ test('min_replicas: with no replica, a ban is written but not acknowledged; with
   const replica = await startRedis({ args: ['--replicaof', '127.0.0.1', String(primary.port)] });
   assert.ok(replica);
   t.after(() => replica.close());
-  // The replica's first sync: until then WAIT counts 0.
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    try {
-      await lonely.ban({ cidr: '203.0.113.2', reason: 'x', category: 'manual', source: 'test', durationSeconds: 60 });
-      break;
-    } catch (e) {
-      if (Date.now() > deadline) throw e;
-      await new Promise((r) => setTimeout(r, 200));
-    }
+  // Until the replica's first sync is done (the primary lists it online), WAIT counts 0.
+  const admin = new Redis({ port: primary.port, host: '127.0.0.1' });
+  t.after(() => admin.disconnect());
+  const deadline = Date.now() + 30_000;
+  while (!/slave0:.*state=online/.test(await admin.info('replication'))) {
+    assert.ok(Date.now() < deadline, 'the replica came online within 30 s');
+    await new Promise((r) => setTimeout(r, 100));
   }
-  assert.equal((await lonely.unban('203.0.113.2')), true);
+  const replicated = await RedisStore.open({ backend: 'redis', url: primary.url, prefix: 'r1:', minReplicas: 1, replicaWaitMs: 5000 });
+  t.after(() => replicated.close());
+  const made = await replicated.ban({ cidr: '203.0.113.2', reason: 'x', category: 'manual', source: 'test', durationSeconds: 60 });
+  assert.ok('ban' in made, 'acknowledged once the replica holds it');
+  assert.equal(await replicated.unban('203.0.113.2'), true);
   const plain = await RedisStore.open({ backend: 'redis', url: primary.url, prefix: 'r2:' });
   t.after(() => plain.close());
   const r = await plain.ban({ cidr: '203.0.113.3', reason: 'x', category: 'manual', source: 'test', durationSeconds: 60 });
