@@ -84,7 +84,7 @@ test('npm pack, then npm install -g of the tarball offline gives a working front
   }
   for (const dep of Object.keys(PKG.dependencies)) assert.ok(info.bundled.includes(dep), `${dep} bundled`);
   const bundledTop = new Set(info.files.map((f) => /^node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(f.path)?.[1]).filter(Boolean));
-  for (const dev of [...Object.keys(PKG.devDependencies), 'fastify', 'prom-client']) assert.ok(!bundledTop.has(dev), `${dev} is not shipped`);
+  for (const dev of Object.keys(PKG.devDependencies)) assert.ok(!bundledTop.has(dev), `${dev} is not shipped`);
 
   // --- npm install -g, offline, empty cache: everything must come from the tarball
   const prefix = join(tmp, 'prefix');
