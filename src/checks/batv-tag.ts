@@ -54,12 +54,10 @@ export function batvStrip(address: string): string | undefined {
   return m ? `${m[4]}@${address.slice(at + 1)}` : undefined;
 }
 
-/**
- * Check a recipient of a bounce. `none` when it carries no tag (the caller
- * decides whether an untagged address of a signing domain fails); `fail` for
- * a tag with an unknown key, a wrong hash or a past expiry day.
- */
-export function batvVerify(address: string, keys: BatvKeys, now: number, validDays: number): BatvVerdict {
+/** The tag's key and hash checked; its age not yet. */
+type TagCheck = { result: 'ours'; address: string; ddd: string } | { result: 'fail'; address: string; why: string } | { result: 'none'; why: string };
+
+function checkTag(address: string, keys: BatvKeys): TagCheck {
   const at = address.lastIndexOf('@');
   if (at < 0) return { result: 'none', why: 'not an address' };
   const m = TAG.exec(address.slice(0, at));
@@ -70,15 +68,36 @@ export function batvVerify(address: string, keys: BatvKeys, now: number, validDa
   if (!key) return { result: 'fail', address: plain, why: `tag signed with key ${k}, which is not configured (rotated out?)` };
   const want = Buffer.from(hashOf(key, ddd, plain), 'utf8');
   if (!timingSafeEqual(want, Buffer.from(hash.toLowerCase(), 'utf8'))) return { result: 'fail', address: plain, why: 'tag hash does not match: not a tag we made' };
+  return { result: 'ours', address: plain, ddd };
+}
+
+/**
+ * The untagged form of `address` when it carries a tag made with one of our
+ * keys (right key number and hash), whatever its age; undefined otherwise.
+ * The strip table uses it so that a made-up tag is never rewritten to a user.
+ */
+export function batvOwnTag(address: string, keys: BatvKeys): string | undefined {
+  const c = checkTag(address, keys);
+  return c.result === 'ours' ? c.address : undefined;
+}
+
+/**
+ * Check a recipient of a bounce. `none` when it carries no tag (the caller
+ * decides whether an untagged address of a signing domain fails); `fail` for
+ * a tag with an unknown key, a wrong hash or a past expiry day.
+ */
+export function batvVerify(address: string, keys: BatvKeys, now: number, validDays: number): BatvVerdict {
+  const c = checkTag(address, keys);
+  if (c.result !== 'ours') return c;
   // The expiry day is stored mod 1000: take the one nearest today, then it must not be past and not beyond validDays ahead.
   const today = dayNumber(now);
   const base = today - (today % 1000);
-  let expires = base + Number(ddd);
+  let expires = base + Number(c.ddd);
   if (expires < today - 500) expires += 1000;
   else if (expires > today + 500) expires -= 1000;
-  if (expires < today) return { result: 'fail', address: plain, why: `tag expired ${today - expires} day(s) ago` };
-  if (expires > today + validDays) return { result: 'fail', address: plain, why: 'tag expires further ahead than we sign: not ours' };
-  return { result: 'pass', address: plain, expiresDay: expires };
+  if (expires < today) return { result: 'fail', address: c.address, why: `tag expired ${today - expires} day(s) ago` };
+  if (expires > today + validDays) return { result: 'fail', address: c.address, why: 'tag expires further ahead than we sign: not ours' };
+  return { result: 'pass', address: c.address, expiresDay: expires };
 }
 
 /** The keys of the config, read from their files (the first line of each, at least 16 characters); the first signs. */

@@ -144,6 +144,80 @@ describe('socketmap', () => {
     assert.deepEqual(back.replies, ['OK alice@example.com', 'NOTFOUND ', 'NOTFOUND ']);
   });
 
+  test('strip rewrites only tags we made: a bad hash or a key not listed stays as it is; an expired tag of ours is stripped', async (t) => {
+    const { s } = await server(t);
+    const tagged = batvSign('alice@example.com', keys, clock.now(), 7);
+    const badHash = tagged.replace(/^(prvs=\d{4})[0-9a-f]{6}/, '$1abcdef');
+    const unknownKey = tagged.replace('prvs=1', 'prvs=7');
+    const expired = batvSign('alice@example.com', keys, clock.now() - 30 * DAY, 7);
+    assert.equal(batvVerify(expired, keys, clock.now(), 7).result, 'fail', 'expired for the check');
+    const r = await talk(s.address.port, ns(`batv-strip ${badHash}`) + ns(`batv-strip ${unknownKey}`) + ns(`batv-strip ${expired}`) + ns('batv-strip prvs=1000abcdef=alice@other.test'), 4);
+    assert.deepEqual(r.replies, ['NOTFOUND ', 'NOTFOUND ', 'OK alice@example.com', 'NOTFOUND ']);
+  });
+
+  test('a request split into single bytes is answered; a lookup that throws answers TEMP', async (t) => {
+    const failing = new Map(maps);
+    failing.set('broken', () => {
+      throw new Error('the key store is away');
+    });
+    const s = await startSocketmapServer('127.0.0.1', 0, { maps: failing, logger: { warn: () => undefined } });
+    t.after(() => s.close());
+    const reply = await new Promise<string>((resolve, reject) => {
+      const c = net.connect(s.address.port, '127.0.0.1');
+      let buf: Buffer = Buffer.alloc(0);
+      c.on('data', (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        const r = readNetstring(buf, 1000);
+        if (r && !('error' in r)) {
+          c.destroy();
+          resolve(r.text);
+        }
+      });
+      c.on('error', reject);
+      const wire = Buffer.from(ns('batv-sign alice@example.com'));
+      let i = 0;
+      const next = () => {
+        if (i < wire.length) c.write(wire.subarray(i, ++i), () => setTimeout(next, 2));
+      };
+      next();
+    });
+    assert.match(reply, /^OK prvs=1\d{3}[0-9a-f]{6}=alice@example\.com$/);
+    const temp = await talk(s.address.port, ns('broken x'), 1);
+    assert.deepEqual(temp.replies, ['TEMP the key store is away']);
+  });
+
+  test('after malformed, oversized and binary requests the server still answers, and never with a value for them', async (t) => {
+    const { s, warnings } = await server(t);
+    const junk = [Buffer.from([0xff, 0xfe, 0x00, 0x3a, 0x2c]), Buffer.from('GET / HTTP/1.0\r\n\r\n'), Buffer.from('1001:' + 'a'.repeat(1001) + ','), Buffer.from('-1:x,')];
+    for (const wire of junk) {
+      const r = await talk(s.address.port, wire, 1);
+      assert.equal(r.replies.length, 1);
+      assert.match(r.replies[0], /^PERM /);
+      assert.equal(r.closed, true);
+    }
+    assert.equal(warnings.length, junk.length, 'one warning per bad connection');
+    // A good request before the bad one is answered; nothing after the bad one is.
+    const mixed = await talk(s.address.port, ns('batv-sign alice@example.com') + 'garbage' + ns('batv-sign bob@example.com'), 2);
+    assert.equal(mixed.replies.length, 2);
+    assert.match(mixed.replies[0], /^OK prvs=/);
+    assert.match(mixed.replies[1], /^PERM /);
+    assert.equal(mixed.closed, true);
+    const after = await talk(s.address.port, ns('batv-sign alice@example.com'), 1);
+    assert.match(after.replies[0], /^OK prvs=/, 'the server still serves');
+  });
+
+  test('connections over the limit are closed at once', async (t) => {
+    const s = await startSocketmapServer('127.0.0.1', 0, { maps, logger: { warn: () => undefined }, maxConnections: 2 });
+    t.after(() => s.close());
+    const held = [net.connect(s.address.port, '127.0.0.1'), net.connect(s.address.port, '127.0.0.1')];
+    t.after(() => held.forEach((c) => c.destroy()));
+    await Promise.all(held.map((c) => new Promise((r) => c.once('connect', r))));
+    await new Promise((r) => setTimeout(r, 100));
+    const r = await talk(s.address.port, ns('batv-sign alice@example.com'), 1);
+    assert.deepEqual(r.replies, []);
+    assert.equal(r.closed, true);
+  });
+
   test('a request that is not a netstring, or too long, gets PERM and the connection is closed', async (t) => {
     const { s, warnings } = await server(t);
     for (const wire of ['batv-sign alice@example.com\n', `5000:${'x'.repeat(10)}`, '99999999999:x', '5:abcdef,', ':x,']) {
