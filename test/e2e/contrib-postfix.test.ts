@@ -11,6 +11,7 @@
 //              behind it takes XCLIENT and never asks a policy server
 //   (c)        proxy-filter/master.cf + proxy-filter/frontline.yaml: Postfix's
 //              smtpd_proxy_filter through the gate to the after-filter smtpd
+//   batv/      parsed here; run through Postfix in batv-postfix.test.ts
 //
 // Run: npm run test:e2e (needs root, postfix and swaks; skipped loudly
 // without them, failed under CI=true).
@@ -107,6 +108,14 @@ test('contrib/postfix fragments parse with postconf, without a warning', async (
   assert.equal(await c(['-P', 'smtp/inet/smtpd_proxy_filter']), 'smtp/inet/smtpd_proxy_filter = 127.0.0.1:10024');
   assert.equal(await c(['-P', '127.0.0.1:10025/inet/smtpd_authorized_xforward_hosts']), '127.0.0.1:10025/inet/smtpd_authorized_xforward_hosts = 127.0.0.0/8');
   assert.doesNotMatch(await c(['-P']), /check_policy_service/);
+
+  // batv/: with the policy server's main.cf, as docs/batv.md has it (run through Postfix in batv-postfix.test.ts).
+  const d = await load('batv', shipped('policy-server/main.cf') + shipped('batv/main.cf'), shipped('batv/master.cf'));
+  assert.equal(await d(['-h', 'recipient_canonical_maps']), 'socketmap:inet:127.0.0.1:10041:batv-strip');
+  assert.equal(await d(['-P', 'cleanup_batv/unix/sender_canonical_maps']), 'cleanup_batv/unix/sender_canonical_maps = socketmap:inet:127.0.0.1:10041:batv-sign');
+  assert.equal(await d(['-P', 'submission/inet/cleanup_service_name']), 'submission/inet/cleanup_service_name = cleanup_batv');
+  assert.equal(await d(['-P', '10.0.0.1:2525/inet/cleanup_service_name']), '10.0.0.1:2525/inet/cleanup_service_name = cleanup_batv');
+  assert.doesNotMatch(await d(['-h', 'sender_canonical_maps']), /socketmap/, 'main.cf signs nothing: only cleanup_batv does');
 });
 
 test('contrib/postfix with a real Postfix: policy server, gate in front, before-queue proxy', { timeout: 300_000 }, async (t) => {

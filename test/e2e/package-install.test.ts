@@ -79,7 +79,7 @@ test('npm pack, then npm install -g of the tarball offline gives a working front
   const own = info.files.map((f) => f.path).filter((p) => !p.startsWith('node_modules/'));
   for (const p of own) assert.ok(ALLOWED.some((r) => r.test(p)), `the package should not hold ${p}`);
   assert.ok(own.includes('dist/cli/main.js'));
-  for (const p of ['contrib/systemd/frontline.service', 'contrib/systemd/frontline.sysusers.conf', 'contrib/postfix/policy-server/main.cf', 'contrib/postfix/gate/master.cf', 'contrib/postfix/proxy-filter/master.cf', 'LICENSE', 'frontline.example.yaml']) {
+  for (const p of ['contrib/systemd/frontline.service', 'contrib/systemd/frontline.sysusers.conf', 'contrib/postfix/policy-server/main.cf', 'contrib/postfix/gate/master.cf', 'contrib/postfix/proxy-filter/master.cf', 'contrib/postfix/batv/master.cf', 'LICENSE', 'frontline.example.yaml']) {
     assert.ok(own.includes(p), `the package should hold ${p}`);
   }
   for (const dep of Object.keys(PKG.dependencies)) assert.ok(info.bundled.includes(dep), `${dep} bundled`);

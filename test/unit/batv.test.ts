@@ -16,6 +16,9 @@ import { readNetstring, startSocketmapServer } from '../../src/postfix/socketmap
 import { parseConfig } from '../../src/config/load.js';
 import type { Envelope } from '../../src/core/types.js';
 import { ManualClock } from '../helpers/fake-clock.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO_ROOT } from '../helpers/cli.js';
 
 const DAY = 86_400_000;
 const k0 = { id: 0, secret: Buffer.from('the-old-key-0123456789') };
@@ -227,5 +230,23 @@ describe('socketmap', () => {
       assert.equal(r.closed, true, wire);
     }
     assert.ok(warnings.every((w) => /malformed request, connection closed/.test(w)));
+  });
+});
+
+describe('docs/batv.md', () => {
+  /** A file's settings: its comment and blank lines dropped. */
+  const settings = (text: string) => text.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'));
+  const doc = readFileSync(join(REPO_ROOT, 'docs/batv.md'), 'utf8');
+  const block = (first: string) => {
+    const m = new RegExp('```[a-z]*\\n' + first.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') + '\\n([\\s\\S]*?)```').exec(doc);
+    assert.ok(m, `docs/batv.md has a block starting with ${first}`);
+    return settings(m[1]);
+  };
+  const contrib = (f: string) => settings(readFileSync(join(REPO_ROOT, 'contrib/postfix/batv', f), 'utf8'));
+
+  test('its frontline.yaml, master.cf and main.cf blocks are the settings of contrib/postfix/batv/ (which the e2e test runs)', () => {
+    assert.deepEqual(block('# frontline.yaml'), contrib('frontline.yaml'));
+    assert.deepEqual(block('# master.cf'), contrib('master.cf'));
+    assert.deepEqual(block('# main.cf: a bounce to prvs=…=user@example.com is delivered to user@example.com'), contrib('main.cf'));
   });
 });
