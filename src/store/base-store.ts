@@ -12,7 +12,7 @@ import { canonicalCidr, canonicalIp, exactNetwork, formatNetwork, type Network }
 import { MemoryIndex } from './memory-index.js';
 import { NeverBan } from './never-ban.js';
 import { localInterfaceAddresses } from './own-addresses.js';
-import type { BanRefusal } from './types.js';
+import { SPREAD_KINDS, type BanRefusal } from './types.js';
 import {
   DEFAULT_BAN_MIN_PREFIX,
   silentLogger,
@@ -43,6 +43,9 @@ import {
   type StoreHealth,
   type StoreLogger,
   type StoreLookup,
+  type SpreadCounts,
+  type SpreadRecord,
+  type UserHold,
 } from './types.js';
 
 const MAX_TEXT = 500;
@@ -61,6 +64,33 @@ export function checkRateRequest(req: RateRequest): Required<RateRequest> {
   if (cost > req.capacity) throw new InvalidEntryError(`rate limit cost ${cost} exceeds capacity ${req.capacity}: it could never pass`);
   return { capacity: req.capacity, refillPerSecond: req.refillPerSecond, cost };
 }
+
+/** The most values sasl_spread keeps per user and kind, whatever the config says (memory bound). */
+export const SPREAD_MAX_VALUES = 10_000;
+/** Longest user key and value a spread record or hold may carry (the check shortens first: sasl-spread.ts). */
+const SPREAD_MAX_TEXT = 320;
+
+/** Validate a spread record (shared so both backends refuse the same nonsense). */
+export function checkSpreadRecord(rec: SpreadRecord): SpreadRecord {
+  if (typeof rec.user !== 'string' || rec.user === '' || rec.user.length > SPREAD_MAX_TEXT) throw new InvalidEntryError('spread: user must be 1-320 characters');
+  for (const v of rec.values) {
+    if (!SPREAD_KIND_SET.has(v.kind) || typeof v.value !== 'string' || v.value === '' || v.value.length > SPREAD_MAX_TEXT) {
+      throw new InvalidEntryError(`spread: bad value ${JSON.stringify(v).slice(0, 100)}`);
+    }
+  }
+  for (const k of ['windowMs', 'newWindowMs', 'knownMs'] as const) {
+    if (!(rec[k] > 0)) throw new InvalidEntryError(`spread: ${k} must be > 0`);
+  }
+  if (!(rec.maxValues >= 1)) throw new InvalidEntryError('spread: maxValues must be >= 1');
+  return { ...rec, maxValues: Math.min(Math.floor(rec.maxValues), SPREAD_MAX_VALUES) };
+}
+
+export function checkUserHold(hold: UserHold): UserHold {
+  if (typeof hold.user !== 'string' || hold.user === '' || hold.user.length > SPREAD_MAX_TEXT) throw new InvalidEntryError('hold: user must be 1-320 characters');
+  return { user: hold.user, by: text('by', hold.by, true), reason: text('reason', hold.reason, false), createdAt: hold.createdAt };
+}
+
+const SPREAD_KIND_SET: ReadonlySet<string> = new Set(SPREAD_KINDS);
 
 export function checkGreyEntry(entry: GreyEntry): GreyEntry {
   return { ...entry, clientIp: canonicalIp(entry.clientIp) };
@@ -138,6 +168,12 @@ export abstract class BaseStore implements Store {
   abstract greyClientPasses(client: string): Promise<number>;
   abstract greyClientPass(client: string, expiresAt: number): Promise<number>;
   abstract rateTake(key: string, req: RateRequest): Promise<RateResult>;
+  abstract spreadRecord(rec: SpreadRecord): Promise<SpreadCounts>;
+  abstract spreadReset(user: string): Promise<void>;
+  abstract userHold(hold: UserHold): Promise<{ hold: UserHold; created: boolean }>;
+  abstract userRelease(user: string): Promise<UserHold | undefined>;
+  abstract userHoldGet(user: string): Promise<UserHold | undefined>;
+  abstract userHolds(): Promise<UserHold[]>;
   abstract correspondentRecord(key: string, kind: CorrespondentKind, now: number, expiresAt: number): Promise<Correspondent>;
   abstract correspondentGet(key: string, now: number): Promise<Correspondent | undefined>;
   abstract correspondentAll(now: number): Promise<Correspondent[]>;

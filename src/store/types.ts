@@ -289,6 +289,8 @@ export interface PurgeResult {
   listEntries: number;
   greylist: number;
   rateBuckets: number;
+  /** sasl_spread values past their window (SQLite; Redis expires them itself). */
+  spread: number;
   changes: number;
   correspondents: number;
 }
@@ -307,6 +309,44 @@ export interface Correspondent {
   lastSeen: number;
   /** Forgotten after this (each message moves it on). */
   expiresAt: number;
+}
+
+/** What sasl_spread counts per SASL user (src/checks/sasl-spread.ts). */
+export type SpreadKind = 'ip' | 'asn' | 'country' | 'rcpt';
+export const SPREAD_KINDS: readonly SpreadKind[] = ['ip', 'asn', 'country', 'rcpt'];
+
+/** One message's values for a user's spread, and the windows they are counted in. */
+export interface SpreadRecord {
+  /** The SASL login as the store keys it (lower case, at most 256 characters: sasl-spread.ts spreadUserKey). */
+  user: string;
+  values: ReadonlyArray<{ kind: SpreadKind; value: string }>;
+  now: number;
+  /** ip, asn, country: counted (and kept) while last seen within this many ms. */
+  windowMs: number;
+  /** rcpt: a recipient is new while first seen within this many ms. */
+  newWindowMs: number;
+  /** rcpt: a recipient is remembered (not new) this long after the user last wrote to it. */
+  knownMs: number;
+  /** Values kept per user and kind at most; the least recently seen go first (counts saturate here). */
+  maxValues: number;
+}
+
+/** Distinct values of one user, after the record: ip/asn/country within the window, recipients first seen within the new-recipient window. */
+export interface SpreadCounts {
+  ips: number;
+  asns: number;
+  countries: number;
+  newRcpts: number;
+}
+
+/** A SASL user whose mail is deferred until released (frontline user hold|release). */
+export interface UserHold {
+  /** As the store keys it (spreadUserKey). */
+  user: string;
+  /** Who held: `rule:sasl-spread`, `cli:root`, `web:admin`… */
+  by: string;
+  reason: string;
+  createdAt: number;
 }
 
 /** Synchronous in-memory answers (the tries and sets kept in step with the store): no I/O, no await. */
@@ -388,6 +428,19 @@ export interface Store {
   correspondentAll(now: number): Promise<Correspondent[]>;
   /** Keep at most `keep`: those that expire first (seen longest ago) go. Returns how many went. */
   correspondentTrim(keep: number): Promise<number>;
+
+  // Spread of SASL users (sasl_spread) and held users; shared by every host on Redis
+  /** Note the values of one message and answer the user's distinct counts. Atomic per user. */
+  spreadRecord(rec: SpreadRecord): Promise<SpreadCounts>;
+  /** Forget the user's addresses, networks and countries, and count its known recipients as old (a release starts afresh). */
+  spreadReset(user: string): Promise<void>;
+  /** Hold a user: its mail is deferred until released. An existing hold is kept (created false). */
+  userHold(hold: UserHold): Promise<{ hold: UserHold; created: boolean }>;
+  /** Lift the hold and reset the user's spread; answers the hold lifted, undefined when there was none. */
+  userRelease(user: string): Promise<UserHold | undefined>;
+  userHoldGet(user: string): Promise<UserHold | undefined>;
+  /** Every held user, oldest hold first (at most 10,000). */
+  userHolds(): Promise<UserHold[]>;
 
   // Decision log
   logEvent(event: DecisionEvent): Promise<void>;

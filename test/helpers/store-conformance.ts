@@ -632,6 +632,86 @@ export function storeConformance(name: string, setup: () => Promise<Backend>, op
       });
     });
 
+    describe('sasl_spread and held users', () => {
+      const W = { windowMs: HOUR * 1000, newWindowMs: HOUR * 1000, knownMs: 30 * DAY * 1000, maxValues: 100 };
+      const ip = (value: string) => ({ kind: 'ip' as const, value });
+      const rcpt = (value: string) => ({ kind: 'rcpt' as const, value });
+
+      test('distinct addresses, networks and countries in the window; new recipients; seen by a second host', async () => {
+        const { store, clock, open } = await fresh();
+        const rec = (values: Parameters<Store['spreadRecord']>[0]['values'], user = 'joe') => store.spreadRecord({ user, values, now: clock.now(), ...W });
+        assert.deepEqual(await rec([ip('192.0.2.1'), { kind: 'asn', value: 'AS64496' }, { kind: 'country', value: 'DE' }, rcpt('a@x.test')]), { ips: 1, asns: 1, countries: 1, newRcpts: 1 });
+        // The same values again count once.
+        assert.deepEqual(await rec([ip('192.0.2.1'), rcpt('a@x.test')]), { ips: 1, asns: 1, countries: 1, newRcpts: 1 });
+        clock.advance(600);
+        assert.deepEqual(await rec([ip('198.51.100.7'), { kind: 'country', value: 'FR' }, rcpt('b@x.test')]), { ips: 2, asns: 1, countries: 2, newRcpts: 2 });
+        // Another user is counted apart.
+        assert.deepEqual(await rec([ip('203.0.113.9')], 'ann'), { ips: 1, asns: 0, countries: 0, newRcpts: 0 });
+        const other = await open();
+        assert.deepEqual(await other.spreadRecord({ user: 'joe', values: [ip('203.0.113.5')], now: clock.now(), ...W }), { ips: 3, asns: 1, countries: 2, newRcpts: 2 });
+      });
+
+      test('the window slides: old addresses drop out; a recipient stays known, so it is not new again', async () => {
+        const { store, clock } = await fresh();
+        const rec = (values: Parameters<Store['spreadRecord']>[0]['values']) => store.spreadRecord({ user: 'joe', values, now: clock.now(), ...W });
+        await rec([ip('192.0.2.1'), rcpt('a@x.test')]);
+        clock.advance(HOUR - 10);
+        assert.deepEqual(await rec([ip('192.0.2.2')]), { ips: 2, asns: 0, countries: 0, newRcpts: 1 });
+        clock.advance(20);
+        // 192.0.2.1 was seen an hour and ten seconds ago: out; a@x.test was first seen then: not new.
+        assert.deepEqual(await rec([ip('192.0.2.2'), rcpt('a@x.test')]), { ips: 1, asns: 0, countries: 0, newRcpts: 0 });
+        assert.deepEqual(await rec([rcpt('c@x.test')]), { ips: 1, asns: 0, countries: 0, newRcpts: 1 });
+      });
+
+      test('at most maxValues per user and kind: the counts saturate, the least recently seen go', async () => {
+        const { store, clock } = await fresh();
+        let last = { ips: 0, asns: 0, countries: 0, newRcpts: 0 };
+        for (let i = 0; i < 12; i++) {
+          clock.advance(1);
+          last = await store.spreadRecord({ user: 'joe', values: [ip(`192.0.2.${i}`), rcpt(`r${i}@x.test`)], now: clock.now(), ...W, maxValues: 5 });
+        }
+        assert.deepEqual(last, { ips: 5, asns: 0, countries: 0, newRcpts: 5 });
+        // r0 was dropped: it counts as new again (and pushes out r7).
+        clock.advance(1);
+        assert.equal((await store.spreadRecord({ user: 'joe', values: [rcpt('r11@x.test')], now: clock.now(), ...W, maxValues: 5 })).newRcpts, 5);
+      });
+
+      test('bad records are refused before anything is written', async () => {
+        const { store, clock } = await fresh();
+        const ok = { user: 'joe', values: [ip('192.0.2.1')], now: clock.now(), ...W };
+        await assert.rejects(store.spreadRecord({ ...ok, user: '' }), InvalidEntryError);
+        await assert.rejects(store.spreadRecord({ ...ok, user: 'x'.repeat(321) }), InvalidEntryError);
+        await assert.rejects(store.spreadRecord({ ...ok, values: [{ kind: 'bogus' as 'ip', value: '1' }] }), InvalidEntryError);
+        await assert.rejects(store.spreadRecord({ ...ok, values: [ip('y'.repeat(321))] }), InvalidEntryError);
+        await assert.rejects(store.spreadRecord({ ...ok, windowMs: 0 }), InvalidEntryError);
+        assert.deepEqual(await store.spreadRecord(ok), { ips: 1, asns: 0, countries: 0, newRcpts: 0 });
+      });
+
+      test('hold, show on a second host, keep the first hold, release resets the spread', async () => {
+        const { store, clock, open } = await fresh();
+        const t0 = clock.now();
+        for (const [i, r] of ['a@x.test', 'b@x.test'].entries()) await store.spreadRecord({ user: 'joe', values: [ip(`192.0.2.${i}`), rcpt(r)], now: t0, ...W });
+        assert.deepEqual(await store.userHold({ user: 'joe', by: 'rule:sasl-spread', reason: '5 client addresses in 3600 s', createdAt: t0 }), {
+          hold: { user: 'joe', by: 'rule:sasl-spread', reason: '5 client addresses in 3600 s', createdAt: t0 },
+          created: true,
+        });
+        const again = await store.userHold({ user: 'joe', by: 'cli:root', reason: 'again', createdAt: t0 + 5 });
+        assert.equal(again.created, false);
+        assert.equal(again.hold.by, 'rule:sasl-spread');
+        const other = await open();
+        assert.equal((await other.userHoldGet('joe'))?.reason, '5 client addresses in 3600 s');
+        assert.equal(await other.userHoldGet('ann'), undefined);
+        await store.userHold({ user: 'ann', by: 'cli:root', reason: '', createdAt: t0 + 1 });
+        assert.deepEqual((await other.userHolds()).map((h) => h.user), ['joe', 'ann']);
+        assert.equal((await other.userRelease('joe'))?.by, 'rule:sasl-spread');
+        assert.equal(await store.userHoldGet('joe'), undefined);
+        assert.equal(await store.userRelease('joe'), undefined, 'a second release finds no hold');
+        // After the release: no address counted, the known recipients are not new.
+        assert.deepEqual(await store.spreadRecord({ user: 'joe', values: [ip('192.0.2.9'), rcpt('a@x.test')], now: t0 + 1000, ...W }), { ips: 1, asns: 0, countries: 0, newRcpts: 0 });
+        await assert.rejects(store.userHold({ user: '', by: 'x', reason: '', createdAt: t0 }), InvalidEntryError);
+      });
+    });
+
     describe('decision log', () => {
       const ev = (ts: number, clientIp: string, rule: string, from: string, rcpts: string[], action = 'reject') => ({
         ts,

@@ -319,3 +319,80 @@ for _, x in ipairs(m) do
 end
 return #m
 `;
+
+/**
+ * sasl_spread: one message's values for a user, then its counts (sqlite
+ * store.ts spreadRecord, the same rules: keep the two in step; the store
+ * conformance suite runs both).
+ * KEYS: ip, asn, country, rcpt zsets (value scored by last seen), rcpt first-seen zset
+ * ARGV: now, windowMs, newWindowMs, knownMs, maxValues, then kind index (1-4), value pairs
+ * Returns {ips, asns, countries, newRcpts}.
+ */
+export const SPREAD_LUA = `
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local newWindow = tonumber(ARGV[3])
+local known = tonumber(ARGV[4])
+local max = tonumber(ARGV[5])
+local touched = {}
+for i = 6, #ARGV, 2 do
+  local k = tonumber(ARGV[i])
+  local v = ARGV[i + 1]
+  if k == 4 then
+    local s = redis.call('ZSCORE', KEYS[4], v)
+    if not s or tonumber(s) <= now - known then redis.call('ZADD', KEYS[5], now, v) end
+  end
+  redis.call('ZADD', KEYS[k], now, v)
+  touched[k] = true
+end
+local out = {}
+for k = 1, 3 do
+  redis.call('ZREMRANGEBYSCORE', KEYS[k], '-inf', now - window)
+  local n = redis.call('ZCARD', KEYS[k])
+  if n > max then
+    redis.call('ZREMRANGEBYRANK', KEYS[k], 0, n - max - 1)
+    n = max
+  end
+  if touched[k] then redis.call('PEXPIRE', KEYS[k], window + 1000) end
+  out[k] = n
+end
+local gone = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now - known)
+local n = redis.call('ZCARD', KEYS[4]) - #gone
+if n > max then
+  local more = redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. (now - known), '+inf', 'LIMIT', 0, n - max)
+  for _, v in ipairs(more) do gone[#gone + 1] = v end
+end
+for i = 1, #gone, 500 do
+  local chunk = {}
+  for j = i, math.min(i + 499, #gone) do chunk[#chunk + 1] = gone[j] end
+  redis.call('ZREM', KEYS[4], unpack(chunk))
+  redis.call('ZREM', KEYS[5], unpack(chunk))
+end
+if touched[4] then
+  redis.call('PEXPIRE', KEYS[4], known + 1000)
+  redis.call('PEXPIRE', KEYS[5], known + 1000)
+end
+out[4] = redis.call('ZCOUNT', KEYS[5], '(' .. (now - newWindow), '+inf')
+return out
+`;
+
+/**
+ * A release: forget the user's addresses, networks and countries; its known
+ * recipients stay known but none is new any more (first seen → 0).
+ * KEYS: ip, asn, country, rcpt first-seen zset, holds hash; ARGV: user
+ * Returns the hold JSON lifted, or false.
+ */
+export const SPREAD_RESET_LUA = `
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  local ttl = redis.call('PTTL', KEYS[4])
+  redis.call('ZUNIONSTORE', KEYS[4], 1, KEYS[4], 'WEIGHTS', 0)
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[4], ttl) end
+end
+if KEYS[5] then
+  local h = redis.call('HGET', KEYS[5], ARGV[1])
+  redis.call('HDEL', KEYS[5], ARGV[1])
+  return h
+end
+return false
+`;

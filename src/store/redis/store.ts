@@ -12,6 +12,9 @@
 //   <p>grey:<key>         string GreyEntry JSON, PEXPIRE = its expiry
 //   <p>greyc:<origin>     string {passes, expiresAt}, PEXPIRE
 //   <p>rate:<key>         hash   {t: tokens, ts}, PEXPIRE = when full again
+//   <p>spread:<user>:<kind> zset value scored by last seen (ip, asn, country, rcpt), PEXPIRE
+//   <p>spread:<user>:first  zset recipient scored by first seen, PEXPIRE
+//   <p>holds              hash   user → {by, reason, createdAt}
 //   <p>events             stream field e = event JSON, IDs <ts>-<seq>, MAXLEN ~
 //   <p>changes            pub/sub channel of {origin, change}
 //
@@ -23,7 +26,7 @@
 
 import { Redis, type RedisOptions } from 'ioredis';
 import { durationTable, type BanPlan } from '../bans.js';
-import { BaseStore, checkGreyEntry, checkRateRequest } from '../base-store.js';
+import { BaseStore, checkGreyEntry, checkRateRequest, checkSpreadRecord, checkUserHold } from '../base-store.js';
 import { checkListKind } from '../entries.js';
 import { InvalidEntryError, StoreUnavailableError } from '../errors.js';
 import { canonicalOrRaw, cleanEventJson, compactEvidencePieces, eventLimit, eventMatcher } from '../events.js';
@@ -55,6 +58,10 @@ import type {
   StoreChange,
   StoreDeps,
   StoreHealth,
+  SpreadCounts,
+  SpreadKind,
+  SpreadRecord,
+  UserHold,
 } from '../types.js';
 import {
   BAN_LUA,
@@ -68,6 +75,8 @@ import {
   CORRESPONDENT_RECORD_LUA,
   CORRESPONDENT_TRIM_LUA,
   RATE_LUA,
+  SPREAD_LUA,
+  SPREAD_RESET_LUA,
   UNBAN_LUA,
 } from './scripts.js';
 
@@ -89,6 +98,8 @@ interface Scripts {
   flPurgeLists(...args: Arg[]): Promise<number>;
   flCorrRecord(...args: Arg[]): Promise<string>;
   flCorrTrim(...args: Arg[]): Promise<number>;
+  flSpread(...args: Arg[]): Promise<number[]>;
+  flSpreadReset(numKeys: number, ...args: Arg[]): Promise<string | null>;
 }
 
 type Client = Redis & Scripts;
@@ -101,6 +112,20 @@ function translate(e: unknown): unknown {
   const err = e as Error;
   if (err?.name === 'ReplyError' && !TRANSIENT_REPLY.test(err.message)) return e;
   return new StoreUnavailableError(`redis: ${err?.message ?? String(e)}`, { cause: e });
+}
+
+/** The KEYS index of each kind in SPREAD_LUA. */
+const SPREAD_KIND_INDEX: Readonly<Record<SpreadKind, number>> = { ip: 1, asn: 2, country: 3, rcpt: 4 };
+
+/** A hold from its JSON in the holds hash; undefined when absent or unreadable. */
+function holdOf(user: string, raw: string | null | undefined): UserHold | undefined {
+  if (!raw) return undefined;
+  try {
+    const o = JSON.parse(raw) as { by: string; reason: string; createdAt: number };
+    return { user, by: String(o.by), reason: String(o.reason ?? ''), createdAt: Number(o.createdAt) };
+  } catch {
+    return undefined;
+  }
 }
 
 /** A correspondent from the JSON the record script writes ({k, n, f, l, e}). */
@@ -171,6 +196,7 @@ export class RedisStore extends BaseStore {
     events: string;
     corr: string;
     corrExp: string;
+    holds: string;
   };
   private client!: Client;
   private sub!: Redis;
@@ -221,6 +247,7 @@ export class RedisStore extends BaseStore {
       events: `${this.p}events`,
       corr: `${this.p}corr`,
       corrExp: `${this.p}corr:exp`,
+      holds: `${this.p}holds`,
     };
   }
 
@@ -295,6 +322,9 @@ export class RedisStore extends BaseStore {
     client.defineCommand('flRollPrune', { numberOfKeys: 1, lua: ROLLUP_PRUNE_LUA });
     client.defineCommand('flCorrRecord', { numberOfKeys: 2, lua: CORRESPONDENT_RECORD_LUA });
     client.defineCommand('flCorrTrim', { numberOfKeys: 2, lua: CORRESPONDENT_TRIM_LUA });
+    client.defineCommand('flSpread', { numberOfKeys: 5, lua: SPREAD_LUA });
+    // Variable key count: a reset alone (4 keys) or a release (5, with the holds hash).
+    client.defineCommand('flSpreadReset', { lua: SPREAD_RESET_LUA });
     client.defineCommand('flPurgeZset', { numberOfKeys: 2, lua: PURGE_ZSET_LUA });
     client.defineCommand('flPurgeLists', { numberOfKeys: 1, lua: PURGE_LISTS_LUA });
     const sub = this.makeClient('sub');
@@ -624,6 +654,54 @@ export class RedisStore extends BaseStore {
     return { allowed: allowed === 1, remaining, retryAfterSeconds: allowed === 1 ? 0 : (cost - remaining) / refillPerSecond };
   }
 
+  // ---- sasl_spread and held users
+
+  private spreadKeys(user: string): string[] {
+    const base = `${this.p}spread:${user}:`;
+    return [`${base}ip`, `${base}asn`, `${base}country`, `${base}rcpt`, `${base}first`];
+  }
+
+  async spreadRecord(input: SpreadRecord): Promise<SpreadCounts> {
+    const rec = checkSpreadRecord(input);
+    const pairs: Arg[] = [];
+    for (const v of rec.values) pairs.push(SPREAD_KIND_INDEX[v.kind], v.value);
+    const [ips, asns, countries, newRcpts] = await this.call((c) =>
+      c.flSpread(...this.spreadKeys(rec.user), rec.now, rec.windowMs, rec.newWindowMs, rec.knownMs, rec.maxValues, ...pairs),
+    );
+    return { ips, asns, countries, newRcpts };
+  }
+
+  async spreadReset(user: string): Promise<void> {
+    const [ip, asn, country, , first] = this.spreadKeys(user);
+    await this.call((c) => c.flSpreadReset(4, ip, asn, country, first, user));
+  }
+
+  async userHold(input: UserHold): Promise<{ hold: UserHold; created: boolean }> {
+    const hold = checkUserHold(input);
+    const json = JSON.stringify({ by: hold.by, reason: hold.reason, createdAt: hold.createdAt });
+    if ((await this.call((c) => c.hsetnx(this.k.holds, hold.user, json))) === 1) return { hold, created: true };
+    return { hold: (await this.userHoldGet(hold.user)) ?? hold, created: false };
+  }
+
+  async userRelease(user: string): Promise<UserHold | undefined> {
+    const [ip, asn, country, , first] = this.spreadKeys(user);
+    return holdOf(user, await this.call((c) => c.flSpreadReset(5, ip, asn, country, first, this.k.holds, user)));
+  }
+
+  async userHoldGet(user: string): Promise<UserHold | undefined> {
+    return holdOf(user, await this.call((c) => c.hget(this.k.holds, user)));
+  }
+
+  async userHolds(): Promise<UserHold[]> {
+    const all = await this.call((c) => c.hgetall(this.k.holds));
+    const out: UserHold[] = [];
+    for (const [user, json] of Object.entries(all)) {
+      const h = holdOf(user, json);
+      if (h) out.push(h);
+    }
+    return out.sort((a, b) => a.createdAt - b.createdAt || (a.user < b.user ? -1 : 1)).slice(0, 10_000);
+  }
+
   // ---- learned correspondents
 
   async correspondentRecord(key: string, kind: CorrespondentKind, now: number, expiresAt: number): Promise<Correspondent> {
@@ -749,6 +827,7 @@ export class RedisStore extends BaseStore {
       // Greylist entries and rate buckets carry Redis TTLs: Redis drops them itself.
       greylist: 0,
       rateBuckets: 0,
+      spread: 0,
       changes: 0,
       correspondents: await drain(() => this.call((c) => c.flPurgeZset(this.k.corrExp, this.k.corr, now, 1000))),
     };

@@ -150,6 +150,28 @@ export const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX correspondents_by_expiry ON correspondents (expires_at);
   `,
+  // 7: sasl_spread (the client addresses, networks, countries and recipients
+  // of each SASL user, src/checks/sasl-spread.ts) and held users. A spread
+  // write per authenticated recipient: keyed by user first, so a user's
+  // counts read one range; the expiry index serves the purge.
+  `
+  CREATE TABLE spread (
+    user TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (user, kind, value)
+  ) WITHOUT ROWID;
+  CREATE INDEX spread_by_expiry ON spread (expires_at);
+  CREATE TABLE user_holds (
+    user TEXT PRIMARY KEY,
+    held_by TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];
 
 /** The migration that moves decision events out of this file. */

@@ -29,7 +29,7 @@ import Database from 'better-sqlite3';
 import type { Worker } from 'node:worker_threads';
 import { banSeconds, offenceAfterUnban, planBan, type BanPlan, type OffenceRecord } from '../bans.js';
 import { GREY_GATHER_ROWS, GREY_GATHER_TURNS } from '../grey-gather.js';
-import { BaseStore, checkGreyEntry, checkRateRequest } from '../base-store.js';
+import { BaseStore, checkGreyEntry, checkRateRequest, checkSpreadRecord, checkUserHold } from '../base-store.js';
 import { checkListKind } from '../entries.js';
 import { InvalidEntryError, StoreUnavailableError } from '../errors.js';
 import { checkEvent, eventLimit, eventMatcher } from '../events.js';
@@ -59,6 +59,9 @@ import type {
   StoreChange,
   StoreDeps,
   StoreHealth,
+  SpreadCounts,
+  SpreadRecord,
+  UserHold,
 } from '../types.js';
 import type { EventThreadData } from './event-thread.js';
 import { EventWriter } from './event-writer.js';
@@ -186,6 +189,17 @@ interface CorrespondentWaiter {
   at: number;
   resolve: (c: Correspondent) => void;
   reject: (e: unknown) => void;
+}
+
+interface HoldRow {
+  user: string;
+  held_by: string;
+  reason: string;
+  created_at: number;
+}
+
+function holdFromRow(r: HoldRow): UserHold {
+  return { user: r.user, by: r.held_by, reason: r.reason, createdAt: r.created_at };
 }
 
 function correspondentFromRow(r: CorrespondentRow): Correspondent {
@@ -487,6 +501,23 @@ export class SqliteStore extends BaseStore {
         `INSERT INTO rate_buckets (key, tokens, updated_at, expires_at) VALUES (?, ?, ?, ?)
          ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at, expires_at = excluded.expires_at`,
       ),
+      spreadPut: db.prepare<[{ user: string; kind: string; value: string; now: number; exp: number }]>(
+        `INSERT INTO spread (user, kind, value, first_seen, last_seen, expires_at) VALUES (@user, @kind, @value, @now, @now, @exp)
+         ON CONFLICT (user, kind, value) DO UPDATE SET
+           first_seen = CASE WHEN expires_at > @now THEN first_seen ELSE @now END,
+           last_seen = @now,
+           expires_at = @exp`,
+      ),
+      spreadCount: db.prepare<[string, string], { n: number }>('SELECT count(*) AS n FROM spread WHERE user = ? AND kind = ?'),
+      spreadTrim: db.prepare<[string, string, string, string, number]>(
+        'DELETE FROM spread WHERE user = ? AND kind = ? AND value IN (SELECT value FROM spread WHERE user = ? AND kind = ? ORDER BY last_seen DESC, value LIMIT -1 OFFSET ?)',
+      ),
+      spreadCounts: db.prepare<[{ user: string; now: number; since: number; newSince: number }], { kind: string; n: number }>(
+        `SELECT kind, sum(CASE WHEN kind = 'rcpt' THEN first_seen > @newSince ELSE last_seen > @since END) AS n
+         FROM spread WHERE user = @user AND expires_at > @now GROUP BY kind`,
+      ),
+      holdGet: db.prepare<[string], HoldRow>('SELECT * FROM user_holds WHERE user = ?'),
+      holdPut: db.prepare<[string, string, string, number]>('INSERT INTO user_holds (user, held_by, reason, created_at) VALUES (?, ?, ?, ?)'),
       changePut: db.prepare<[number, string, string]>('INSERT INTO changes (ts, origin, change) VALUES (?, ?, ?)'),
       changesAfter: db.prepare<[number], { seq: number; origin: string; change: string }>(
         'SELECT seq, origin, change FROM changes WHERE seq > ? ORDER BY seq LIMIT 5000',
@@ -965,6 +996,87 @@ export class SqliteStore extends BaseStore {
     );
   }
 
+  // ---- sasl_spread and held users
+
+  /**
+   * One transaction: upsert each value (a value past its expiry starts
+   * afresh, so a recipient forgotten counts as new again), keep at most
+   * maxValues per kind (least recently seen dropped), count.
+   */
+  async spreadRecord(input: SpreadRecord): Promise<SpreadCounts> {
+    const rec = checkSpreadRecord(input);
+    const { user, now } = rec;
+    return this.run(() =>
+      this.db
+        .transaction((): SpreadCounts => {
+          const kinds = new Set<string>();
+          for (const v of rec.values) {
+            const keep = v.kind === 'rcpt' ? rec.knownMs : rec.windowMs;
+            this.st.spreadPut.run({ user, kind: v.kind, value: v.value, now, exp: now + keep });
+            kinds.add(v.kind);
+          }
+          for (const kind of kinds) {
+            const n = this.st.spreadCount.get(user, kind)!.n;
+            if (n > rec.maxValues) this.st.spreadTrim.run(user, kind, user, kind, rec.maxValues);
+          }
+          const out: SpreadCounts = { ips: 0, asns: 0, countries: 0, newRcpts: 0 };
+          for (const r of this.st.spreadCounts.all({ user, now, since: now - rec.windowMs, newSince: now - rec.newWindowMs })) {
+            if (r.kind === 'ip') out.ips = r.n;
+            else if (r.kind === 'asn') out.asns = r.n;
+            else if (r.kind === 'country') out.countries = r.n;
+            else if (r.kind === 'rcpt') out.newRcpts = r.n;
+          }
+          return out;
+        })
+        .immediate(),
+    );
+  }
+
+  async spreadReset(user: string): Promise<void> {
+    this.run(() => this.db.transaction(() => this.resetSpread(user)).immediate());
+  }
+
+  private resetSpread(user: string): void {
+    this.db.prepare("DELETE FROM spread WHERE user = ? AND kind IN ('ip', 'asn', 'country')").run(user);
+    this.db.prepare("UPDATE spread SET first_seen = 0 WHERE user = ? AND kind = 'rcpt'").run(user);
+  }
+
+  async userHold(input: UserHold): Promise<{ hold: UserHold; created: boolean }> {
+    const hold = checkUserHold(input);
+    return this.run(() =>
+      this.db
+        .transaction(() => {
+          const had = this.st.holdGet.get(hold.user);
+          if (had) return { hold: holdFromRow(had), created: false };
+          this.st.holdPut.run(hold.user, hold.by, hold.reason, hold.createdAt);
+          return { hold, created: true };
+        })
+        .immediate(),
+    );
+  }
+
+  async userRelease(user: string): Promise<UserHold | undefined> {
+    return this.run(() =>
+      this.db
+        .transaction(() => {
+          const had = this.st.holdGet.get(user);
+          this.db.prepare('DELETE FROM user_holds WHERE user = ?').run(user);
+          this.resetSpread(user);
+          return had ? holdFromRow(had) : undefined;
+        })
+        .immediate(),
+    );
+  }
+
+  async userHoldGet(user: string): Promise<UserHold | undefined> {
+    const row = this.run(() => this.st.holdGet.get(user));
+    return row ? holdFromRow(row) : undefined;
+  }
+
+  async userHolds(): Promise<UserHold[]> {
+    return this.run(() => this.db.prepare<[], HoldRow>('SELECT * FROM user_holds ORDER BY created_at, user LIMIT 10000').all()).map(holdFromRow);
+  }
+
   // ---- decision log
 
   /**
@@ -1091,6 +1203,7 @@ export class SqliteStore extends BaseStore {
             rateBuckets: 0,
             changes: this.db.prepare('DELETE FROM changes WHERE ts < ?').run(now - CHANGES_KEEP_MS).changes,
             correspondents: this.db.prepare('DELETE FROM correspondents WHERE expires_at <= ?').run(now).changes,
+            spread: this.db.prepare('DELETE FROM spread WHERE expires_at <= ?').run(now).changes,
           }),
         )
         .immediate(),
