@@ -30,6 +30,8 @@ export interface StoreListOptions {
 /** IP → AS number; 0 when the table does not know the address. */
 export interface AsnLookup {
   asnOf(ip: string): number;
+  /** AS number and country (sasl_spread); absent where only the number is known. */
+  lookup?(ip: string): { asn: number; country: string } | undefined;
 }
 
 /** The "no such list" answers of each list check, by client IP (sharedEvidence). */

@@ -18,6 +18,7 @@ import { gateSchema } from '../gate/config.js';
 import { greylistSection, rateLimitsSchema, spamtrapsSchema, storeSection } from './store-schema.js';
 import { enforceSection } from './enforce-schema.js';
 import { batvSchema } from './batv-schema.js';
+import { saslSpreadSchema } from './outbound-schema.js';
 import { logwatchSchema } from '../intel/logwatch/config.js';
 import { intelSchema } from '../intel/config.js';
 import { webSchema } from '../report/web/config.js';
@@ -232,6 +233,8 @@ export const configSchema = z.strictObject({
   logwatch: section(logwatchSchema),
   /** Large-sender whitelist, learned correspondents, imported lists (docs/spfwalk.md, correspondents.md, lists-import.md). */
   intel: intelSchema,
+  /** Hacked accounts: how far each SASL user's mail spreads; a user over a limit is held (docs/outbound.md). */
+  sasl_spread: section(saslSpreadSchema),
   /** BATV: signed envelope senders, bounces without our tag refused (docs/batv.md). */
   batv: section(batvSchema),
   /** Carrying bans out of frontline: firewall sets (docs/enforce.md). */

@@ -56,6 +56,8 @@ export const CHECKS: Readonly<Record<string, CheckInfo>> = {
   ratelimit: info('rcpt', COST.store, true),
   spamtrap: info('rcpt', COST.local, true),
   greylist: info('rcpt', COST.store, true),
+  // Records the client and the recipient per SASL user (hacked accounts); per recipient.
+  sasl_spread: info('rcpt', COST.store, true),
   // Learned correspondents (src/intel/correspondents); asks spf, fcrdns_domain, dkim_domain to vouch.
   correspondent: info('mail', COST.dns),
 };

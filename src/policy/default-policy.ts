@@ -5,7 +5,7 @@
 //
 // Rules naming a list or DNSBL/DNSWL zones that are not configured are left
 // out quietly (allowlist, denylist, dnswl, dnsbl by default), and so are the
-// store's opt-in rules: ratelimit (no `ratelimits:`), greylist
+// store's opt-in rules: ratelimit (no `ratelimits:`), sasl-spread (`sasl_spread.enabled: false`), greylist
 // (`greylist.enabled: false`), and banned/spamtrap where no store is open.
 
 export const DEFAULT_RULES: ReadonlyArray<Record<string, unknown>> = [
@@ -17,6 +17,16 @@ export const DEFAULT_RULES: ReadonlyArray<Record<string, unknown>> = [
     code: 450,
     status: '4.7.1',
     text: 'rate limit {evidence.ratelimit.limit} exceeded ({evidence.ratelimit.key}); try again in {evidence.ratelimit.retryAfterSeconds} seconds',
+  },
+  // Hacked accounts (sasl_spread.enabled): a held SASL user's mail waits until an admin releases it.
+  // `auth` first, so that the rule is passed over at once for everyone else.
+  {
+    name: 'sasl-spread',
+    if: ['auth', 'sasl_spread=listed'],
+    action: 'defer',
+    code: 450,
+    status: '4.7.1',
+    text: 'account {evidence.sasl_spread.user} is held for review ({evidence.sasl_spread.reason}); ask your postmaster',
   },
   { name: 'authenticated', if: 'auth', action: 'accept' },
   { name: 'my-networks', if: 'my_networks', action: 'accept' },

@@ -80,6 +80,9 @@ export class Policy {
       correspondents: deps.correspondents,
       asn: deps.asn,
       onSpamtrapSpared: (info) => log?.info(info, `spamtrap hit: ${info.client} not banned: ${info.why}`),
+      // The event of a hold: at warn level, since an admin must act (release, or change the password).
+      onUserHeld: (hold, counts) =>
+        log?.warn({ user: hold.user, by: hold.by, reason: hold.reason, counts, event: 'user-held' }, `user ${hold.user} held: ${hold.reason} (frontline user release ${hold.user})`),
       onZoneHealth: (check, state) => {
         // Listings seen through a zone that went out of use (or came back) must not be reused.
         evidenceCache?.invalidate(check);

@@ -23,6 +23,8 @@ import { bannedQuick, checkBanned } from '../checks/banned.js';
 import { checkGreylist } from '../checks/greylist.js';
 import { checkRateLimit, checkRateLimitMessage, type RateLimit } from '../checks/ratelimit.js';
 import { batvEvidence, type BatvCheckOptions } from '../checks/batv.js';
+import { checkSaslSpread, type SaslSpreadOptions } from '../checks/sasl-spread.js';
+import type { SpreadCounts, UserHold } from '../store/types.js';
 import { readBatvKeys } from '../checks/batv-tag.js';
 import { checkSpamtrap, spamtrapQuick, type SpamtrapCheckOptions, type SpamtrapSparing } from '../checks/spamtrap.js';
 import { whitelistDomains } from '../intel/config.js';
@@ -67,6 +69,8 @@ export interface RegistryDeps {
   correspondents?: { check(env: Envelope, ctx: CheckContext): Promise<Evidence> };
   /** The IP-to-AS table (asn.table) store lists of AS numbers match with. */
   asn?: AsnLookup;
+  /** Told when sasl_spread holds a user (serve logs it). */
+  onUserHeld?: (hold: UserHold, counts: SpreadCounts) => void;
   /** Told of every spamtrap hit that banned nothing because the client is spared (docs/security.md, spamtrap poisoning). */
   onSpamtrapSpared?: (info: { client: string; trap: string; why: string }) => void;
 }
@@ -167,6 +171,7 @@ export function buildRegistry(cfg: Config, deps: RegistryDeps): Registry {
     bigSenders: new Set(cfg.intel.spf_whitelist.enabled ? whitelistDomains(cfg.intel) : []),
   };
   addStoreChecks(cfg, store, add, unavailable, { spare, onSpared: deps.onSpamtrapSpared });
+  addSaslSpread(cfg, store, add, unavailable, deps);
 
   const correspondents = deps.correspondents;
   if (correspondents) add('correspondent', (env, ctx) => correspondents.check(env, ctx));
@@ -229,6 +234,24 @@ function addStoreChecks(
   } else {
     for (const name of ['ratelimit', 'ratelimit_message']) unavailable.set(name, 'no rate limits configured (ratelimits)');
   }
+}
+
+function addSaslSpread(cfg: Config, store: Store | undefined, add: AddCheck, unavailable: Map<string, string>, deps: RegistryDeps): void {
+  const c = cfg.sasl_spread;
+  if (!c.enabled) return void unavailable.set('sasl_spread', 'sasl_spread is off (sasl_spread.enabled)');
+  if (!store) return void unavailable.set('sasl_spread', 'no state store open');
+  const asn = deps.asn;
+  const opts: SaslSpreadOptions = {
+    windowS: c.window_s,
+    newRcptWindowS: c.new_rcpt_window_s,
+    knownRcptDays: c.known_rcpt_days,
+    maxValues: c.max_values,
+    hold: c.hold,
+    geo: asn?.lookup ? (ip) => asn.lookup!(ip) : undefined,
+    onUnavailable: cfg.store.on_unavailable,
+    onHold: deps.onUserHeld,
+  };
+  add('sasl_spread', (env, ctx) => checkSaslSpread(env, { ...ctx, store }, opts));
 }
 
 /**

@@ -253,6 +253,11 @@ export class AsnDatabase {
     return this.table.asnOf(ip);
   }
 
+  /** AS number and country of `ip` in the table in use. */
+  lookup(ip: string): AsnInfo | undefined {
+    return this.table.lookup(ip);
+  }
+
   /** Load `path`; returns whether the table was replaced. Bad lines go to `report`. */
   async load(path: string): Promise<{ replaced: boolean; ranges: number; bad: number; error?: string }> {
     let loaded: { table: AsnTable; bad: BadLine[] };

@@ -173,7 +173,7 @@ describe('frontline.example.yaml', () => {
     // The optional rules are skipped with a warning when written out in a file.
     assert.deepEqual(
       policy.skipped.map((s) => s.rule),
-      ['ratelimit', 'spamtrap', 'allowlist', 'banned', 'denylist', 'dnswl', 'dnsbl', 'batv-bounce', 'greylist'],
+      ['ratelimit', 'sasl-spread', 'spamtrap', 'allowlist', 'banned', 'denylist', 'dnswl', 'dnsbl', 'batv-bounce', 'greylist'],
     );
     assert.deepEqual(
       policy.rules.map((r) => r.name),

@@ -266,7 +266,7 @@ describe('walk semantics', () => {
     assert.deepEqual(w.policy.warnings, []);
     assert.deepEqual(
       w.policy.skipped.map((s) => s.rule),
-      ['ratelimit', 'spamtrap', 'allowlist', 'banned', 'denylist', 'dnswl', 'dnsbl', 'batv-bounce', 'greylist'],
+      ['ratelimit', 'sasl-spread', 'spamtrap', 'allowlist', 'banned', 'denylist', 'dnswl', 'dnsbl', 'batv-bounce', 'greylist'],
     );
   });
 });
