@@ -72,6 +72,8 @@ export function checkArc(env: Envelope, ctx: CheckContext, opts: ArcOptions = {}
     // Most mail carries no ARC set: answer without hashing the body.
     const { fields } = messageHeader(env.message);
     if (!fields.some((f) => ARC_FIELDS.has(f.key))) return { result: 'none', detail: 'message has no ARC headers', data: { instances: 0 } };
+    // The ARC-Message-Signature covers the body: a body cut at a size limit verifies nothing.
+    if (env.messageTruncated) return { result: 'none', detail: 'ARC chain not verified: message body truncated (milter.max_body)', data: { instances: 0 } };
 
     const { resolve, faulted } = faultRecording(ctx.resolver);
     const resolver = resolve as DNSResolver;

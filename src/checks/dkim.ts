@@ -169,7 +169,8 @@ export function checkDkim(env: Envelope, ctx: CheckContext, opts: DkimOptions = 
       }
       const s = read.sig;
       const entry: Entry = { domain: s.domain, selector: s.selector, algo: s.algorithm, b: s.b, sig: s };
-      if (++lookups > maxLookups) entry.verdict = { result: 'neutral', comment: 'not verified: signature limit reached' };
+      if (env.messageTruncated) entry.verdict = { result: 'neutral', comment: 'not verified: message body truncated (milter.max_body)' };
+      else if (++lookups > maxLookups) entry.verdict = { result: 'neutral', comment: 'not verified: signature limit reached' };
       return entry;
     });
     if (entries.length === 0) return { result: 'none', detail: 'message has no DKIM signature', data: { signatures: [], passingDomains: [] } };

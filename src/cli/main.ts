@@ -59,6 +59,7 @@ program
   .option('--data-dir <dir>', `state directory, created if missing (default: data_dir, else ${defaultDataDir()})`)
   .option('--gate-listen <host:port>', 'run the SMTP gate on this address (overrides gate.listen)')
   .option('--gate-backend <host:port>', "the gate's backend MTA (overrides gate.backend)")
+  .option('--milter-listen <inet:host:port|unix:path>', 'run the milter frontend on this address (overrides milter.listen)')
   .option('--workers <n>', 'worker processes sharing the listening sockets: a number or auto (one per CPU); overrides workers')
   .option('--web-listen <host:port|off>', 'dashboard and /metrics address, or off (env FRONTLINE_WEB_LISTEN; overrides web.listen)')
   .action(async (opts) => {

@@ -32,6 +32,8 @@ import { readBatvKeys } from '../checks/batv-tag.js';
 import { batvMaps } from '../postfix/batv-map.js';
 import { startSocketmapServer, type RunningSocketmap } from '../postfix/socketmap.js';
 import { formatHostPort } from '../gate/host-port.js';
+import { startMilter, type RunningMilter } from '../milter/server.js';
+import { parseMilterAddress } from '../milter/listen-address.js';
 
 export interface ServeOptions {
   config?: string;
@@ -42,6 +44,8 @@ export interface ServeOptions {
   /** `--gate-listen` / `--gate-backend`: override gate.listen / gate.backend; the gate runs when both are set. */
   gateListen?: string;
   gateBackend?: string;
+  /** `--milter-listen`: inet:host:port or unix:path (overrides milter.listen). */
+  milterListen?: string;
   /** `--web-listen`: host:port of the dashboard and /metrics, or off (overrides web.listen). */
   webListen?: string;
 }
@@ -51,6 +55,8 @@ export interface Serving {
   policyAddress: AddressInfo;
   policySocket?: string;
   gate?: RunningGate;
+  /** The milter frontend, when milter.listen is set. */
+  milter?: RunningMilter;
   /** The web listener (dashboard, /metrics); undefined when web.listen is off. */
   web?: RunningWeb;
   /** The DNSBL/DNSWL zone server, when zone.listen is set. */
@@ -159,6 +165,37 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
     say(`frontline gate on ${gate.address}, backend ${gateBackend}`);
   }
 
+  let milter: RunningMilter | undefined;
+  const milterListen = opts.milterListen ?? config.milter.listen;
+  if (milterListen) {
+    const where = parseMilterAddress(milterListen);
+    try {
+      if (!where) throw new Error(`expected inet:host:port or unix:/path, got ${JSON.stringify(milterListen)}`);
+      const mc = config.milter;
+      milter = await startMilter(where, {
+        policy: runtime.policy,
+        logger: logger.child({ room: 'milter' }),
+        maxBody: mc.max_body,
+        maxConnections: mc.max_connections,
+        idleTimeoutS: mc.idle_timeout_s,
+        decisionTimeoutMs: mc.decision_timeout_ms,
+        onDecision: (verdict, envelope, sessionId) => {
+          counts?.count(2, verdict);
+          decisions.record(verdict, envelope, sessionId);
+          intel.onDecision(verdict, envelope);
+        },
+      });
+      if (where.kind === 'unix') secureSocket(where.path, config.file_group, logger.child({ room: 'files' }));
+    } catch (err) {
+      await gate?.close();
+      await server.close(0);
+      runtime.close();
+      await closeStore();
+      throw new Error(`milter.listen: ${(err as Error).message}`, { cause: err });
+    }
+    say(`frontline milter on ${milter.address}`);
+  }
+
   let census: BanCensus | undefined;
   if (metrics) {
     census = new BanCensus(store, (err) => logger.warn({ err: (err as Error).message }, 'metrics: counting bans failed'));
@@ -187,6 +224,7 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
       web = await startWebServer({ config, store, logger, auth: webAuth, services });
     } catch (err) {
       await census?.stop();
+      await milter?.close();
       await gate?.close();
       await server.close(0);
       runtime.close();
@@ -199,6 +237,7 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
     zone = await startZone(config, { store, logger: logger.child({ room: 'zone' }) });
   } catch (err) {
     await web?.close();
+    await milter?.close();
     await gate?.close();
     await server.close(0);
     runtime.close();
@@ -216,6 +255,7 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
     } catch (err) {
       await zone?.close();
       await web?.close();
+      await milter?.close();
       await gate?.close();
       await server.close(0);
       runtime.close();
@@ -240,6 +280,7 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
       await feeds?.stop();
       await zone?.close();
       await web?.close();
+      await milter?.close();
       await gate?.close();
       await server.close(0);
       runtime.close();
@@ -266,6 +307,7 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
     policyAddress,
     policySocket: config.listen.policy_socket ?? undefined,
     gate,
+    milter,
     web,
     zone,
     store,
@@ -275,6 +317,7 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
         await web?.close().catch((err: unknown) => logger.error({ err }, 'web close failed'));
         await census?.stop();
         await gate?.close();
+        await milter?.close();
         await zone?.close();
         await server.close();
         await intel.stop();

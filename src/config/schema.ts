@@ -19,6 +19,7 @@ import { greylistSection, rateLimitsSchema, spamtrapsSchema, storeSection } from
 import { enforceSection } from './enforce-schema.js';
 import { batvSchema } from './batv-schema.js';
 import { saslSpreadSchema } from './outbound-schema.js';
+import { milterSchema } from './milter-schema.js';
 import { logwatchSchema } from '../intel/logwatch/config.js';
 import { intelSchema } from '../intel/config.js';
 import { webSchema } from '../report/web/config.js';
@@ -225,6 +226,8 @@ export const configSchema = z.strictObject({
     }),
   ),
   gate: section(gateSchema),
+  /** The Sendmail milter frontend for Postfix smtpd_milters (docs/milter.md). */
+  milter: section(milterSchema),
   store: storeSection,
   greylist: greylistSection,
   ratelimits: rateLimitsSchema,

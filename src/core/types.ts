@@ -24,6 +24,11 @@ export interface Envelope {
   saslUser?: string;
   /** Raw message (headers + body, CRLF) at `eom`. */
   message?: Buffer;
+  /**
+   * The body in `message` was cut at a size limit (milter.max_body): content
+   * checks read what is there, but no signature over the body is verified.
+   */
+  messageTruncated?: boolean;
   serverAddress?: string;
   sessionId?: string;
   /** Free-form attributes the frontend knows (Postfix sends many). */

@@ -114,3 +114,84 @@ export class MilterClient {
 export function strings(data: Buffer, from = 0): string[] {
   return data.subarray(from).toString('latin1').split('\0').slice(0, -1);
 }
+
+/** A message's header fields as the MTA sends them (name, value with its leading space and folds). */
+export function headerFields(message: Buffer): { fields: Array<[string, string]>; body: Buffer } {
+  const text = message.toString('latin1');
+  const end = text.indexOf('\r\n\r\n');
+  const head = end < 0 ? text : text.slice(0, end);
+  const body = end < 0 ? Buffer.alloc(0) : message.subarray(end + 4);
+  const fields: Array<[string, string]> = [];
+  for (const line of head.split(/\r\n(?![ \t])/)) {
+    const colon = line.indexOf(':');
+    fields.push([line.slice(0, colon), line.slice(colon + 1)]);
+  }
+  return { fields, body };
+}
+
+export interface Dialogue {
+  helo?: string;
+  from: string;
+  rcpts: string[];
+  message?: Buffer;
+  macros?: Record<string, string>;
+  /** Body chunk size (default 65535). */
+  chunk?: number;
+}
+
+export interface DialogueReplies {
+  connect?: MilterReply;
+  helo?: MilterReply;
+  mail?: MilterReply;
+  rcpt: Array<MilterReply | undefined>;
+  data?: MilterReply;
+  eoh?: MilterReply;
+  body: MilterReply[];
+  /** Modifications and the final reply at end of message. */
+  eom: MilterReply[];
+}
+
+/** One SMTP session as the MTA tells the milter, stopping where the milter refuses (as Postfix would). */
+export async function dialogue(c: MilterClient, client: { ip: string; name?: string }, d: Dialogue, negotiate = true): Promise<DialogueReplies> {
+  const out: DialogueReplies = { rcpt: [], body: [], eom: [] };
+  const refused = (r: MilterReply | undefined) => !r || r.code !== 'c';
+  if (negotiate) {
+    const o = await c.ask(optneg());
+    if (o?.code !== 'O') throw new Error(`no negotiation reply: ${o?.code}`);
+  }
+  const macros = d.macros ?? {};
+  c.write(packet('D', `C${z(...Object.entries(macros).flat())}`));
+  out.connect = await c.ask(connectPacket(client.name ?? `[${client.ip}]`, client.ip));
+  if (refused(out.connect)) return out;
+  out.helo = await c.ask(packet('H', z(d.helo ?? 'client.example')));
+  if (refused(out.helo)) return out;
+  out.mail = await c.ask(packet('M', z(`<${d.from}>`)));
+  if (refused(out.mail)) return out;
+  let any = false;
+  for (const r of d.rcpts) {
+    const reply = await c.ask(packet('R', z(`<${r}>`)));
+    out.rcpt.push(reply);
+    if (!refused(reply)) any = true;
+  }
+  if (!any || !d.message) {
+    c.write(packet('A'));
+    return out;
+  }
+  out.data = await c.ask(packet('T'));
+  if (refused(out.data)) return out;
+  const { fields, body } = headerFields(d.message);
+  // NR_HDR was offered: no reply to header fields.
+  c.write(...fields.map(([n, v]) => packet('L', z(n, v))));
+  out.eoh = await c.ask(packet('N'));
+  if (refused(out.eoh)) return out;
+  const size = d.chunk ?? 65535;
+  for (let i = 0; i < body.length; i += size) {
+    const r = await c.ask(packet('B', body.subarray(i, i + size)));
+    out.body.push(r!);
+    if (r?.code === 's') break;
+    if (refused(r)) return out;
+  }
+  c.write(packet('E'));
+  out.eom = await c.untilFinal();
+  return out;
+}

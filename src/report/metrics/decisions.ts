@@ -7,7 +7,7 @@
 import { STAGES, type Action, type Stage } from '../../core/types.js';
 import type { MetricValue } from './family.js';
 
-export const FRONTENDS = ['postfix', 'gate'] as const;
+export const FRONTENDS = ['postfix', 'gate', 'milter'] as const;
 export type Frontend = (typeof FRONTENDS)[number];
 
 const ACTIONS: readonly Action[] = ['accept', 'reject', 'defer', 'tag', 'tarpit', 'continue'];

@@ -1,0 +1,44 @@
+// swaks as a test's SMTP client: its transcript, its exit code, and the
+// server replies it flagged as errors.
+
+import { execFile } from 'node:child_process';
+
+export interface SwaksResult {
+  code: number;
+  transcript: string;
+  /** Server replies swaks flagged as errors (`<**` lines), without the marker. */
+  errors: string[];
+}
+
+export function swaks(bin: string, args: string[]): Promise<SwaksResult> {
+  return new Promise((resolve) => {
+    execFile(bin, [...args, '--timeout', '60'], { timeout: 90_000 }, (err, stdout, stderr) => {
+      const transcript = `${stdout}${stderr}`;
+      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+      const errors = transcript
+        .split('\n')
+        .filter((l) => l.startsWith('<**'))
+        .map((l) => l.replace(/^<\*\*\s*/, ''));
+      resolve({ code, transcript, errors });
+    });
+  });
+}
+
+/** Unfolded values of a header field in a raw message. */
+export function headerValuesOf(raw: string, name: string): string[] {
+  const head = raw.split(/\r?\n\r?\n/)[0].replace(/\r?\n[ \t]+/g, ' ');
+  return head
+    .split(/\r?\n/)
+    .filter((l) => l.toLowerCase().startsWith(`${name.toLowerCase()}:`))
+    .map((l) => l.slice(name.length + 1).trim());
+}
+
+export async function waitFor<T>(what: string, f: () => T | undefined, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = f();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
