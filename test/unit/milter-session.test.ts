@@ -6,7 +6,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
-import { Zone, ZoneResolver } from '../../src/dns/zone.js';
+import { ZoneResolver } from '../../src/dns/zone.js';
 import { parseConfig } from '../../src/config/load.js';
 import { Policy } from '../../src/policy/policy.js';
 import { startMilter, type RunningMilter } from '../../src/milter/server.js';
@@ -14,35 +14,13 @@ import { parseMilterAddress } from '../../src/milter/listen-address.js';
 import type { MilterPolicy } from '../../src/milter/policy-port.js';
 import type { Verdict } from '../../src/core/types.js';
 import { generateKey, plainMessage, signMessage } from '../helpers/signed-mail.js';
+import { MILTER_TEST_CONFIG, milterTestZone } from '../helpers/milter-world.js';
 import { MilterClient, connectPacket, dialogue, optneg, packet, strings, z, type MilterReply } from '../helpers/milter-client.js';
 
 const key = generateKey();
 
-// 192.0.2.10 sends for spf-ok.test (SPF passes); dkim-only.test has no SPF and
-// signs; strict.test publishes DMARC p=reject; hardfail.test has SPF -all.
-const zone = new Zone({
-  'spf-ok.test': [{ TXT: 'v=spf1 ip4:192.0.2.10 -all' }, { MX: [10, 'mx.spf-ok.test'] }],
-  'mx.spf-ok.test': [{ A: '203.0.113.7' }],
-  'dkim-only.test': [{ MX: [10, 'mx.dkim-only.test'] }],
-  'mx.dkim-only.test': [{ A: '203.0.113.5' }],
-  's._domainkey.dkim-only.test': [{ TXT: key.txt }],
-  'strict.test': [{ MX: [10, 'mx.strict.test'] }, { TXT: 'v=spf1 ip4:203.0.113.9 -all' }],
-  'mx.strict.test': [{ A: '203.0.113.9' }],
-  '_dmarc.strict.test': [{ TXT: 'v=DMARC1; p=reject' }],
-  'hardfail.test': [{ TXT: 'v=spf1 -all' }, { MX: [10, 'mx.hardfail.test'] }],
-  'mx.hardfail.test': [{ A: '203.0.113.11' }],
-});
-
-const CONFIG = `
-my_networks: []
-headers: { authserv_id: mx.test }
-policy:
-  rules:
-    - { name: spf-fail, if: spf=fail, action: reject, code: 550, status: 5.7.23, text: "SPF says {ip} may not send for {from_domain}", stage: rcpt }
-    - { name: dmarc-reject, if: { all: [dmarc=fail, dmarc.policy=reject] }, action: reject, code: 550, status: 5.7.1, text: "the From domain's DMARC policy says reject" }
-    - { name: authorised, if: { any: [spf=pass, dkim_domain=match] }, action: accept }
-    - { name: unauthorised, if: { not: { any: [spf=pass, dkim_domain=match] } }, action: reject, code: 554, status: 5.7.1, text: "not authorised" }
-`;
+const zone = milterTestZone(key);
+const CONFIG = MILTER_TEST_CONFIG;
 
 function silent() {
   return pino({ level: 'silent' });
