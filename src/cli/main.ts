@@ -15,6 +15,7 @@ import { registerWebCommand } from './web.js';
 import { registerBanCommand } from './ban.js';
 import { registerListCommand } from './list.js';
 import { registerGreyCommand } from './grey.js';
+import { registerUserCommand } from './user.js';
 import { registerLogCommand } from './log.js';
 import { registerStatsCommand } from './stats.js';
 import { registerReportCommand } from './report.js';
@@ -134,6 +135,7 @@ config
 registerBanCommand(program, fail);
 registerListCommand(program, fail);
 registerGreyCommand(program, fail);
+registerUserCommand(program, fail);
 registerLogCommand(program, fail);
 registerStatsCommand(program, fail);
 registerReportCommand(program, fail);
