@@ -21,6 +21,8 @@ import { logWatchOptionsFromConfig, startLogWatch, type LogLine, type LogWatch, 
 import { startSchedule, type RunningSchedule, type ScheduledJob } from '../intel/schedule.js';
 import { SpfWalkedList, type SpfListRun } from '../intel/spfwalk/whitelist.js';
 import { storeListSink } from '../intel/store-sink.js';
+import { SelfCheck } from '../intel/self-check.js';
+import { parseZoneSpec } from '../checks/dnsbl.js';
 import type { Store } from '../store/index.js';
 import { openConfiguredStore } from './store.js';
 
@@ -45,6 +47,8 @@ export interface IntelJobs {
   stop(): Promise<void>;
   /** The log watcher's counts by source (empty when it is off), for /metrics. */
   logwatchStats(): LogWatchSourceStats[];
+  /** Our outgoing addresses against the DNSBLs (intel.self_check); absent when off. */
+  selfCheck?: SelfCheck;
 }
 
 const REFUSED = new Set(['reject', 'defer', 'tarpit']);
@@ -89,6 +93,14 @@ export function createIntelJobs(cfg: Config, deps: IntelDeps): IntelJobs {
   let watch: LogWatch | undefined;
   let schedule: RunningSchedule | undefined;
 
+  const sc = cfg.intel.self_check;
+  const scZones = (sc.zones ?? cfg.checks.dnsbl.zones).map(parseZoneSpec);
+  if (sc.enabled && scZones.length === 0) log.warn({}, 'intel.self_check is enabled but no zones are configured (intel.self_check.zones or checks.dnsbl.zones): not run');
+  const selfCheck =
+    sc.enabled && scZones.length > 0
+      ? new SelfCheck({ addresses: sc.addresses, zones: scZones, timeoutMs: sc.timeout_ms, clock, intervalS: sc.interval_s }, log.child({ job: 'self-check' }))
+      : undefined;
+
   const walkJob = (name: string, walked: SpfWalkedList, intervalS: number, skipWhenEmpty = false): ScheduledJob => ({
     name,
     intervalMs: intervalS * 1000,
@@ -102,6 +114,7 @@ export function createIntelJobs(cfg: Config, deps: IntelDeps): IntelJobs {
 
   return {
     correspondents,
+    selfCheck,
 
     onDecision(verdict, envelope) {
       if (!correspondents || !envelope.saslUser || REFUSED.has(verdict.action)) return;
@@ -135,6 +148,7 @@ export function createIntelJobs(cfg: Config, deps: IntelDeps): IntelJobs {
         });
         jobs.push(...importer.jobs());
       }
+      if (selfCheck) jobs.push(selfCheck.job(resolver));
       if (jobs.length > 0) {
         schedule = startSchedule(jobs, { clock, onError: (job, e) => log.error({ job: job.name, err: (e as Error).message }, `intel job ${job.name} failed`) });
       }

@@ -211,6 +211,7 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
       gate: running && (() => ({ ...running.stats, sessions: running.connections })),
       logwatch: () => intel.logwatchStats(),
       bans: () => census!.byCategory(),
+      selfCheck: intel.selfCheck && (() => intel.selfCheck!.last),
     };
   }
   let web: RunningWeb | undefined;
@@ -218,6 +219,7 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
     try {
       const services = {
         zones: () => runtime.policy.zoneStates(),
+        selfCheck: intel.selfCheck && (() => intel.selfCheck!.last),
         report: await reportQueries(store, config),
         metrics: metrics && scrape ? { text: scrape, contentType: metrics.contentType } : undefined,
       };

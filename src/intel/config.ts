@@ -8,6 +8,8 @@ import { DEFAULT_SENDER_DOMAINS } from './spfwalk/default-senders.js';
 import { DEFAULT_FREE_MAIL } from './correspondents/free-mail.js';
 import { DEFAULT_CORRESPONDENT_TTL_S } from './correspondents/learn.js';
 import type { ImportSource } from './lists-import/import.js';
+import { parseZoneSpec } from '../checks/dnsbl.js';
+import { isIP } from 'node:net';
 
 /** `null` (an empty YAML section) means "all defaults". */
 function section<T extends z.ZodType>(schema: T) {
@@ -86,12 +88,40 @@ const importSchema = z
   })
   .refine((i) => (i.url === undefined) !== (i.file === undefined), { message: 'give exactly one of url or file' });
 
+/** postscreen's `zone[=filter][*weight]`, as checks.dnsbl.zones. */
+const zoneSpec = z.string().superRefine((s, ctx) => {
+  try {
+    parseZoneSpec(s);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+  }
+});
+
+/** Our own outgoing addresses against the DNSBLs, on a schedule (docs/outbound.md). */
+const selfCheckSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false),
+    /** The addresses our mail leaves from (IPv4 or IPv6). */
+    addresses: z
+      .array(z.string().refine((s) => isIP(s) !== 0, { message: 'expected an IP address' }))
+      .max(64)
+      .default([]),
+    /** Zones asked; null = checks.dnsbl.zones. */
+    zones: z.array(zoneSpec).max(64).nullable().default(null),
+    /** Seconds between checks. */
+    interval_s: posInt.min(60).default(3600),
+    /** Per-zone timeout, ms. */
+    timeout_ms: posInt.max(30_000).default(3000),
+  })
+  .refine((c) => !c.enabled || c.addresses.length > 0, { message: 'intel.self_check.enabled needs the addresses to check', path: ['addresses'] });
+
 export const intelSchema = section(
   z
     .strictObject({
       spf_whitelist: section(spfWhitelistSchema),
       correspondents: section(correspondentsSchema),
       imports: z.preprocess((v) => (v === null ? undefined : v), z.array(importSchema).default([])),
+      self_check: section(selfCheckSchema),
     })
     .superRefine((cfg, ctx) => {
       const seen = new Map<string, string>();

@@ -12,6 +12,7 @@ import { ReportQueries } from '../../src/report/queries.js';
 import { parseReplayConfig } from '../../src/report/replay.js';
 import { webReplay } from '../../src/report/web/dashboard/index.js';
 import { checksOf, parseCondition } from '../../src/policy/condition.js';
+import type { SelfCheckResult } from '../../src/intel/self-check.js';
 import type { DashboardOptions, RuleInfo } from '../../src/report/web/dashboard/context.js';
 import { ManualClock } from '../helpers/fake-clock.js';
 
@@ -133,7 +134,7 @@ test('read-only without web.auth: every page answers with its data and the secur
   const w = await world(t, false);
   await w.store.logEvent(event(w.clock, {}));
   await w.store.ban({ cidr: '198.51.100.0/24', reason: 'brute force on sshd', category: 'brute-force', source: 'log:/var/log/auth.log' });
-  for (const url of ['/', '/?range=day', '/?range=week', '/why', '/why?q=192.0.2.7', '/bans', '/lists', '/lists?show=correspondents', '/greylist', '/greylist?state=passed', '/policy']) {
+  for (const url of ['/', '/?range=day', '/?range=week', '/why', '/why?q=192.0.2.7', '/bans', '/lists', '/lists?show=correspondents', '/greylist', '/greylist?state=passed', '/users', '/policy']) {
     const res = await get(w, url);
     assert.equal(res.statusCode, 200, url);
     assert.match(String(res.headers['content-type']), /^text\/html/, url);
@@ -398,6 +399,60 @@ test('greylist: waiting and passed triplets; release one so its next attempt pas
   const missing = await post(w, '/greylist/release', { _csrf: csrf, key: 'net:203.0.113.0/24|x|y' }, jar);
   assert.equal(missing.statusCode, 400);
   assert.match(missing.body, /no longer in the greylist/);
+});
+
+test('users: held users with who and why; release (CSRF token bound to the session) lets the user through and forgets its addresses', async (t) => {
+  const w = await world(t, true, { spreadOn: true });
+  const { jar, csrf } = await login(w);
+  const now = w.clock.now();
+  await w.store.spreadRecord({ user: 'joe', values: [{ kind: 'ip', value: '192.0.2.1' }], now, windowMs: 3600_000, newWindowMs: 3600_000, knownMs: 86400_000, maxValues: 10 });
+  await w.store.userHold({ user: 'joe', by: 'sasl_spread', reason: '5 client addresses in 3600 s (hold at 5)', createdAt: now });
+  await w.store.userHold({ user: '<b>x</b>', by: 'cli:root', reason: '<script>alert(1)</script>', createdAt: now });
+  const page = await get(w, '/users', jar);
+  assert.equal(page.statusCode, 200);
+  assert.match(page.body, /<td>joe<\/td>[\s\S]*?<td>sasl_spread<\/td><td>5 client addresses in 3600 s \(hold at 5\)<\/td>/);
+  assert.doesNotMatch(page.body, /<script>alert|<b>x<\/b>/, 'values are escaped');
+  // No token, a token of another session: refused, nothing changed.
+  const bare = await post(w, '/users/release', { user: 'joe' }, jar);
+  assert.equal(bare.statusCode, 403);
+  const other = await login(w);
+  const stolen = await post(w, '/users/release', { _csrf: other.csrf, user: 'joe' }, jar);
+  assert.equal(stolen.statusCode, 403);
+  assert.ok(await w.store.userHoldGet('joe'), 'still held');
+  const res = await post(w, '/users/release', { _csrf: csrf, user: 'JOE' }, jar);
+  assert.equal(res.statusCode, 303);
+  assert.equal(res.headers.location, '/users');
+  assert.equal(await w.store.userHoldGet('joe'), undefined);
+  const after = await get(w, '/users', jar);
+  assert.match(after.body, /released joe \(held by sasl_spread: 5 client addresses/);
+  assert.deepEqual(
+    await w.store.spreadRecord({ user: 'joe', values: [{ kind: 'ip', value: '192.0.2.9' }], now, windowMs: 3600_000, newWindowMs: 3600_000, knownMs: 86400_000, maxValues: 10 }),
+    { ips: 1, asns: 0, countries: 0, newRcpts: 0 },
+  );
+  const again = await post(w, '/users/release', { _csrf: csrf, user: 'joe' }, jar);
+  assert.equal(again.statusCode, 400);
+  assert.match(again.body, /joe is not held/);
+  const long = await post(w, '/users/release', { _csrf: csrf, user: 'x'.repeat(400) }, jar);
+  assert.equal(long.statusCode, 400);
+});
+
+test('overview: our own addresses on DNSBLs (intel.self_check), listed and not', async (t) => {
+  const state: { last?: SelfCheckResult } = {};
+  const w = await world(t, false, { selfCheck: () => state.last });
+  assert.match((await get(w, '/')).body, /Our addresses on DNSBLs<\/h2><p class="muted">Not checked yet/);
+  state.last = {
+    checkedAt: w.clock.now(),
+    zones: ['bl.test', 'other.test'],
+    listed: 1,
+    addresses: [
+      { address: '198.51.100.25', listedBy: [{ zone: 'bl.test', codes: ['127.0.0.2'] }], unanswered: [{ zone: 'other.test', reason: 'timeout after 3000 ms' }] },
+      { address: '198.51.100.26', listedBy: [], unanswered: [] },
+    ],
+  };
+  const body = (await get(w, '/')).body;
+  assert.match(body, /<strong class="action-reject">1 listing<\/strong>/);
+  assert.match(body, /<td>198\.51\.100\.25<\/td><td>bl\.test \(127\.0\.0\.2\)<\/td><td>other\.test: timeout after 3000 ms<\/td>/);
+  assert.match(body, /<td>198\.51\.100\.26<\/td><td>none<\/td>/);
 });
 
 test('policy: rules in force with 24 h hits; what test-mode rules would have refused', async (t) => {

@@ -7,6 +7,7 @@
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { CountsBy, HistogramsBy, family, type Family, type MetricValue } from './family.js';
 import { DecisionCounts } from './decisions.js';
+import type { SelfCheckResult } from '../../intel/self-check.js';
 
 export { FRONTENDS, type Frontend } from './decisions.js';
 export { timedStore } from './store-timing.js';
@@ -21,6 +22,8 @@ export interface MetricSources {
   gate?: () => { connections: number; sessions: number; refusedByLimit: Record<string, number>; doorFailures: Record<string, number>; relayed: number; backendRefused: number };
   logwatch?: () => Array<{ source: string; lines: number; events: number; bans: number }>;
   bans?: () => ReadonlyMap<string, number>;
+  /** The last intel.self_check run (our own addresses on DNSBLs). */
+  selfCheck?: () => SelfCheckResult | undefined;
 }
 
 /** Ban categories of the code, shown at 0 before their first ban. */
@@ -128,6 +131,28 @@ export class Metrics {
       ),
       family('frontline_logwatch_bans_total', 'Bans the log watcher asked the store for, by source.', 'counter', () =>
         (src().logwatch?.() ?? []).map((s) => ({ labels: { source: s.source }, value: s.bans })),
+      ),
+      // Every worker runs the same check on the same addresses: the primary takes the highest, not the sum.
+      family(
+        'frontline_self_listed',
+        'intel.self_check: 1 when a DNSBL zone lists one of our own outgoing addresses at the last check, else 0; by address and zone.',
+        'gauge',
+        () => {
+          const r = src().selfCheck?.();
+          if (!r) return [];
+          return r.addresses.flatMap((a) => r.zones.map((zone) => ({ labels: { address: a.address, zone }, value: a.listedBy.some((l) => l.zone === zone) ? 1 : 0 })));
+        },
+        'max',
+      ),
+      family(
+        'frontline_self_check_timestamp_seconds',
+        'intel.self_check: when the last check of our own addresses finished (unix seconds).',
+        'gauge',
+        () => {
+          const r = src().selfCheck?.();
+          return r ? [{ labels: {}, value: Math.floor(r.checkedAt / 1000) }] : [];
+        },
+        'max',
       ),
     ];
   }

@@ -8,6 +8,7 @@
 // once. All assets are served from here (no CDN): the page may not load
 // anything from elsewhere (Content-Security-Policy default-src 'self').
 
+import type { SelfCheckResult } from '../../intel/self-check.js';
 import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
@@ -47,6 +48,8 @@ export interface WebServices {
   metrics?: { text(): Promise<string>; contentType: string };
   /** The DNSBL/DNSWL zones' last health probe (the policy's; the dashboard's Overview). */
   zones?: () => ReadonlyArray<{ check: string; state: ZoneHealthState }>;
+  /** intel.self_check's last run: our own outgoing addresses on DNSBLs (the dashboard's Overview). */
+  selfCheck?: () => SelfCheckResult | undefined;
   /** The query layer with the config's rules and ASN table (src/cli/report-context.ts). */
   report?: ReportQueries;
 }

@@ -8,6 +8,7 @@ import type { ReplayReport } from '../../replay.js';
 import type { Html } from './html.js';
 import type { DashboardAuth, Session } from './auth.js';
 import type { GreyTiming, Store } from '../../../store/index.js';
+import type { SelfCheckResult } from '../../../intel/self-check.js';
 
 /** A rule as the Policy page shows it (RuleConfig's fields, `if` as the admin wrote it). */
 export interface RuleInfo {
@@ -50,6 +51,10 @@ export interface DashboardOptions {
   now?: () => number;
   /** DNSBL/DNSWL zones' last probe. */
   zones?: () => ReadonlyArray<{ check: string; state: ZoneHealthState }>;
+  /** intel.self_check's last run (our own addresses on DNSBLs); absent when off. */
+  selfCheck?: () => SelfCheckResult | undefined;
+  /** sasl_spread.enabled: whether held users are deferred at all (the Users page says so when not). */
+  spreadOn?: boolean;
   /** Greylisting delays, to release a triplet for as long as a passed one is kept. */
   greyTiming?: GreyTiming;
   /** List names the Why? page's "allow" button adds to (an ip list and a domain/address list). */

@@ -59,6 +59,8 @@ export const dashboard: WebPlugin = async (app, ctx) => {
     logger: ctx.logger,
     report: ctx.services.report ?? new ReportQueries({ store: ctx.store }),
     zones: ctx.services.zones,
+    selfCheck: ctx.services.selfCheck,
+    spreadOn: ctx.config.sasl_spread.enabled,
     replay: webReplay(ctx.store, ctx.config),
     greyTiming: { delaySeconds: g.delay_s, retryWindowSeconds: g.retry_window_s, passedTtlSeconds: g.pass_ttl_s },
   });

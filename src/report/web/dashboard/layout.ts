@@ -10,6 +10,7 @@ export const NAV: ReadonlyArray<[string, string]> = [
   ['/bans', 'Bans'],
   ['/lists', 'Lists'],
   ['/greylist', 'Greylist'],
+  ['/users', 'Users'],
   ['/policy', 'Policy'],
 ];
 

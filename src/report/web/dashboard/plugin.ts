@@ -1,6 +1,6 @@
 // The dashboard as a fastify plugin: register it on the web listener
 // (src/report/web/server.ts) and it serves Overview, Why?, Bans, Lists,
-// Greylist and Policy as server-rendered HTML. See docs/dashboard.md.
+// Greylist, Users and Policy as server-rendered HTML. See docs/dashboard.md.
 //
 // Defences, each with its attack in test/unit/dashboard-*.test.ts:
 // - every value is escaped (html.ts), and the CSP forbids inline script and
@@ -27,6 +27,7 @@ import { whyPage } from './pages/why.js';
 import { bansPage, banAdd, banLift } from './pages/bans.js';
 import { listsPage, listPage, listAdd, listDelete } from './pages/lists.js';
 import { greylistPage, greyRelease } from './pages/greylist.js';
+import { usersPage, userRelease } from './pages/users.js';
 import { policyPage, policyReplay } from './pages/policy.js';
 import { loginPage } from './pages/login.js';
 
@@ -149,6 +150,7 @@ export async function dashboardPlugin(app: FastifyInstance, opts: DashboardOptio
   page('/lists', listsPage);
   page('/lists/:name', listPage);
   page('/greylist', greylistPage);
+  page('/users', usersPage);
   page('/policy', policyPage);
 
   change('/bans/add', banAdd, bansPage);
@@ -157,6 +159,7 @@ export async function dashboardPlugin(app: FastifyInstance, opts: DashboardOptio
   change('/lists/:name/add', listAdd, listPage);
   change('/lists/:name/delete', listDelete, listPage);
   change('/greylist/release', greyRelease, greylistPage);
+  change('/users/release', userRelease, usersPage);
   if (opts.replay) {
     app.post('/policy/replay', { preHandler: app.csrfProtection }, async (req, reply) => {
       const ctx = contextOf(req, reply);

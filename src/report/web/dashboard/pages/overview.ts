@@ -40,6 +40,18 @@ function topTable(title: string, what: string, rows: ReadonlyArray<{ key: string
   }</section>`;
 }
 
+/** intel.self_check: our own outgoing addresses on the DNSBLs (absent when off). */
+function selfCheckSection(ctx: PageContext): Html | string {
+  if (!ctx.opts.selfCheck) return '';
+  const r = ctx.opts.selfCheck();
+  if (!r) return html`<section><h2>Our addresses on DNSBLs</h2><p class="muted">Not checked yet.</p></section>`;
+  return html`<section><h2>Our addresses on DNSBLs</h2><p>${r.listed > 0 ? html`<strong class="action-reject">${r.listed} listing${r.listed === 1 ? '' : 's'}</strong>` : 'Not listed'} <span class="muted">(checked ${relative(r.checkedAt, ctx.now)} against ${r.zones.join(', ')})</span></p>
+<table><thead><tr><th>Address</th><th>Listed by</th><th>No answer</th></tr></thead><tbody>${r.addresses.map(
+    (a) =>
+      html`<tr><td>${a.address}</td><td>${a.listedBy.length === 0 ? 'none' : a.listedBy.map((l) => `${l.zone} (${l.codes.join(', ')})`).join(', ')}</td><td>${a.unanswered.map((u) => `${u.zone}: ${u.reason}`).join(', ')}</td></tr>`,
+  )}</tbody></table></section>`;
+}
+
 const rowsOf = (t: readonly TopRow[]) => t.map((r) => ({ key: r.key, n: r.total, label: r.label }));
 
 export async function overviewPage(req: FastifyRequest, ctx: PageContext): Promise<PageResult> {
@@ -86,6 +98,7 @@ ${o.topCountries.length > 0 ? topTable('Top refused countries', 'Country', rowsO
           return html`<tr><td>${z}</td><td>${state}${s ? html` <span class="muted">(probed ${relative(s.checkedAt, ctx.now)})</span>` : ''}</td><td class="num">${zoneHits.get(z) ?? 0}</td></tr>`;
         })}</tbody></table>`
   }</section>
+${selfCheckSection(ctx)}
 ${topTable(`Bans in force by category (${o.bans.active}${o.bans.truncated ? '+' : ''})`, 'Category', o.bans.byCategory, (k) => `/bans${query({ category: k })}`)}
 ${topTable('Bans in force by source', 'Source', o.bans.bySource, () => undefined)}
 <section><h2>Store</h2><p>${o.store.ok ? 'healthy' : 'NOT healthy'}: ${o.store.backend}, ${o.store.detail}${o.store.latencyMs !== undefined ? ` (${o.store.latencyMs.toFixed(1)} ms)` : ''}</p>
