@@ -30,6 +30,7 @@ import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
 import { readBatvKeys } from '../checks/batv-tag.js';
 import { batvMaps } from '../postfix/batv-map.js';
+import { batvRewriter, type BatvRewriteOptions } from '../checks/batv-rewrite.js';
 import { startSocketmapServer, type RunningSocketmap } from '../postfix/socketmap.js';
 import { formatHostPort } from '../gate/host-port.js';
 import { startMilter, type RunningMilter } from '../milter/server.js';
@@ -133,6 +134,24 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
   }
   runtime.policy.start();
 
+  // BATV's keys and domains, for the socketmap (batv.listen) and the gate in the outbound path (gate.outbound).
+  let batv: BatvRewriteOptions | undefined;
+  if (config.batv.enabled) {
+    try {
+      batv = {
+        keys: readBatvKeys(config.batv.keys, (f) => readFileSync(f, 'utf8')),
+        domains: new Set(config.batv.domains),
+        validDays: config.batv.valid_days,
+        clock: systemClock,
+      };
+    } catch (err) {
+      await server.close(0);
+      runtime.close();
+      await closeStore();
+      throw new Error(`batv.keys: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
   let gate: RunningGate | undefined;
   const gateListen = opts.gateListen ?? config.gate.listen;
   const gateBackend = opts.gateBackend ?? config.gate.backend;
@@ -140,6 +159,7 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
     try {
       gate = await startGate({
         config,
+        batv: batv && batvRewriter(batv),
         policy: runtime.policy,
         logger,
         listen: gateListen ?? undefined,
@@ -268,15 +288,10 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
 
   // BATV's Postfix lookup tables (batv.listen): sender signing and tag stripping.
   let batvMap: RunningSocketmap | undefined;
-  if (config.batv.enabled && config.batv.listen) {
+  if (batv && config.batv.listen) {
     const hp = parseListenAddress(config.batv.listen)!;
     try {
-      const maps = batvMaps({
-        keys: readBatvKeys(config.batv.keys, (f) => readFileSync(f, 'utf8')),
-        domains: new Set(config.batv.domains),
-        validDays: config.batv.valid_days,
-        clock: systemClock,
-      });
+      const maps = batvMaps(batv);
       batvMap = await startSocketmapServer(hp.host, hp.port, { maps, logger: logger.child({ room: 'batv' }) });
     } catch (err) {
       await feeds?.stop();

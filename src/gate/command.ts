@@ -56,3 +56,12 @@ export function parsePath(arg: string, keyword: 'FROM' | 'TO'): PathArg | undefi
   }
   return { address, params };
 }
+
+/**
+ * The MAIL or RCPT line for `address` with the parameters of a parsed one:
+ * what the gate sends the backend when it rewrote the address (gate.outbound).
+ */
+export function pathLine(verb: 'MAIL' | 'RCPT', address: string, params: ReadonlyMap<string, string>): Buffer {
+  const ps = [...params].map(([k, v]) => (v === '' ? ` ${k}` : ` ${k}=${v}`)).join('');
+  return Buffer.from(`${verb} ${verb === 'MAIL' ? 'FROM' : 'TO'}:<${address}>${ps}\r\n`, 'utf8');
+}

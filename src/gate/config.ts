@@ -170,6 +170,13 @@ export const gateSchema = z
      */
     backend_identity: z.enum(['xclient', 'xforward', 'none']).default('xclient'),
     /**
+     * The gate in the outbound path too (BATV, docs/batv.md; needs batv.enabled):
+     * the envelope sender of mail from authenticated or my_networks clients in
+     * batv.domains is signed before it goes to the backend, and a recipient
+     * carrying one of our tags reaches the backend without it.
+     */
+    outbound: z.boolean().default(false),
+    /**
      * Seconds between relay self-tests (xclient only): the gate asks the
      * backend, as the outside client 192.0.2.1, to take
      * RCPT TO:<relay-test@example.invalid>; a 2xx means it relays for anyone,

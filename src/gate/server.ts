@@ -24,6 +24,7 @@ import { startTrap, type Trap } from './trap.js';
 import { RelayGuard, type Scheduler } from './relay-test.js';
 import { MessageMemory } from './memory-budget.js';
 import { readProxyHeader } from './proxy-protocol.js';
+import type { BatvRewriter } from '../checks/batv-rewrite.js';
 
 export interface StartGateOptions {
   /** The whole config (its `gate` and `my_networks` are read) or just the gate section. */
@@ -43,6 +44,8 @@ export interface StartGateOptions {
   clock?: Clock;
   /** Timers of the hourly relay self-test (tests inject their own). */
   scheduler?: Scheduler;
+  /** BATV's rewrites, for gate.outbound (required by it). */
+  batv?: BatvRewriter;
 }
 
 export interface RunningGate {
@@ -94,6 +97,7 @@ export async function startGate(opts: StartGateOptions): Promise<RunningGate> {
   const clock = opts.clock ?? systemClock;
   const logger = childLogger(opts.logger, { room: 'gate' });
   const clientKey = clientKeyer(cfg.limits.ipv4_prefix, cfg.limits.ipv6_prefix);
+  if (cfg.outbound && !opts.batv) throw new Error('gate.outbound needs batv.enabled: the gate signs with its keys and domains');
 
   const ctx: GateContext = {
     cfg,
@@ -118,6 +122,7 @@ export async function startGate(opts: StartGateOptions): Promise<RunningGate> {
     memory: new MessageMemory(cfg.limits.memory_mb * 1024 * 1024),
     tlsContext: cfg.tls ? tlsContext(cfg.tls) : undefined,
     xforwardHosts: IpList.from(cfg.xforward_hosts),
+    outbound: cfg.outbound && opts.batv ? { rewrite: opts.batv, myNetworks: IpList.from(whole.my_networks ?? []) } : undefined,
     resolver: opts.resolver,
     onEvent: opts.onEvent,
     stats: { connections: 0, refusedByLimit: {}, doorFailures: {}, relayed: 0, backendRefused: 0 },

@@ -15,7 +15,7 @@ import { BackendLink } from './backend-link.js';
 import { isBackendError } from './backend.js';
 import { ClientInput } from './client-input.js';
 import { lookupClientName, type ClientName } from './client-name.js';
-import { parseCommand, parsePath, type Command } from './command.js';
+import { parseCommand, parsePath, pathLine, type Command, type PathArg } from './command.js';
 import type { GateConfig } from './config.js';
 import { isNonSmtp, type DoorCache, type DoorTest } from './door.js';
 import { isUnavailable, parseXforward, type ClientFacts } from './forward.js';
@@ -32,6 +32,7 @@ import { MessageBuffer, type MessageMemory } from './memory-budget.js';
 import type { GatePolicy, GateTransaction } from './policy-port.js';
 import { formatReply, reply, replyLines, replyText, verdictReply, type Reply } from './reply.js';
 import { stutter, type TarpitSlots } from './tarpit.js';
+import type { BatvRewriter } from '../checks/batv-rewrite.js';
 
 /** What every session of one gate shares. */
 export interface GateContext {
@@ -52,6 +53,8 @@ export interface GateContext {
   tlsContext?: tls.SecureContext;
   /** Peers whose XFORWARD is believed (a Postfix smtpd using the gate as its proxy filter). */
   xforwardHosts: IpList;
+  /** gate.outbound: BATV signing of our clients' senders, our tags stripped from recipients. */
+  outbound?: { rewrite: BatvRewriter; myNetworks: IpList };
   resolver?: Resolver;
   onEvent?: (verdict: Verdict, env: Envelope) => void;
   /** Counts for /metrics (server.ts GateStats). */
@@ -423,14 +426,15 @@ export class GateSession {
     }
     let r: Reply;
     const reused = this.link.open;
+    const line = this.signedSender(path) ?? raw;
     try {
       try {
-        r = await this.startBackend(raw);
+        r = await this.startBackend(line);
       } catch (e) {
         // A kept connection the backend closed while idle: one fresh try.
         if (!(reused && isBackendError(e) && e.kind !== 'timeout')) throw e;
         this.link.close();
-        r = await this.startBackend(raw);
+        r = await this.startBackend(line);
       }
     } catch (e) {
       this.env.from = undefined;
@@ -440,6 +444,26 @@ export class GateSession {
     if (r.code >= 200 && r.code < 300) this.inTransaction = true;
     else this.env.from = undefined;
     await this.reply(r);
+  }
+
+  /**
+   * gate.outbound: the MAIL line with a BATV-signed sender, for an authenticated
+   * or my_networks client whose sender is in batv.domains; undefined: send the client's line.
+   */
+  private signedSender(path: PathArg): Buffer | undefined {
+    const out = this.ctx.outbound;
+    if (!out || path.address === '') return undefined;
+    if (this.env.saslUser === undefined && !out.myNetworks.has(this.env.clientIp)) return undefined;
+    const signed = out.rewrite.sign(path.address);
+    if (signed === undefined) return undefined;
+    this.log.debug({ from: path.address, signed }, 'envelope sender signed (BATV)');
+    return pathLine('MAIL', signed, path.params);
+  }
+
+  /** gate.outbound: the RCPT line without our BATV tag (the policy has judged the tagged address); undefined: the client's line. */
+  private strippedRecipient(path: PathArg): Buffer | undefined {
+    const bare = this.ctx.outbound?.rewrite.strip(path.address);
+    return bare === undefined ? undefined : pathLine('RCPT', bare, path.params);
   }
 
   /** The backend connection opened (and the client introduced) if need be, then the client's MAIL line. */
@@ -470,7 +494,7 @@ export class GateSession {
     }
     let r: Reply;
     try {
-      r = await this.link.command(raw);
+      r = await this.link.command(this.strippedRecipient(path) ?? raw);
     } catch (e) {
       this.env.rcpts = [...this.accepted];
       await this.reply(this.backendFault(e, '4.4.2', 'RCPT'));

@@ -8,6 +8,7 @@ import type { GatePolicy } from '../../src/gate/policy-port.js';
 import { startGate, type RunningGate } from '../../src/gate/server.js';
 import type { Scheduler } from '../../src/gate/relay-test.js';
 import type { Resolver } from '../../src/dns/types.js';
+import type { BatvRewriter } from '../../src/checks/batv-rewrite.js';
 import { startSink, type Sink, type SinkOptions } from './smtp-sink.js';
 
 export type Decide = (stage: Stage, env: Envelope) => Partial<Verdict> | undefined | Promise<Partial<Verdict> | undefined>;
@@ -65,6 +66,10 @@ export async function startTestGate(
     logger?: Logger;
     /** Timers of the relay self-test. */
     scheduler?: Scheduler;
+    /** The config's my_networks (the gate reads it for its limits and gate.outbound). */
+    myNetworks?: string[];
+    /** BATV's rewrites, for gate.outbound. */
+    batv?: BatvRewriter;
   } = {},
 ): Promise<TestGate> {
   const sink = await startSink({ xclient: true, ...opts.sink });
@@ -72,7 +77,8 @@ export async function startTestGate(
   const trapped: string[] = [];
   const banned: string[] = [];
   const gate = await startGate({
-    config: { hostname: 'gate.test', greet_wait_ms: 0, ...opts.gate },
+    config: { gate: { hostname: 'gate.test', greet_wait_ms: 0, ...opts.gate }, ...(opts.myNetworks ? { my_networks: opts.myNetworks } : {}) },
+    batv: opts.batv,
     policy: opts.policy ?? scriptedPolicy(),
     logger:
       opts.logger ??
