@@ -57,8 +57,8 @@ test('hold, show, list, release: recorded with who and why; a second hold keeps 
   assert.doesNotMatch(o.out(), /\u001b/);
 });
 
-test('frontline user list runs as a command', async () => {
-  const r = await runCli(['user', 'list', '--config', config, '--json']);
+test('frontline user list runs as a command', { timeout: 180_000 }, async () => {
+  const r = await runCli(['user', 'list', '--config', config, '--json'], { timeoutMs: 120_000 });
   assert.equal(r.code, 0, r.stderr);
   assert.ok(Array.isArray(JSON.parse(r.stdout)));
 });
