@@ -22,6 +22,7 @@ import { loadWebAuth } from '../report/web/auth.js';
 import { newSessionKey, SESSION_KEY_ENV } from '../report/web/dashboard/auth.js';
 import { webListenAddress } from '../report/web/config.js';
 import { servePrimaryScrapes } from '../report/metrics/cluster.js';
+import { startReportSchedule, storePerCall } from './report-schedule.js';
 
 export type WorkersSetting = number | 'auto';
 
@@ -121,6 +122,9 @@ export async function serveClustered(opts: ServeOptions & { workers?: string }, 
   const socket = opts.policySocket ?? config.listen.policy_socket;
   if (socket) await removeStaleSocket(socket);
   const logger = createLogger({ level: config.log.level, file: config.log.file, name: 'frontline' });
+  // The daily report on report.schedule is mailed from here, once, not by every worker (each opens the store for a send).
+  if (opts.dataDir !== undefined) config.data_dir = opts.dataDir;
+  startReportSchedule(config, { withStore: storePerCall(config, logger), logger });
   await supervise({ workers, logger, say });
   return true;
 }

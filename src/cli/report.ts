@@ -20,10 +20,11 @@ export interface ReportCliOptions extends StoreCommandOptions {
   mail?: boolean;
 }
 
-/** The report over the last `seconds`, from the configured store. */
-export async function dailyReport(store: Store, config: Config, seconds: number): Promise<DailyReport> {
+/** The report over the `seconds` before `until` (default now), from the configured store. */
+export async function dailyReport(store: Store, config: Config, seconds: number, until?: number): Promise<DailyReport> {
   const q = await reportQueries(store, config);
-  return buildDailyReport(q.last(seconds), { store, queries: q, ruleChecks: ruleChecksOf(config) });
+  const w = until === undefined ? q.last(seconds) : { since: until - seconds * 1000, until };
+  return buildDailyReport(w, { store, queries: q, ruleChecks: ruleChecksOf(config) });
 }
 
 /** Mail a report as `report:` says (mail_to, mail_from, smtp). */

@@ -35,6 +35,7 @@ import { startSocketmapServer, type RunningSocketmap } from '../postfix/socketma
 import { formatHostPort } from '../gate/host-port.js';
 import { startMilter, type RunningMilter } from '../milter/server.js';
 import { parseMilterAddress } from '../milter/listen-address.js';
+import { startReportSchedule } from './report-schedule.js';
 
 export interface ServeOptions {
   config?: string;
@@ -308,6 +309,8 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
   }
 
   await intel.start(runtime.resolver);
+  // The daily report on report.schedule; with --workers N the cluster primary mails it, not each worker.
+  const reports = cluster.isWorker ? undefined : startReportSchedule(config, { withStore: (fn) => fn(store), logger });
   // The store's bans into the packet filter (enforce.firewall); a firewall that refuses is logged, never fatal.
   const firewall = startConfiguredFirewall(config, store, logger.child({ room: 'enforce' }));
   const where = `${policyAddress.family === 'IPv6' ? `[${policyAddress.address}]` : policyAddress.address}:${policyAddress.port}`;
@@ -331,6 +334,7 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
     close() {
       closing ??= (async () => {
         logger.info('frontline stopping');
+        await reports?.stop();
         await web?.close().catch((err: unknown) => logger.error({ err }, 'web close failed'));
         await census?.stop();
         await gate?.close();
