@@ -42,3 +42,30 @@ export async function waitFor<T>(what: string, f: () => T | undefined, timeoutMs
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** A sender of the fixture world as swaks plays it to a test's Postfix. */
+export interface SwaksSender {
+  /** The client address Postfix sees (XCLIENT ADDR; the helper's Postfix lets 127.0.0.0/8 use XCLIENT). */
+  ip: string;
+  /** Its verified name (XCLIENT NAME); default [UNAVAILABLE]. */
+  name?: string;
+  /** Its PTR name (XCLIENT REVERSE_NAME); default: none sent. */
+  reverseName?: string;
+  helo: string;
+  from: string;
+  /** One recipient or several, comma-separated. */
+  to: string;
+  subject?: string;
+  /** XCLIENT LOGIN: the client authenticated as this user. */
+  login?: string;
+}
+
+/** One message from `s` through the Postfix on 127.0.0.1:port; exit 0 sent, 23/24/25 refused at MAIL/RCPT/DATA. */
+export function sendWithSwaks(bin: string, port: number, s: SwaksSender): Promise<SwaksResult> {
+  const args = ['--server', `127.0.0.1:${port}`, '--ehlo', s.helo, '--from', s.from, '--to', s.to];
+  args.push('--xclient-addr', s.ip, '--xclient-name', s.name ?? '[UNAVAILABLE]', '--xclient-helo', s.helo);
+  if (s.reverseName) args.push('--xclient-reverse-name', s.reverseName);
+  if (s.login) args.push('--xclient-login', s.login);
+  if (s.subject) args.push('--header', `Subject: ${s.subject}`);
+  return swaks(bin, args);
+}
