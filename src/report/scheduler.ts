@@ -63,11 +63,19 @@ export class ReportScheduler {
     this.arm();
   }
 
-  /** Stop the timer and wait for a send in progress. */
-  async stop(): Promise<void> {
+  /**
+   * Stop the timer and give a send in progress up to `graceMs` (default 10 s)
+   * to finish: serve closes the store next, and a stop must not wait out the
+   * MTA's timeouts. A send cut short is logged as a failure.
+   */
+  async stop(graceMs = 10_000): Promise<void> {
     this.stopped = true;
     this.cancel?.();
-    await this.running;
+    if (!this.running) return;
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((r) => (timer = setTimeout(r, graceMs)));
+    await Promise.race([this.running, grace]);
+    clearTimeout(timer);
   }
 
   /** Resolves when no send is in progress. */

@@ -223,6 +223,19 @@ describe('the scheduler, on a clock the test moves', () => {
     assert.equal(clock.pending, 1);
     await s.stop();
   });
+
+  test('stop gives a send in progress a grace period, not the MTA\'s timeouts', async () => {
+    const clock = new TimerClock(utc('2026-12-07T05:00:00'));
+    const job = scriptedJob([]);
+    job.send = () => new Promise(() => undefined);
+    const { s } = scheduler(job, clock);
+    s.start();
+    await clock.advanceTo(utc('2026-12-07T06:00:00'));
+    const t0 = Date.now();
+    await s.stop(200);
+    assert.ok(Date.now() - t0 < 5_000, 'stop returned');
+    assert.equal(clock.pending, 0, 'no timer after stop');
+  });
 });
 
 describe('the job: the report from the store, mailed over SMTP', () => {
