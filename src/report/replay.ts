@@ -136,6 +136,7 @@ const STATEFUL: Record<string, string> = {
   ratelimit_message: 'rate-limit state is not kept',
   spamtrap: 'a spamtrap check bans: not run by a replay',
   banned: 'the bans in force then are not kept',
+  sasl_spread: 'a sasl_spread check records and may hold the user: not run by a replay',
 };
 const MESSAGE = new Set(['dkim', 'dkim_domain', 'dmarc']);
 
@@ -155,6 +156,8 @@ function settingsOf(cfg: Config, check: string): unknown {
       return cfg.ratelimits;
     case 'spamtrap':
       return cfg.spamtraps;
+    case 'sasl_spread':
+      return cfg.sasl_spread;
     case 'my_networks':
       return cfg.my_networks;
     case 'correspondent':

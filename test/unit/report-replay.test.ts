@@ -173,6 +173,16 @@ function engineTests(open: () => Promise<Store>): void {
     assert.equal(live.liveDns, true);
   });
 
+  it('a proposed sasl_spread rule is not reproducible and never records nor holds anyone, even with live DNS', async () => {
+    const spread = config(`- name: spread
+  if: [auth, sasl_spread=listed]
+  action: defer`, 'sasl_spread: { enabled: true, hold: { ips: 1 } }\n');
+    const r = await replayWith(store, spread, { liveResolver: resolver });
+    assert.equal(r.notReproducible, 1);
+    assert.match(r.unreproducible[0].reason, /^sasl_spread: a sasl_spread check records and may hold the user/);
+    assert.deepEqual(await store.userHolds(), []);
+  });
+
   it('a DNSBL zone added: the logged evidence is stale, not reused', async () => {
     const moreZones = CURRENT.replace('zones: [bl.test]', 'zones: [bl.test, other.test]');
     const r = await replayWith(store, moreZones);
