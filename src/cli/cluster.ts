@@ -10,6 +10,7 @@
 // open Postfix transactions (a connection stays with its worker, so a message
 // is judged by one worker unless Postfix reconnects in the middle of it).
 
+import { parseMilterAddress } from '../milter/listen-address.js';
 import cluster, { type Worker } from 'node:cluster';
 import os from 'node:os';
 import type { Logger } from 'pino';
@@ -121,6 +122,8 @@ export async function serveClustered(opts: ServeOptions & { workers?: string }, 
   // A socket file left by a dead server is removed here, once: workers share the primary's socket.
   const socket = opts.policySocket ?? config.listen.policy_socket;
   if (socket) await removeStaleSocket(socket);
+  const milter = parseMilterAddress(opts.milterListen ?? config.milter.listen ?? '');
+  if (milter?.kind === 'unix') await removeStaleSocket(milter.path);
   const logger = createLogger({ level: config.log.level, file: config.log.file, name: 'frontline' });
   // The daily report on report.schedule is mailed from here, once, not by every worker (each opens the store for a send).
   if (opts.dataDir !== undefined) config.data_dir = opts.dataDir;

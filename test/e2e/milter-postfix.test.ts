@@ -185,6 +185,7 @@ test('frontline as a milter of a real Postfix', { timeout: 300_000 }, async (t) 
     assert.notEqual(r.code, 0, debug(r));
     assert.ok(r.errors.length > 0, debug(r));
     for (const e of r.errors) assert.match(e, /^4\d\d /, debug(r));
+    assert.match(r.errors[0], /^451 4\.7\.1 /, debug(r));
     assert.match(postfix.maillog(), /milter inet:127\.0\.0\.1:\d+: can't (connect|read)|Connection refused/, debug(r));
     // Back up: mail flows again.
     serving = await serveMilter();
