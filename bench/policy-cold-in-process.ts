@@ -15,6 +15,7 @@
 
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { REPO_ROOT } from '../test/helpers/cli.js';
@@ -85,6 +86,17 @@ const run = async (count: number): Promise<void> => {
   await Promise.all(Array.from({ length: IN_FLIGHT }, (_, i) => lane(i)));
 };
 await run(3000);
+// Collections in the measured window: how often decisions' garbage makes V8 scavenge and mark the old generation.
+const gc = { minor: 0, major: 0, ms: 0 };
+const gcObserver = new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    const kind = ((e as unknown as { detail?: { kind?: number } }).detail)?.kind;
+    if (kind === constants.NODE_PERFORMANCE_GC_MINOR) gc.minor++;
+    else if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) gc.major++;
+    gc.ms += e.duration;
+  }
+});
+gcObserver.observe({ entryTypes: ['gc'] });
 const cpu0 = process.cpuUsage();
 const threads0 = threadCpu();
 const t0 = performance.now();
@@ -92,8 +104,12 @@ await run(DECISIONS);
 const elapsed = (performance.now() - t0) / 1000;
 const cpu = process.cpuUsage(cpu0);
 const threads = threadCpu();
+gcObserver.disconnect();
 console.log(
   `cold in process (${DIST}): ${DECISIONS.toLocaleString('en-US')} decisions, ${Math.round(DECISIONS / elapsed)}/s, process CPU ${((cpu.user + cpu.system) / DECISIONS).toFixed(0)} µs per decision (user ${(cpu.user / DECISIONS).toFixed(0)}, kernel ${(cpu.system / DECISIONS).toFixed(0)}), wrong ${wrong}, load ${os.loadavg()[0].toFixed(1)}`,
+);
+console.log(
+  `  GC per 10,000 decisions: ${((gc.minor * 10_000) / DECISIONS).toFixed(1)} scavenges, ${((gc.major * 10_000) / DECISIONS).toFixed(1)} mark-compacts; main-thread pauses ${((gc.ms * 1000) / DECISIONS).toFixed(0)} µs per decision; heap used ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MB`,
 );
 for (const [k, v] of threads) {
   const us = ((v - (threads0.get(k) ?? 0)) * 1e6) / DECISIONS;

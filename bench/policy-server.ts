@@ -35,6 +35,8 @@
 //   BENCH_BASELINE_ENTRY=<tree>/dist/cli/main.js …  also run that build on each workload in the same run: both servers up,
 //                            the load going to each in turns (BENCH_SLICES=8 turns of BENCH_SLICE=2 s each, per round),
 //                            and print this build's CPU per decision and rate against the baseline's, round by round
+//   BENCH_BASELINE_WORKERS=1 BENCH_BASELINE_NODE_ARGS='…' …  the baseline's worker count and node flags (default: this
+//                            build's), to compare arrangements: BENCH_BASELINE_ENTRY=dist/cli/main.js with another one
 
 import { createInterface } from 'node:readline';
 import { spawn } from 'node:child_process';
@@ -209,16 +211,37 @@ interface Started {
   stop: () => Promise<void>;
 }
 
-async function startFrontline(load: Load, dnsServer: string, entry: string[] | undefined, profDir: string): Promise<Started> {
+/**
+ * A workload's requests numbered on from one drive to the next: each drive
+ * (a turn of measureInTurns) starts its own count at 0, and a cold client
+ * must not come back in a later turn (it would be known, its triplet passed).
+ */
+function continuing(next: (n: number, id: number) => LoadRequest): (n: number, id: number) => LoadRequest {
+  let k = 0;
+  return (_n, id) => next(k++, id);
+}
+
+/** How a server is run: its worker count and extra node flags (the baseline's may differ: BENCH_BASELINE_WORKERS, BENCH_BASELINE_NODE_ARGS). */
+interface Arrangement {
+  workers: string;
+  nodeArgs: string[];
+}
+const THIS_ARRANGEMENT: Arrangement = { workers: WORKERS, nodeArgs: NODE_ARGS };
+const BASELINE_ARRANGEMENT: Arrangement = {
+  workers: process.env.BENCH_BASELINE_WORKERS ?? WORKERS,
+  nodeArgs: process.env.BENCH_BASELINE_NODE_ARGS === undefined ? NODE_ARGS : process.env.BENCH_BASELINE_NODE_ARGS.split(/\s+/).filter(Boolean),
+};
+
+async function startFrontline(load: Load, dnsServer: string, entry: string[] | undefined, profDir: string, how: Arrangement = THIS_ARRANGEMENT): Promise<Started> {
   const tmp = mkdtempSync(join(os.tmpdir(), 'frontline-bench-'));
   const config = join(tmp, 'bench.yaml');
-  const lines = ['log:', `  level: ${process.env.LVL ?? 'info'}`, '  file: /dev/null', 'headers:', '  authserv_id: mx.bench.test', `workers: ${WORKERS}`];
+  const lines = ['log:', `  level: ${process.env.LVL ?? 'info'}`, '  file: /dev/null', 'headers:', '  authserv_id: mx.bench.test', `workers: ${how.workers}`];
   if (!EVIDENCE_CACHE) lines.push('policy:', '  evidence_cache:', '    ttl_s: 0');
   if (load !== 'repeated') lines.push('greylist:', '  enabled: true', `  delay_s: ${GREYLIST_DELAY_S}`);
   writeFileSync(config, `${lines.join('\n')}\n`);
   const socket = TRANSPORT === 'unix' ? join(tmp, 'policy.sock') : undefined;
   const server = await startServe(['--config', config, '--dns', dnsServer, '--policy-listen', '127.0.0.1:0', ...(socket ? ['--policy-socket', socket] : []), '--data-dir', join(tmp, 'data')], {
-    nodeArgs: [...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...NODE_ARGS],
+    nodeArgs: [...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []), ...how.nodeArgs],
     entry,
     // A loaded machine can take longer than a test's 30 s to start two workers.
     timeoutMs: 180_000,
@@ -226,7 +249,7 @@ async function startFrontline(load: Load, dnsServer: string, entry: string[] | u
   return {
     target: { port: server.port, path: socket },
     pids: processTree(server.child.pid!),
-    next: load === 'repeated' ? repeatedRequest : trafficRequests(load, FRONTLINE_JUDGE[load]),
+    next: load === 'repeated' ? repeatedRequest : continuing(trafficRequests(load, FRONTLINE_JUDGE[load])),
     stop: async () => {
       await server.stop();
       rmSync(tmp, { recursive: true, force: true });
@@ -282,7 +305,7 @@ async function measureInTurns(load: Load, dnsServer: string, entries: Record<'th
   const started: Partial<Record<'this' | 'baseline', Started>> = {};
   try {
     started.this = await startFrontline(load, dnsServer, entries.this, profDir);
-    started.baseline = await startFrontline(load, dnsServer, entries.baseline, profDir);
+    started.baseline = await startFrontline(load, dnsServer, entries.baseline, profDir, BASELINE_ARRANGEMENT);
     const parts: Record<'this' | 'baseline', Run[]> = { this: [], baseline: [] };
     for (const which of ['this', 'baseline'] as const) await drive(started[which]!.target, started[which]!.pids, started[which]!.next, { warmupS: WARMUP_SECONDS, seconds: 1 });
     for (let k = 0; k < SLICES; k++) {
@@ -426,7 +449,7 @@ async function main(): Promise<void> {
   for (const e of [...runs.values()].flat().flatMap((r) => r.wrongExamples).slice(0, 5)) console.log(`  wrong: ${e}`);
   for (const v of verdicts) console.log(`  ${v}`);
   if (BASELINE_ENTRY) {
-    console.log(`\nagainst the baseline (${BASELINE_ENTRY}), same run:`);
+    console.log(`\nagainst the baseline (${BASELINE_ENTRY}, workers ${BASELINE_ARRANGEMENT.workers}${BASELINE_ARRANGEMENT.nodeArgs.length > 0 ? `, ${BASELINE_ARRANGEMENT.nodeArgs.join(' ')}` : ''}), same run:`);
     for (const l of against) console.log(`  ${l}`);
     for (const w of WORKLOADS) {
       const mine = runs.get(`frontline ${w}`) ?? [];

@@ -67,8 +67,8 @@ export function userCpuSeconds(pid: number): number {
 }
 
 /** CPU seconds per thread of some processes, keyed "pid/tid", from /proc/<pid>/task. */
-export function threadCpuSeconds(pids: number[]): Map<string, { user: number; sys: number; main: boolean }> {
-  const out = new Map<string, { user: number; sys: number; main: boolean }>();
+export function threadCpuSeconds(pids: number[]): Map<string, { user: number; sys: number; main: boolean; name: string }> {
+  const out = new Map<string, { user: number; sys: number; main: boolean; name: string }>();
   for (const pid of pids) {
     let tids: string[] = [];
     try {
@@ -78,8 +78,10 @@ export function threadCpuSeconds(pids: number[]): Map<string, { user: number; sy
     }
     for (const tid of tids) {
       try {
-        const f = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ');
-        out.set(`${pid}/${tid}`, { user: Number(f[11]) / 100, sys: Number(f[12]) / 100, main: tid === String(pid) });
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const f = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+        const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+        out.set(`${pid}/${tid}`, { user: Number(f[11]) / 100, sys: Number(f[12]) / 100, main: tid === String(pid), name });
       } catch {
         // the thread ended meanwhile
       }
@@ -94,19 +96,24 @@ export function threadCpuSeconds(pids: number[]): Map<string, { user: number; sy
  * together (the decision log's writer, GC helpers, libuv's pool).
  */
 export function threadSplit(before: ReturnType<typeof threadCpuSeconds>, after: ReturnType<typeof threadCpuSeconds>, decisions: number): string[] {
-  const perPid = new Map<string, { mainUser: number; mainSys: number; others: number }>();
+  const perPid = new Map<string, { mainUser: number; mainSys: number; others: number; parts: string[] }>();
   for (const [k, a] of after) {
     const b = before.get(k) ?? { user: 0, sys: 0 };
     const pid = k.split('/')[0];
-    const p = perPid.get(pid) ?? { mainUser: 0, mainSys: 0, others: 0 };
+    const p = perPid.get(pid) ?? { mainUser: 0, mainSys: 0, others: 0, parts: [] };
     if (a.main) {
       p.mainUser += a.user - b.user;
       p.mainSys += a.sys - b.sys;
-    } else p.others += a.user - b.user + (a.sys - b.sys);
+    } else {
+      const s = a.user - b.user + (a.sys - b.sys);
+      p.others += s;
+      // Each busy thread by its name (the decision log's writer, V8's helpers, libuv's pool).
+      if ((s / decisions) * 1e6 >= 5) p.parts.push(`${a.name} ${((s / decisions) * 1e6).toFixed(0)}`);
+    }
     perPid.set(pid, p);
   }
   const µs = (s: number): string => ((s / decisions) * 1e6).toFixed(1);
   return [...perPid]
     .filter(([, p]) => p.mainUser + p.mainSys + p.others > 0.005)
-    .map(([pid, p]) => `process ${pid}: main thread ${µs(p.mainUser)} µs user + ${µs(p.mainSys)} µs kernel, other threads ${µs(p.others)} µs`);
+    .map(([pid, p]) => `process ${pid}: main thread ${µs(p.mainUser)} µs user + ${µs(p.mainSys)} µs kernel, other threads ${µs(p.others)} µs${p.parts.length > 0 ? ` (${p.parts.join(', ')})` : ''}`);
 }
