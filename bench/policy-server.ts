@@ -35,6 +35,8 @@
 //   BENCH_BASELINE_ENTRY=<tree>/dist/cli/main.js …  also run that build on each workload in the same run: both servers up,
 //                            the load going to each in turns (BENCH_SLICES=8 turns of BENCH_SLICE=2 s each, per round),
 //                            and print this build's CPU per decision and rate against the baseline's, round by round
+//   BENCH_POSTGREY_TURNS=1 … cold and warm: frontline and postgrey both up, the load going to each in turns (as above),
+//                            each round's rates side by side; on a machine shared with other work, the same-run comparison
 //   BENCH_BASELINE_WORKERS=1 BENCH_BASELINE_NODE_ARGS='…' …  the baseline's worker count and node flags (default: this
 //                            build's), to compare arrangements: BENCH_BASELINE_ENTRY=dist/cli/main.js with another one
 
@@ -68,6 +70,7 @@ const TRANSPORT = process.env.BENCH_TRANSPORT === 'unix' ? 'unix' : 'tcp';
 const BASELINE_ENTRY = process.env.BENCH_BASELINE_ENTRY;
 const SLICES = Math.max(1, Number(process.env.BENCH_SLICES ?? 8));
 const SLICE_SECONDS = Number(process.env.BENCH_SLICE ?? 2);
+const POSTGREY_TURNS = process.env.BENCH_POSTGREY_TURNS === '1';
 type Load = 'repeated' | Workload;
 const WORKLOADS = (process.env.BENCH_WORKLOADS ?? 'repeated,cold,warm').split(',').map((w) => w.trim()) as Load[];
 /** Greylisting's delay in the cold and warm workloads, for both servers: short enough that warm triplets pass in the warm-up. */
@@ -80,6 +83,7 @@ const COMMAND = [
   process.env.BENCH_WORKLOADS !== undefined ? `BENCH_WORKLOADS=${WORKLOADS.join(',')}` : '',
   EVIDENCE_CACHE ? '' : 'BENCH_EVIDENCE_CACHE=0',
   TRANSPORT === 'unix' ? 'BENCH_TRANSPORT=unix' : '',
+  process.env.BENCH_POSTGREY_TURNS === '1' ? 'BENCH_POSTGREY_TURNS=1' : '',
   'npm run bench -- policy-server',
 ]
   .filter(Boolean)
@@ -321,6 +325,33 @@ async function measureInTurns(load: Load, dnsServer: string, entries: Record<'th
   }
 }
 
+/**
+ * BENCH_POSTGREY_TURNS=1: frontline and postgrey both started and driven in
+ * turns (BENCH_SLICES turns of BENCH_SLICE seconds each, the first one
+ * swapped every turn), so that on a machine shared with other work both
+ * meet the same minutes; a run after a run does not give that.
+ */
+async function measureWithPostgreyInTurns(load: Workload, dnsServer: string, entry: string[] | undefined, binary: string, profDir: string): Promise<Record<'frontline' | 'postgrey', Run>> {
+  const started: Partial<Record<'frontline' | 'postgrey', Started>> = {};
+  try {
+    started.frontline = await startFrontline(load, dnsServer, entry, profDir);
+    const pg = await startPostgrey(binary, { delayS: GREYLIST_DELAY_S, unixSocket: TRANSPORT === 'unix' });
+    started.postgrey = { target: { port: pg.port, path: pg.path }, pids: processTree(pg.child.pid!), next: continuing(trafficRequests(load, POSTGREY_JUDGE[load])), stop: () => pg.stop() };
+    const parts: Record<'frontline' | 'postgrey', Run[]> = { frontline: [], postgrey: [] };
+    for (const which of ['frontline', 'postgrey'] as const) await drive(started[which]!.target, started[which]!.pids, started[which]!.next, { warmupS: WARMUP_SECONDS, seconds: 1 });
+    for (let k = 0; k < SLICES; k++) {
+      for (const which of k % 2 === 0 ? (['frontline', 'postgrey'] as const) : (['postgrey', 'frontline'] as const)) {
+        const s = started[which]!;
+        if (THREADS) console.log(`  ${which}, turn ${k + 1}:`);
+        parts[which].push(await drive(s.target, s.pids, s.next, { warmupS: 0.5, seconds: SLICE_SECONDS }));
+      }
+    }
+    return { frontline: joinRuns(parts.frontline), postgrey: joinRuns(parts.postgrey) };
+  } finally {
+    for (const s of Object.values(started)) await s.stop();
+  }
+}
+
 async function measurePostgrey(binary: string, load: Workload): Promise<Run> {
   const pg = await startPostgrey(binary, { delayS: GREYLIST_DELAY_S, unixSocket: TRANSPORT === 'unix' });
   try {
@@ -365,6 +396,14 @@ async function main(): Promise<void> {
         const line = `${w} round ${i + 1}: CPU per decision ${((cpu(got.this!) / cpu(got.baseline!)) * 100).toFixed(1)}% of the baseline's (${µs(got.this!, got.this!.serverCpu)} against ${µs(got.baseline!, got.baseline!.serverCpu)} µs), rate ${((got.this!.rate / got.baseline!.rate) * 100).toFixed(1)}% (${int(got.this!.rate)} against ${int(got.baseline!.rate)}/s)`;
         against.push(line);
         console.log(`  ${line}`);
+      } else if (POSTGREY_TURNS && w !== 'repeated' && pgBinary) {
+        const got = await measureWithPostgreyInTurns(w, dns.server, entry, pgBinary, profDir);
+        add(`frontline ${w}`, got.frontline);
+        add(`postgrey ${w}`, got.postgrey);
+        const line = `${w} round ${i + 1}, in turns: frontline ${int(got.frontline.rate)}/s against postgrey's ${int(got.postgrey.rate)}/s (${(got.frontline.rate / got.postgrey.rate).toFixed(2)}), server CPU per decision ${µs(got.frontline, got.frontline.serverCpu)} against ${µs(got.postgrey, got.postgrey.serverCpu)} µs`;
+        against.push(line);
+        console.log(`  ${line}`);
+        continue;
       } else {
         add(`frontline ${w}`, await measureFrontline(w, dns.server, entry, profDir));
       }
@@ -448,6 +487,16 @@ async function main(): Promise<void> {
   console.log(sections.join('\n\n'));
   for (const e of [...runs.values()].flat().flatMap((r) => r.wrongExamples).slice(0, 5)) console.log(`  wrong: ${e}`);
   for (const v of verdicts) console.log(`  ${v}`);
+  if (POSTGREY_TURNS && !BASELINE_ENTRY) {
+    console.log('\nfrontline against postgrey, in turns:');
+    for (const l of against) console.log(`  ${l}`);
+    for (const w of WORKLOADS.filter((x) => x !== 'repeated')) {
+      const mine = runs.get(`frontline ${w}`) ?? [];
+      const pg = runs.get(`postgrey ${w}`) ?? [];
+      const rates = mine.map((r, k) => r.rate / pg[k].rate).sort((a, b) => a - b);
+      if (rates.length > 0) console.log(`  ${w}: median of ${rates.length} rounds: frontline's rate ${rates[Math.floor((rates.length - 1) / 2)].toFixed(2)} of postgrey's`);
+    }
+  }
   if (BASELINE_ENTRY) {
     console.log(`\nagainst the baseline (${BASELINE_ENTRY}, workers ${BASELINE_ARRANGEMENT.workers}${BASELINE_ARRANGEMENT.nodeArgs.length > 0 ? `, ${BASELINE_ARRANGEMENT.nodeArgs.join(' ')}` : ''}), same run:`);
     for (const l of against) console.log(`  ${l}`);
