@@ -30,6 +30,7 @@ const QUESTIONS: Readonly<Record<string, string>> = {
   spamtrap: 'Is a recipient a spamtrap?',
   greylist: 'Has this sender retried after the greylisting delay?',
   correspondent: 'Have our users written to this sender before?',
+  sasl_spread: 'Is this login sending from too many places, or to too many new people?',
 };
 
 export function checkQuestion(check: string): string {
