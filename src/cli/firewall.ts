@@ -6,7 +6,7 @@
 
 import { Command, Option } from 'commander';
 import type { Config } from '../config/load.js';
-import { createReconciler, firewallBackend, formatCommands, runFirewallCommand, spawnRunner, startFirewall, type FirewallBackendName, type RunningFirewall } from '../enforce/firewall/index.js';
+import { banElements, createReconciler, firewallBackend, formatCommands, runFirewallCommand, spawnRunner, startFirewall, type FirewallBackendName, type RunningFirewall } from '../enforce/firewall/index.js';
 import type { Store, StoreLogger } from '../store/index.js';
 import { LOOPBACK, localInterfaceAddresses } from '../store/own-addresses.js';
 import { InputError } from './check.js';
@@ -57,7 +57,7 @@ export function firewallShow(opts: FirewallCommandOptions, io: CommandIo = proce
     const outputs: string[] = [];
     for (const cmd of backend.list()) outputs.push(await runFirewallCommand(spawnRunner, cmd));
     const kernel = backend.parse(outputs);
-    const want = new Set(state.bans.map((b) => b.cidr));
+    const want = new Set(banElements(state).map((b) => b.cidr));
     const missing = [...want].filter((c) => !kernel.bans.has(c)).sort();
     const extra = [...kernel.bans.keys()].filter((c) => !want.has(c)).sort();
     const allowMissing = state.allow.filter((c) => !kernel.allow.has(c));

@@ -27,6 +27,7 @@ import {
   type GreyEntry,
   type GreyTiming,
   type ListAddOptions,
+  type BanPageReader,
   type ListBansOptions,
   type ListEntry,
   type ListInfo,
@@ -151,6 +152,8 @@ export abstract class BaseStore implements Store {
   /** The stored record of exactly `cidr`, expired or not. */
   protected abstract readBan(cidr: string): Promise<Ban | undefined>;
   protected abstract readBans(opts: Required<Pick<ListBansOptions, 'limit' | 'offset'>> & ListBansOptions, now: number): Promise<Ban[]>;
+  /** Every ban unexpired at `now`, CIDR and expiry only, page by page (Store.scanBans). */
+  protected abstract scanBanPages(onPage: BanPageReader, now: number): Promise<number>;
   /** Add or replace an entry; InvalidEntryError when the list exists with another kind. */
   protected abstract writeListAdd(entry: ListEntry): Promise<void>;
   protected abstract writeListDel(list: string, entry: string): Promise<boolean>;
@@ -285,6 +288,10 @@ export abstract class BaseStore implements Store {
     const limit = Math.min(Math.max(0, Math.floor(opts.limit ?? 100)), 100_000);
     const offset = Math.max(0, Math.floor(opts.offset ?? 0));
     return this.readBans({ ...opts, limit, offset }, this.clock.now());
+  }
+
+  scanBans(onPage: BanPageReader): Promise<number> {
+    return this.scanBanPages(onPage, this.clock.now());
   }
 
   // ---- lists

@@ -565,17 +565,34 @@ class HostTable {
     return i < 0 ? this.zero : this.vals[i];
   }
 
-  /** True when some host with value > above lies inside q/len (a scan: for rare checks only). */
+  /**
+   * True when some host with value > above lies inside q/len: a scan of every
+   * slot (for rare checks, and small tables such as an allow set), as one
+   * tight loop — no generator, no key copied — since the firewall's full
+   * reconcile asks once per network ban.
+   */
   anyWithin(q: Uint32Array, len: number, above: number): boolean {
-    for (const i of this.walk()) {
-      if (!(this.valueOf(i) > above)) continue;
-      const key = this.keyOf(i);
+    if (this.entries === 0) return false;
+    const W = this.W;
+    const want = new Uint32Array(W);
+    const masks = new Uint32Array(W);
+    let zeroInside = true;
+    for (let k = 0; k < W; k++) {
+      masks[k] = maskV4(0xffffffff, Math.min(32, Math.max(0, len - 32 * k)));
+      want[k] = (q[k] & masks[k]) >>> 0;
+      if (want[k] !== 0) zeroInside = false;
+    }
+    if (this.zero >= 0 && this.zero > above && zeroInside) return true;
+    const keys = this.keys;
+    for (let i = 0, base = 0; i <= this.mask; i++, base += W) {
+      let empty = true;
       let inside = true;
-      for (let k = 0; k < this.W && inside; k++) {
-        const keep = Math.min(32, Math.max(0, len - 32 * k));
-        if (maskV4(key[k], keep) !== maskV4(q[k], keep)) inside = false;
+      for (let k = 0; k < W; k++) {
+        const key = keys[base + k];
+        if (key !== 0) empty = false;
+        if (((key & masks[k]) >>> 0) !== want[k]) inside = false;
       }
-      if (inside) return true;
+      if (!empty && inside && this.vals[i] > above) return true;
     }
     return false;
   }

@@ -361,6 +361,9 @@ export interface StoreLookup {
   listKind(list: string): ListKind | undefined;
 }
 
+/** One page of Store.scanBans: `cidrs[i]` expires at `expiresAt[i]`. */
+export type BanPageReader = (cidrs: readonly string[], expiresAt: readonly number[]) => void;
+
 export interface Store {
   readonly backend: 'sqlite' | 'redis';
   /** In-memory lookups, for hot paths that want no promise at all. */
@@ -379,6 +382,14 @@ export interface Store {
   showBan(cidr: string): Promise<Ban | undefined>;
   /** Unexpired bans, latest expiry first. */
   listBans(opts?: ListBansOptions): Promise<Ban[]>;
+  /**
+   * Every unexpired ban as its CIDR and expiry (ms) only, a page at a time, in
+   * no particular order; resolves the number of bans passed. For readers of
+   * the whole set (the firewall's full reconcile reads a million): no Ban
+   * objects, no OFFSET paging. A ban changed while the scan runs may come
+   * twice, as of either state; the page arrays are not kept after the call.
+   */
+  scanBans(onPage: BanPageReader): Promise<number>;
 
   // Lists
   listAdd(list: string, entry: string, opts: ListAddOptions): Promise<ListEntry>;

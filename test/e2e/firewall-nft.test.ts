@@ -18,6 +18,8 @@ import Database from 'better-sqlite3';
 import { openStore } from '../../src/store/index.js';
 import { startFirewall } from '../../src/enforce/firewall/index.js';
 import { nftBackend } from '../../src/enforce/firewall/nft.js';
+import { FirewallReconciler } from '../../src/enforce/firewall/reconciler.js';
+import { fixedSource } from '../../src/enforce/firewall/source.js';
 import { firewallSchema } from '../../src/config/enforce-schema.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { eventually, netnsPair } from '../helpers/netns.js';
@@ -115,4 +117,31 @@ test('nft missing or not permitted: the reconcile reports one clear error and tr
   const { spawnRunner, runFirewallCommand } = await import('../../src/enforce/firewall/run.js');
   const asNobody = (argv: string[], stdin?: string) => spawnRunner([setpriv, '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', ...argv], stdin);
   await assert.rejects(runFirewallCommand(asNobody, { argv: ['nft', 'list', 'ruleset'] }), /not permitted \(frontline needs CAP_NET_ADMIN/);
+});
+
+test('nftables: a host set filled by increments past its size is sized anew by the full reconcile that follows', { timeout: 120_000 }, async (t) => {
+  if (!requireBinary('nft', t)) return;
+  const net = await netnsPair(t);
+  if (!net) return;
+  // A headroom of 100 (65,536 in use), so that 200 bans from 203.0.113.0/24 fill it.
+  const bans: Array<{ cidr: string; expiresAt: number }> = [];
+  const log = memoryLogger();
+  const rec = new FirewallReconciler({ backend: nftBackend('nft', { sizeRoom: 100 }), rules: { ports: [net.port], action: 'drop' }, source: fixedSource(bans, ['127.0.0.0/8'], { v4: 16, v6: 32 }), reconcileS: 3600, run: net.run, logger: log });
+  t.after(() => rec.stop());
+  assert.equal((await rec.start()).ok, true, log.lines.join('\n'));
+  assert.match((await net.run(['nft', 'list', 'set', 'inet', 'frontline', 'ban4'])).stdout, /size 100\b/);
+  const expiresAt = Date.now() + 3600_000;
+  const changes = [];
+  for (let i = 1; i <= 200; i++) {
+    const cidr = `203.0.113.${i}/32`;
+    bans.push({ cidr, expiresAt });
+    changes.push({ kind: 'ban' as const, ban: { cidr, expiresAt, reason: 't', category: 'manual', source: 'test', firstSeen: 0, createdAt: 0, offences: 1 } });
+  }
+  await rec.applyChanges(changes);
+  await eventually('the full reconcile after the refused increment', async () => rec.last?.bans === 200);
+  assert.ok(log.lines.some((l) => /firewall increment failed, reconciling in full/.test(l)), log.lines.join('\n'));
+  const listed = (await net.run(['nft', 'list', 'set', 'inet', 'frontline', 'ban4'])).stdout;
+  assert.match(listed, /size 300\b/);
+  assert.equal(listed.match(/203\.0\.113\.\d+ timeout/g)?.length, 200, 'every ban is in the kernel');
+  assert.equal(await net.connects(net.client4[0], 800), true, 'the clients (not banned) still connect');
 });

@@ -144,6 +144,43 @@ export function storeConformance(name: string, setup: () => Promise<Backend>, op
         assert.deepEqual(await store.listBans(), []);
       });
 
+      test('scanBans: every unexpired ban once, CIDR and expiry only, in pages', async () => {
+        const { store, clock } = await fresh();
+        const want = new Map<string, number>();
+        for (const [cidr, s] of [
+          ['203.0.113.5', HOUR],
+          ['203.0.113.0/24', 5 * HOUR],
+          ['2001:db8:1::/48', 2 * HOUR],
+          ['2001:db8:2::7', 3 * HOUR],
+          ['198.51.100.9', 60],
+        ] as const) {
+          const r = await store.ban({ cidr, reason: 'r', category: 'manual', source: 't', durationSeconds: s });
+          assert.ok(!r.refused);
+          want.set(r.ban.cidr, r.ban.expiresAt);
+        }
+        const scan = async () => {
+          const got = new Map<string, number>();
+          let pages = 0;
+          const n = await store.scanBans((cidrs, expiresAt) => {
+            pages++;
+            assert.equal(cidrs.length, expiresAt.length);
+            cidrs.forEach((c, i) => {
+              assert.ok(!got.has(c), `${c} once`);
+              got.set(c, expiresAt[i]);
+            });
+          });
+          assert.equal(n, got.size);
+          assert.ok(pages >= 1 || n === 0);
+          return got;
+        };
+        assert.deepEqual(await scan(), want);
+        clock.advance(60);
+        want.delete('198.51.100.9/32');
+        assert.deepEqual(await scan(), want, 'an expired ban is left out, purged or not');
+        clock.advance(10 * HOUR);
+        assert.deepEqual(await scan(), new Map());
+      });
+
       test('reoffenders: each new ban lasts longer (geometric), capped at maxSeconds', async () => {
         const { store, clock } = await fresh({ banPolicy: { baseSeconds: HOUR, factor: 2, maxSeconds: 5 * HOUR } });
         const lengths: number[] = [];

@@ -6,7 +6,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { desiredState } from '../../src/enforce/firewall/desired.js';
+import { banElements, desiredState } from '../../src/enforce/firewall/desired.js';
+import { fixedSource } from '../../src/enforce/firewall/source.js';
 import { nftBackend, nftFullScript, nftIncrementScript, parseNftJson } from '../../src/enforce/firewall/nft.js';
 import { ipsetBackend, ipsetFullScript, iptablesChain, parseIpsetSave } from '../../src/enforce/firewall/ipset.js';
 import { parsePfShow, pfBackend } from '../../src/enforce/firewall/pf.js';
@@ -60,7 +61,7 @@ describe('desired state', () => {
       disjointNets: true,
     });
     assert.deepEqual(s.skipped, { malformed: 3, tooWide: 3, neverBan: 4, allowMalformed: 1 });
-    assert.deepEqual(s.bans.map((b) => b.cidr).sort(), ['198.51.100.7/32', '2001:db8:1::/64', '2001:db8:2::5/128', '203.0.113.0/24']);
+    assert.deepEqual(banElements(s).map((b) => b.cidr).sort(), ['198.51.100.7/32', '2001:db8:1::/64', '2001:db8:2::5/128', '203.0.113.0/24']);
     // 192.0.2.10 lies inside 192.0.2.0/24: an nft interval set would refuse both.
     assert.deepEqual(s.allow, ['127.0.0.0/8', '192.0.2.0/24', '2001:db8:ffff::/48', '::1/128']);
     assert.equal(s.examples.length, 5);
@@ -79,9 +80,9 @@ describe('desired state', () => {
       now: NOW,
       disjointNets: true,
     });
-    assert.deepEqual(s.bans.map((b) => b.cidr).sort(), ['203.0.113.0/24', '203.0.113.9/32']);
+    assert.deepEqual(banElements(s).map((b) => b.cidr).sort(), ['203.0.113.0/24', '203.0.113.9/32']);
     assert.equal(s.shadowedUntil, NOW + H);
-    const ipset = desiredState({ bans: s.bans, allow: [], minPrefix: MIN, now: NOW, disjointNets: false });
+    const ipset = desiredState({ bans: banElements(s), allow: [], minPrefix: MIN, now: NOW, disjointNets: false });
     assert.equal(ipset.shadowedUntil, undefined);
   });
 });
@@ -101,7 +102,7 @@ describe('nft', () => {
     assert.match(nftFullScript(s, { ports: [], action: 'drop' }, NOW), /198\.51\.100\.1 timeout 31536000s/);
   });
   test('increments: add, and delete after an add so an expired element is no error', () => {
-    const [host, net] = [state.bans.find((b) => b.cidr === '198.51.100.7/32')!, state.bans.find((b) => b.cidr === '203.0.113.0/24')!];
+    const [host, net] = [banElements(state).find((b) => b.cidr === '198.51.100.7/32')!, banElements(state).find((b) => b.cidr === '203.0.113.0/24')!];
     assert.equal(
       nftIncrementScript([host], [net], NOW),
       'add element inet frontline ban4 { 198.51.100.7 timeout 3600s }\n' +
@@ -157,8 +158,8 @@ describe('pf (not run here: golden files)', () => {
     golden('pf-full-reject-all-ports.txt', formatCommands(pf.full(state, { ports: [], action: 'reject' }, NOW)));
   });
   test('increments and flush', () => {
-    const add = state.bans.filter((b) => b.cidr.startsWith('198'));
-    const del = state.bans.filter((b) => b.cidr.startsWith('203'));
+    const add = banElements(state).filter((b) => b.cidr.startsWith('198'));
+    const del = banElements(state).filter((b) => b.cidr.startsWith('203'));
     golden('pf-increment.txt', formatCommands(pf.increment(add, del, NOW)));
     golden('pf-flush.txt', formatCommands(pf.flush()));
   });
@@ -170,7 +171,7 @@ describe('pf (not run here: golden files)', () => {
 });
 
 describe('reconciler', () => {
-  const source = (bans: Array<{ cidr: string; expiresAt: number }>, allow: string[] = []) => ({ minPrefix: MIN, allowLists: ['allow'], load: async () => ({ bans, allow }) });
+  const source = (bans: Array<{ cidr: string; expiresAt: number }>, allow: string[] = []) => fixedSource(bans, allow, MIN, ['allow']);
   const recorder = () => {
     const seen: Array<{ argv: string[]; stdin?: string }> = [];
     const run: CommandRunner = async (argv, stdin) => {

@@ -154,6 +154,25 @@ describe('IpTrie', () => {
     assert.ok(!t.overlaps('127.0.0.1', 5), 'value filter applies');
   });
 
+  test('overlaps: a host entry inside the CIDR (IPv4, IPv6, the all-zero address), by value', () => {
+    const t = new IpTrie();
+    t.insert('::1', 1);
+    t.insert('2001:db8:7::9', 3);
+    t.insert('192.0.2.7', 1);
+    assert.ok(t.overlaps('::/64'));
+    assert.ok(t.overlaps('2001:db8:7::/64'));
+    assert.ok(!t.overlaps('2001:db8:7::/64', 3), 'value filter applies');
+    assert.ok(!t.overlaps('2001:db8:8::/48'));
+    assert.ok(t.overlaps('192.0.0.0/16'));
+    assert.ok(!t.overlaps('0.0.0.0/8'));
+    t.insert('0.0.0.0', 2);
+    assert.ok(t.overlaps('0.0.0.0/8'));
+    assert.ok(!t.overlaps('0.0.0.0/8', 2));
+    assert.ok(!t.overlaps('1.0.0.0/8'));
+    t.remove('::1');
+    assert.ok(!t.overlaps('::/64'));
+  });
+
   test('agrees with a brute-force scan over random inserts, removes and filters', () => {
     const r = prng(3);
     const t = new IpTrie();

@@ -171,3 +171,37 @@ test('sqlite: purge walks the greylist and the rate buckets past its chunk size 
     rmSync(d, { recursive: true, force: true });
   }
 });
+
+test('sqlite: scanBans pages past its page size by key (no OFFSET): each unexpired row once, the expired ones left out', async () => {
+  const d = mkdtempSync(join(tmpdir(), 'fl-sqlite-'));
+  try {
+    const s = (await openStore({ backend: 'sqlite', path: join(d, 's.db') }, { purgeIntervalSeconds: 0 })) as SqliteStore;
+    const now = Date.now();
+    // 120,000 rows (three pages of 50,000), every tenth one expired; written as the store writes them.
+    const put = s.database.prepare('INSERT INTO bans (cidr, reason, category, source, first_seen, created_at, expires_at, offences) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+    const want = new Map<string, number>();
+    s.database.transaction(() => {
+      for (let i = 0; i < 120_000; i++) {
+        const cidr = `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}/32`;
+        const expiresAt = i % 10 === 0 ? now - 1 : now + 3_600_000 + i;
+        put.run(cidr, 'r', 'manual', 't', now, now, expiresAt, 1);
+        if (expiresAt > now) want.set(cidr, expiresAt);
+      }
+    })();
+    const got = new Map<string, number>();
+    let pages = 0;
+    const n = await s.scanBans((cidrs, expiresAt) => {
+      pages++;
+      cidrs.forEach((c, i) => {
+        assert.ok(!got.has(c), c);
+        got.set(c, expiresAt[i]);
+      });
+    });
+    assert.equal(n, 108_000);
+    assert.equal(pages, 3);
+    assert.deepEqual(got, want);
+    await s.close();
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});

@@ -5,11 +5,18 @@
 // my_networks, store.never_ban, loopback, this host's addresses) is left out
 // and counted — never-ban holds in the kernel too, whatever the store says
 // (another host's Redis, a row written into the SQLite file by hand).
+//
+// A full reconcile reads a million bans: DesiredBuilder takes them page by
+// page from the store (FirewallSource), keeps IPv4 hosts as numbers
+// (hosts4.ts) and builds an element object only for the few others (IPv6,
+// networks).
 
 import { formatNetwork, formatNetworkAddress, readNetwork, type Network } from '../../core/cidr.js';
-import { parseV4 } from '../../core/ip.js';
+import { formatV4, parseV4 } from '../../core/ip.js';
 import { IpTrie } from '../../store/ip-trie.js';
 import type { BanMinPrefix } from '../../store/types.js';
+import { AllowRanges } from './allow-ranges.js';
+import { Hosts4Collector } from './hosts4.js';
 import { emptySkipCounts, type BanElement, type DesiredState, type SkipCounts } from './types.js';
 
 export interface DesiredInput {
@@ -27,11 +34,12 @@ const MAX_EXAMPLES = 5;
 /** Checks bans one by one against the allow set: the full reconcile and each change from the feed. */
 export class BanFilter {
   readonly allow: string[];
-  private readonly allowTrie = new IpTrie();
   readonly skipped: SkipCounts = emptySkipCounts();
   readonly examples: string[] = [];
   /** Why the last check() left its entry out (undefined: it had merely expired). */
   lastSkip: string | undefined;
+  /** The allow set as ranges, for the checks themselves. */
+  readonly ranges: AllowRanges;
 
   constructor(
     allow: Iterable<string>,
@@ -49,18 +57,28 @@ export class BanFilter {
     // Widest first, so a network inside one already kept is dropped (an nft interval set refuses overlaps).
     nets.sort((a, b) => a.len - b.len);
     this.allow = [];
+    const kept: Network[] = [];
+    const trie = new IpTrie();
     for (const n of nets) {
       const cidr = formatNetwork(n);
-      if (this.allowTrie.overlaps(cidr)) continue;
-      this.allowTrie.insert(cidr, Infinity);
+      if (trie.overlaps(cidr)) continue;
+      trie.insert(cidr, Infinity);
       this.allow.push(cidr);
+      kept.push(n);
     }
+    this.ranges = new AllowRanges(kept);
   }
 
   private skip(kind: keyof SkipCounts, example: string): void {
     this.skipped[kind]++;
     this.lastSkip = example;
     if (this.examples.length < MAX_EXAMPLES) this.examples.push(example);
+  }
+
+  /** An IPv4 host of the bulk path (DesiredBuilder) found inside the allow set. */
+  skipAllowedHost4(addr: number): void {
+    this.skipped.neverBan++;
+    if (this.examples.length < MAX_EXAMPLES) this.examples.push(`ban ${formatV4(addr)}/32: overlaps the allow set`);
   }
 
   /** The element to drop, or undefined (counted) when the entry must stay out of the kernel. */
@@ -72,7 +90,7 @@ export class BanFilter {
       const a = parseV4(cidr, 0, cidr.length - 3);
       if (a >= 0) {
         if (!(expiresAt > now)) return undefined;
-        if (this.allowTrie.lookupV4(a) !== -1) {
+        if (this.ranges.overlapsV4(a, a)) {
           this.skip('neverBan', `ban ${cidr}: overlaps the allow set`);
           return undefined;
         }
@@ -92,7 +110,7 @@ export class BanFilter {
       return undefined;
     }
     if (!(expiresAt > now)) return undefined;
-    if (this.allowTrie.overlaps(canon)) {
+    if (this.ranges.overlaps(net)) {
       this.skip('neverBan', `ban ${canon}: overlaps the allow set`);
       return undefined;
     }
@@ -104,32 +122,86 @@ export function isHost(net: Network): boolean {
   return net.len === (net.v6 ? 128 : 32);
 }
 
-export function desiredState(input: DesiredInput): DesiredState {
-  const filter = new BanFilter(input.allow, input.minPrefix);
-  // A ban listed twice (paging while bans change) is kept once, with the later expiry. IPv4 hosts,
-  // the bulk, are looked up by number in an IpTrie (value: their index here), not by text in a Map.
-  let bans: BanElement[] = [];
-  const hosts4 = new IpTrie();
-  const others = new Map<string, number>();
-  for (const b of input.bans) {
-    const e = filter.check(b.cidr, b.expiresAt, input.now);
-    if (!e) continue;
-    const i = !e.net.v6 && e.net.len === 32 ? hosts4.lookupV4(e.net.addr) : (others.get(e.cidr) ?? -1);
-    if (i >= 0) {
-      if (bans[i].expiresAt < e.expiresAt) bans[i] = e;
-      continue;
+/**
+ * What a full reconcile wants, from bans given one by one or page by page:
+ * the allow set first (constructor), then every ban, then finish().
+ */
+export class DesiredBuilder {
+  private readonly filter: BanFilter;
+  private readonly hosts4 = new Hosts4Collector();
+  /** Everything but IPv4 hosts, by canonical CIDR: a ban listed twice is kept once, with the later expiry. */
+  private readonly others = new Map<string, BanElement>();
+
+  constructor(
+    allow: Iterable<string>,
+    minPrefix: BanMinPrefix,
+    private readonly now: number,
+    /** Leave out network bans inside a wider one (nft interval sets refuse overlaps). */
+    private readonly disjointNets: boolean,
+  ) {
+    this.filter = new BanFilter(allow, minPrefix);
+  }
+
+  add(cidr: string, expiresAt: number): void {
+    // The bulk: "a.b.c.d/32" as the store writes an IPv4 host (parseV4 is strict, so that text is
+    // canonical). The allow set is checked in finish(), over the sorted addresses.
+    if (typeof cidr === 'string' && cidr.endsWith('/32')) {
+      const a = parseV4(cidr, 0, cidr.length - 3);
+      if (a >= 0) {
+        if (expiresAt > this.now) this.hosts4.push(a, expiresAt);
+        return;
+      }
     }
-    if (!e.net.v6 && e.net.len === 32) hosts4.insertNetwork(e.net, bans.length);
-    else others.set(e.cidr, bans.length);
-    bans.push(e);
+    const e = this.filter.check(cidr, expiresAt, this.now);
+    if (!e) return;
+    if (!e.net.v6 && e.net.len === 32) {
+      this.hosts4.push(e.net.addr, e.expiresAt);
+      return;
+    }
+    const had = this.others.get(e.cidr);
+    if (!had || had.expiresAt < e.expiresAt) this.others.set(e.cidr, e);
   }
-  let shadowedUntil: number | undefined;
-  if (input.disjointNets) {
-    const r = disjointNetworks(bans);
-    bans = r.bans;
-    shadowedUntil = r.shadowedUntil;
+
+  /** One page of Store.scanBans. */
+  readonly addPage = (cidrs: readonly string[], expiresAt: readonly number[]): void => {
+    for (let i = 0; i < cidrs.length; i++) this.add(cidrs[i], expiresAt[i]);
+  };
+
+  finish(): DesiredState {
+    const f = this.filter;
+    const hosts4 = this.hosts4.finish({ lo: f.ranges.lo4, hi: f.ranges.hi4 }, (a) => f.skipAllowedHost4(a));
+    let others = [...this.others.values()];
+    let shadowedUntil: number | undefined;
+    if (this.disjointNets) {
+      const r = disjointNetworks(others);
+      others = r.bans;
+      shadowedUntil = r.shadowedUntil;
+    }
+    return { hosts4, others, allow: f.allow, skipped: f.skipped, examples: f.examples, shadowedUntil };
   }
-  return { bans, allow: filter.allow, skipped: filter.skipped, examples: filter.examples, shadowedUntil };
+}
+
+export function desiredState(input: DesiredInput): DesiredState {
+  const b = new DesiredBuilder(input.allow, input.minPrefix, input.now, input.disjointNets);
+  for (const ban of input.bans) b.add(ban.cidr, ban.expiresAt);
+  return b.finish();
+}
+
+/** How many elements a state drops. */
+export function banCount(state: DesiredState): number {
+  return state.hosts4.addr.length + state.others.length;
+}
+
+/** Every ban of a state as an element (IPv4 hosts first, by address): for the few readers that need objects (pf, `firewall show`). */
+export function banElements(state: DesiredState): BanElement[] {
+  const out: BanElement[] = [];
+  const { addr, expiresAt } = state.hosts4;
+  for (let i = 0; i < addr.length; i++) {
+    const text = formatV4(addr[i]);
+    out.push({ cidr: `${text}/32`, text, net: { v6: false, addr: addr[i], len: 32 }, expiresAt: expiresAt[i] });
+  }
+  for (const b of state.others) out.push(b);
+  return out;
 }
 
 /**

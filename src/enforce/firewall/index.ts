@@ -17,6 +17,7 @@ import { storeSource } from './source.js';
 import type { FirewallBackend, FirewallBackendName } from './types.js';
 
 export { FirewallReconciler, type ReconcileReport } from './reconciler.js';
+export { banCount, banElements } from './desired.js';
 export { formatCommands, runFirewallCommand, spawnRunner, FirewallCommandError, type CommandRunner, type CommandResult } from './run.js';
 export type { FirewallBackend, FirewallBackendName, KernelState, DesiredState } from './types.js';
 

@@ -10,6 +10,7 @@
 // INPUT rules still decide.
 
 import { canonicalOf } from './kernel-text.js';
+import { ascii, ScriptWriter } from './script-writer.js';
 import { secondsLeft, type BanElement, type DesiredState, type FirewallBackend, type FirewallCommand, type FirewallRules, type KernelState } from './types.js';
 
 export const IPSET_CHAIN = 'FRONTLINE';
@@ -26,9 +27,12 @@ const FAMILIES = [
 const banSet = (v: 4 | 6) => `frontline-ban${v}`;
 const allowSet = (v: 4 | 6) => `frontline-allow${v}`;
 
+const TIMEOUT = ascii(' timeout ');
+const NEWLINE = ascii('\n');
+
 /** The input of one `ipset -exist restore`: every set refilled through a temporary one and swapped in. */
 export function ipsetFullScript(state: DesiredState, now: number): string {
-  const out: string[] = [];
+  const w = new ScriptWriter();
   for (const { v, family } of FAMILIES) {
     for (const [name, timeout] of [
       [allowSet(v), false],
@@ -36,16 +40,21 @@ export function ipsetFullScript(state: DesiredState, now: number): string {
     ] as const) {
       const spec = `hash:net family ${family}${timeout ? ' timeout 0' : ''} maxelem ${MAX_ELEMENTS}`;
       const tmp = `${name}-new`;
-      out.push(`create ${name} ${spec}`, `create ${tmp} ${spec}`, `flush ${tmp}`);
+      w.text(`create ${name} ${spec}\ncreate ${tmp} ${spec}\nflush ${tmp}\n`);
+      const add = ascii(`add ${tmp} `);
       if (timeout) {
-        for (const b of state.bans) if (b.net.v6 === (v === 6)) out.push(`add ${tmp} ${b.text} timeout ${secondsLeft(b.expiresAt, now, IPSET_MAX_TIMEOUT_S)}`);
+        if (v === 4) {
+          const { addr, expiresAt } = state.hosts4;
+          for (let i = 0; i < addr.length; i++) w.bytes(add).v4(addr[i]).bytes(TIMEOUT).secondsLeft(expiresAt[i], now, IPSET_MAX_TIMEOUT_S).bytes(NEWLINE);
+        }
+        for (const b of state.others) if (b.net.v6 === (v === 6)) w.bytes(add).text(b.text).bytes(TIMEOUT).secondsLeft(b.expiresAt, now, IPSET_MAX_TIMEOUT_S).bytes(NEWLINE);
       } else {
-        for (const c of state.allow) if (c.includes(':') === (v === 6)) out.push(`add ${tmp} ${c}`);
+        for (const c of state.allow) if (c.includes(':') === (v === 6)) w.bytes(add).text(c).bytes(NEWLINE);
       }
-      out.push(`swap ${tmp} ${name}`, `destroy ${tmp}`);
+      w.text(`swap ${tmp} ${name}\ndestroy ${tmp}\n`);
     }
   }
-  return `${out.join('\n')}\n`;
+  return w.toString();
 }
 
 /** The FRONTLINE chain for one family (iptables-restore --noflush replaces its rules, nothing else). */

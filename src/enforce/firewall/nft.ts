@@ -16,12 +16,13 @@
 import { isHost } from './desired.js';
 import { secondsLeft, type BanElement, type DesiredState, type FirewallBackend, type FirewallCommand, type FirewallRules, type KernelState } from './types.js';
 import { canonicalOf } from './kernel-text.js';
+import { ascii, ScriptWriter } from './script-writer.js';
 
 export const NFT_TABLE = 'frontline';
 /** The kernel refuses longer element timeouts; a longer ban is refreshed by every reconcile. */
 export const NFT_MAX_TIMEOUT_S = 365 * 86400;
 /** Elements per `add element` statement (all in one transaction). */
-const CHUNK = 20_000;
+export const NFT_CHUNK = 20_000;
 
 type SetName = 'allow4' | 'allow6' | 'ban4' | 'ban6' | 'ban4_nets' | 'ban6_nets';
 
@@ -29,9 +30,39 @@ function setOf(b: BanElement): SetName {
   return isHost(b.net) ? (b.net.v6 ? 'ban6' : 'ban4') : b.net.v6 ? 'ban6_nets' : 'ban4_nets';
 }
 
-function addStatements(out: string[], set: SetName, elements: string[]): void {
-  for (let i = 0; i < elements.length; i += CHUNK) {
-    out.push(`add element inet ${NFT_TABLE} ${set} { ${elements.slice(i, i + CHUNK).join(', ')} }`);
+/**
+ * The `size` of a host set holding `count` elements: room for the increments
+ * until the next reconcile (at least NFT_SIZE_ROOM more, or half as many
+ * again). The kernel sizes the set's hash table from it at creation, instead
+ * of from 65,536 and growing it while a million elements go in, rehashing as
+ * it goes (bench/firewall.ts: about a third of the kernel's time). It is also
+ * a limit: an increment that finds the set full fails, and the full
+ * reconcile that follows a failed increment sizes it anew.
+ */
+export function nftHashSize(count: number, room = NFT_SIZE_ROOM): number {
+  return count + Math.max(room, Math.ceil(count / 2));
+}
+
+/** The least headroom of a host set (the kernel's own default size hint). */
+export const NFT_SIZE_ROOM = 65_536;
+
+/** The sets of DesiredState.others (IPv4 hosts are hosts4), in the order the script fills them. */
+const OTHER_SETS: SetName[] = ['ban6', 'ban4_nets', 'ban6_nets'];
+const COMMA = ascii(', ');
+const TIMEOUT = ascii(' timeout ');
+const SECONDS = ascii('s');
+const CLOSE = ascii(' }\n');
+
+/** `count` elements of one set, NFT_CHUNK to an `add element` statement; `element(i)` writes the i-th. */
+function addStatements(w: ScriptWriter, set: SetName, count: number, element: (i: number) => void): void {
+  for (let i = 0; i < count; i += NFT_CHUNK) {
+    w.text(`add element inet ${NFT_TABLE} ${set} { `);
+    const end = Math.min(count, i + NFT_CHUNK);
+    for (let k = i; k < end; k++) {
+      if (k > i) w.bytes(COMMA);
+      element(k);
+    }
+    w.bytes(CLOSE);
   }
 }
 
@@ -49,8 +80,8 @@ export function nftRuleLines(rules: FirewallRules): string[] {
 }
 
 /** The whole table, elements included: the input of one `nft -f`. */
-export function nftFullScript(state: DesiredState, rules: FirewallRules, now: number): string {
-  const out = [
+export function nftFullScript(state: DesiredState, rules: FirewallRules, now: number, sizeRoom = NFT_SIZE_ROOM): string {
+  const head = [
     `# frontline: the whole of table inet ${NFT_TABLE}, replaced in one transaction`,
     // "add" first so that "delete" finds a table the first time too.
     `add table inet ${NFT_TABLE}`,
@@ -58,8 +89,8 @@ export function nftFullScript(state: DesiredState, rules: FirewallRules, now: nu
     `table inet ${NFT_TABLE} {`,
     '  set allow4 { type ipv4_addr; flags interval; }',
     '  set allow6 { type ipv6_addr; flags interval; }',
-    '  set ban4 { type ipv4_addr; flags timeout; }',
-    '  set ban6 { type ipv6_addr; flags timeout; }',
+    `  set ban4 { type ipv4_addr; size ${nftHashSize(state.hosts4.addr.length, sizeRoom)}; flags timeout; }`,
+    `  set ban6 { type ipv6_addr; size ${nftHashSize(state.others.filter((b) => b.net.v6 && b.net.len === 128).length, sizeRoom)}; flags timeout; }`,
     '  set ban4_nets { type ipv4_addr; flags interval, timeout; }',
     '  set ban6_nets { type ipv6_addr; flags interval, timeout; }',
     '  chain input {',
@@ -68,20 +99,21 @@ export function nftFullScript(state: DesiredState, rules: FirewallRules, now: nu
     '  }',
     '}',
   ];
+  const w = new ScriptWriter();
+  w.text(`${head.join('\n')}\n`);
   const allow4: string[] = [];
   const allow6: string[] = [];
   for (const c of state.allow) (c.includes(':') ? allow6 : allow4).push(c);
-  addStatements(out, 'allow4', allow4);
-  addStatements(out, 'allow6', allow6);
-  const bySet = new Map<SetName, string[]>();
-  for (const b of state.bans) {
-    const set = setOf(b);
-    let l = bySet.get(set);
-    if (!l) bySet.set(set, (l = []));
-    l.push(`${b.text} timeout ${secondsLeft(b.expiresAt, now, NFT_MAX_TIMEOUT_S)}s`);
+  addStatements(w, 'allow4', allow4.length, (i) => w.text(allow4[i]));
+  addStatements(w, 'allow6', allow6.length, (i) => w.text(allow6[i]));
+  const { addr, expiresAt } = state.hosts4;
+  addStatements(w, 'ban4', addr.length, (i) => w.v4(addr[i]).bytes(TIMEOUT).secondsLeft(expiresAt[i], now, NFT_MAX_TIMEOUT_S).bytes(SECONDS));
+  const bySet = new Map<SetName, BanElement[]>(OTHER_SETS.map((set) => [set, []]));
+  for (const b of state.others) bySet.get(setOf(b))?.push(b);
+  for (const [set, els] of bySet) {
+    addStatements(w, set, els.length, (i) => w.text(els[i].text).bytes(TIMEOUT).secondsLeft(els[i].expiresAt, now, NFT_MAX_TIMEOUT_S).bytes(SECONDS));
   }
-  for (const [set, els] of bySet) addStatements(out, set, els);
-  return `${out.join('\n')}\n`;
+  return w.toString();
 }
 
 /**
@@ -138,12 +170,13 @@ export function parseNftJson(text: string): KernelState {
   return state;
 }
 
-export function nftBackend(nft = 'nft'): FirewallBackend {
+/** `sizeRoom`: the least headroom of the host sets (nftHashSize; tests fill a set with a small one). */
+export function nftBackend(nft = 'nft', opts: { sizeRoom?: number } = {}): FirewallBackend {
   return {
     name: 'nft',
     timeouts: true,
     disjointNets: true,
-    full: (state, rules, now): FirewallCommand[] => [{ argv: [nft, '-f', '-'], stdin: nftFullScript(state, rules, now) }],
+    full: (state, rules, now): FirewallCommand[] => [{ argv: [nft, '-f', '-'], stdin: nftFullScript(state, rules, now, opts.sizeRoom) }],
     increment: (add, del, now) => [{ argv: [nft, '-f', '-'], stdin: nftIncrementScript(add, del, now) }],
     flush: () => [{ argv: [nft, '-f', '-'], stdin: `add table inet ${NFT_TABLE}\ndelete table inet ${NFT_TABLE}\n` }],
     list: () => [{ argv: [nft, '-j', 'list', 'table', 'inet', NFT_TABLE], absentOk: /No such file or directory/ }],

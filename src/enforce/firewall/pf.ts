@@ -13,6 +13,7 @@
 // Not run here (Linux has no pf): the scripts are tested against golden files
 // (test/fixtures/firewall/pf-*.txt).
 
+import { banElements } from './desired.js';
 import { canonicalOf } from './kernel-text.js';
 import type { BanElement, DesiredState, FirewallBackend, FirewallCommand, FirewallRules, KernelState } from './types.js';
 
@@ -28,7 +29,7 @@ export function pfRules(rules: FirewallRules): string {
 
 /** The table's whole contents (`pfctl -T replace -f -`): bans, then the allow set negated. */
 export function pfTable(state: DesiredState): string {
-  const lines = state.bans.map((b) => b.cidr);
+  const lines = banElements(state).map((b) => b.cidr);
   for (const c of state.allow) lines.push(`!${c}`);
   return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
 }

@@ -14,9 +14,9 @@
 import { afterOn, systemClock, type Clock } from '../../core/types.js';
 import { IpTrie } from '../../store/ip-trie.js';
 import type { StoreChange, StoreLogger } from '../../store/types.js';
-import { BanFilter, desiredState, isHost } from './desired.js';
+import { banCount, banElements, BanFilter, isHost } from './desired.js';
 import { runFirewallCommand, spawnRunner, type CommandRunner } from './run.js';
-import type { FirewallSource } from './source.js';
+import { readDesired, type FirewallSource } from './source.js';
 import { emptySkipCounts, type BanElement, type DesiredState, type FirewallBackend, type FirewallCommand, type FirewallRules, type SkipCounts } from './types.js';
 
 /** Longest wait before a failed full reconcile is tried again (s). */
@@ -89,10 +89,8 @@ export class FirewallReconciler {
 
   /** What a full reconcile would write now (`--dry-run`, `show`). */
   async plan(): Promise<{ state: DesiredState; commands: FirewallCommand[] }> {
-    const input = await this.opts.source.load();
-    const now = this.clock.now();
-    const state = desiredState({ ...input, minPrefix: this.opts.source.minPrefix, now, disjointNets: this.backend.disjointNets });
-    return { state, commands: this.backend.full(state, this.opts.rules, now) };
+    const state = await readDesired(this.opts.source, this.clock.now(), this.backend.disjointNets);
+    return { state, commands: this.backend.full(state, this.opts.rules, this.clock.now()) };
   }
 
   /** A full reconcile, queued behind whatever runs; several asked for while one waits are one. Never rejects. */
@@ -117,14 +115,14 @@ export class FirewallReconciler {
     let report: ReconcileReport;
     let nextS = this.opts.reconcileS;
     try {
-      const input = await this.opts.source.load();
+      const state = await readDesired(this.opts.source, this.clock.now(), this.backend.disjointNets);
+      // The timeouts count from when the script is written (the read may take a second).
       const now = this.clock.now();
-      const state = desiredState({ ...input, minPrefix: this.opts.source.minPrefix, now, disjointNets: this.backend.disjointNets });
       for (const cmd of this.backend.full(state, this.opts.rules, now)) await runFirewallCommand(this.run, cmd);
       this.filter = new BanFilter(state.allow, this.opts.source.minPrefix);
       this.remember(state);
       this.healthy = true;
-      report = { ok: true, at, ms: Date.now() - t0, bans: state.bans.length, allow: state.allow.length, skipped: state.skipped };
+      report = { ok: true, at, ms: Date.now() - t0, bans: banCount(state), allow: state.allow.length, skipped: state.skipped };
       const skipped = state.skipped.malformed + state.skipped.tooWide + state.skipped.neverBan + state.skipped.allowMalformed;
       if (skipped > 0) {
         this.log.warn({ backend: this.backend.name, skipped: state.skipped, examples: state.examples }, `firewall: ${skipped} store entries left out of the firewall (${state.examples.join('; ')})`);
@@ -146,10 +144,10 @@ export class FirewallReconciler {
   private remember(state: DesiredState): void {
     if (this.backend.disjointNets) {
       this.nets = new IpTrie();
-      for (const b of state.bans) if (!isHost(b.net)) this.nets.insert(b.cidr, b.expiresAt);
+      for (const b of state.others) if (!isHost(b.net)) this.nets.insert(b.cidr, b.expiresAt);
     }
     if (!this.backend.timeouts) {
-      this.held = new Map(state.bans.map((b) => [b.cidr, b]));
+      this.held = new Map(banElements(state).map((b) => [b.cidr, b]));
     }
   }
 

@@ -5,6 +5,7 @@
 // real run would feed the firewall.
 
 import type { Network } from '../../core/cidr.js';
+import type { Hosts4 } from './hosts4.js';
 
 export type FirewallBackendName = 'nft' | 'ipset' | 'pf';
 
@@ -31,7 +32,10 @@ export interface SkipCounts {
 }
 
 export interface DesiredState {
-  bans: BanElement[];
+  /** The bulk of the bans, IPv4 hosts, as numbers (sorted by address, each once). */
+  hosts4: Hosts4;
+  /** Every other ban (IPv6 hosts, networks) as an element. */
+  others: BanElement[];
   /** Canonical CIDRs, none inside another. */
   allow: string[];
   skipped: SkipCounts;

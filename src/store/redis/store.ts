@@ -37,6 +37,7 @@ import { RedisGreyBatch } from './grey-batch.js';
 import { canonicalIp, networkContains, parseNetwork } from '../ip.js';
 import type { MemoryIndex } from '../memory-index.js';
 import type {
+  BanPageReader,
   Ban,
   BanInput,
   DecisionEvent,
@@ -105,6 +106,8 @@ interface Scripts {
 type Client = Redis & Scripts;
 
 /** Redis replies that mean "not now" rather than "you are wrong". */
+/** ZSCAN's COUNT hint for scanBans: about this many bans per round trip. */
+const SCAN_COUNT = 10_000;
 const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN|NOSCRIPT)/;
 
 function translate(e: unknown): unknown {
@@ -488,6 +491,28 @@ export class RedisStore extends BaseStore {
       if (cidrs.length < page) break;
     }
     return out;
+  }
+
+  protected async scanBanPages(onPage: BanPageReader, now: number): Promise<number> {
+    // ZSCAN of the expiry index: every member present for the whole scan comes at least once, with
+    // no OFFSET walk; its score is the expiry, so the ban hash (reasons, JSON) is never read.
+    let cursor = '0';
+    let total = 0;
+    do {
+      const [next, flat] = await this.call((c) => c.zscan(this.k.bansExp, cursor, 'COUNT', SCAN_COUNT));
+      cursor = next;
+      const cidrs: string[] = [];
+      const expiresAt: number[] = [];
+      for (let i = 0; i < flat.length; i += 2) {
+        const at = Number(flat[i + 1]);
+        if (!(at > now)) continue;
+        cidrs.push(flat[i]);
+        expiresAt.push(at);
+      }
+      total += cidrs.length;
+      if (cidrs.length > 0) onPage(cidrs, expiresAt);
+    } while (cursor !== '0');
+    return total;
   }
 
   private async bansFor(cidrs: string[], now: number): Promise<Ban[]> {

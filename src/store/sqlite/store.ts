@@ -38,6 +38,7 @@ import { cidrTextPrefix, likeEscape } from './event-query.js';
 import { attemptOf } from '../greylist.js';
 import { canonicalIp, networkContains, parseNetwork } from '../ip.js';
 import type {
+  BanPageReader,
   Ban,
   BanInput,
   DecisionEvent,
@@ -77,6 +78,8 @@ export interface SqliteStoreInternals {
   startEventThread?: (data: EventThreadData) => Worker;
 }
 
+/** Bans per page of scanBans (one synchronous read each). */
+const SCAN_PAGE = 50_000;
 /** Change rows older than this are pruned; a process that lagged longer reloads everything. */
 const CHANGES_KEEP_MS = 10 * 60 * 1000;
 const GREY_GET_SQL = 'SELECT * FROM greylist WHERE key = ?';
@@ -439,6 +442,10 @@ export class SqliteStore extends BaseStore {
       ),
       delBan: db.prepare<[string]>('DELETE FROM bans WHERE cidr = ?'),
       activeBans: db.prepare<[number], { cidr: string; expires_at: number }>('SELECT cidr, expires_at FROM bans WHERE expires_at > ?'),
+      // Keyset paging on the expiry index, which holds the key too (WITHOUT ROWID): a covering
+      // range scan of narrow entries, never the rows with their reasons, and no OFFSET walk.
+      scanBansFirst: db.prepare<[number, number], [string, number]>('SELECT cidr, expires_at FROM bans WHERE expires_at > ? ORDER BY expires_at, cidr LIMIT ?').raw(true),
+      scanBansAfter: db.prepare<[number, string, number], [string, number]>('SELECT cidr, expires_at FROM bans WHERE (expires_at, cidr) > (?, ?) ORDER BY expires_at, cidr LIMIT ?').raw(true),
       listBans: db.prepare<[number, number, number], BanRow>('SELECT * FROM bans WHERE expires_at > ? ORDER BY expires_at DESC, cidr LIMIT ? OFFSET ?'),
       listBansCat: db.prepare<[number, string, number, number], BanRow>(
         'SELECT * FROM bans WHERE expires_at > ? AND category = ? ORDER BY expires_at DESC, cidr LIMIT ? OFFSET ?',
@@ -643,6 +650,27 @@ export class SqliteStore extends BaseStore {
         : this.st.listBans.all(now, opts.limit, opts.offset),
     );
     return rows.map(banFromRow);
+  }
+
+  protected async scanBanPages(onPage: BanPageReader, now: number): Promise<number> {
+    let last: [string, number] | undefined;
+    let total = 0;
+    for (;;) {
+      const after = last;
+      const rows = this.run(() => (after ? this.st.scanBansAfter.all(after[1], after[0], SCAN_PAGE) : this.st.scanBansFirst.all(now, SCAN_PAGE)));
+      const cidrs: string[] = new Array<string>(rows.length);
+      const expiresAt: number[] = new Array<number>(rows.length);
+      for (let i = 0; i < rows.length; i++) {
+        cidrs[i] = rows[i][0];
+        expiresAt[i] = rows[i][1];
+      }
+      total += rows.length;
+      if (rows.length > 0) onPage(cidrs, expiresAt);
+      if (rows.length < SCAN_PAGE) return total;
+      last = rows[rows.length - 1];
+      // Each page is a synchronous read: let the decisions waiting on the event loop run between them.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
   }
 
   // ---- lists
