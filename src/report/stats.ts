@@ -19,14 +19,13 @@ export async function statsData(q: ReportQueries, w: Window, opts: StatsOptions 
   const window = { since: new Date(w.since).toISOString(), until: new Date(w.until).toISOString() };
   switch (opts.by) {
     case undefined: {
-      const o = await q.overview(w, { limit });
+      // The timeline is not shown: a day's step reads the coarsest counters (the totals are the same at any step).
+      const o = await q.overview(w, { limit, stepMs: 86_400_000 });
       const { timeline: _t, store: _s, window: _w, ...rest } = o;
       return { window, ...rest, asnTable: q.hasAsn };
     }
     case 'action': {
-      const t = await q.timeline(w, 60_000);
-      const outcomes = Object.fromEntries(OUTCOMES.map((o) => [o, t.series[o].reduce((a, b) => a + b, 0)]));
-      return { window, outcomes };
+      return { window, outcomes: await q.outcomes(w) };
     }
     case 'hour': {
       const t = await q.timeline(w, 3_600_000);

@@ -15,6 +15,14 @@
 //   zone        hour     each DNS list zone that listed the client (from the dnsbl/dnswl evidence)
 //   zone-skip   hour     each zone not consulted (out of use after its health probe, or not answering)
 //   would-have  hour     a rule in test mode that would have acted; `action` is what it would have done
+//
+// Coarser counters of the same numbers (COARSE_LEVELS), stored under
+// `<dim>@<level>`: `minute@hour` (the timeline of a week is 168 hours, not
+// 10,080 minutes), `client@day` and `domain@day` (a week of hourly client
+// counters is most of a million rows: one per new address and hour). A
+// query reads each stretch of its window from the coarsest counters that
+// cover it whole (rollupSpans), so the answer is the same as from the
+// finest ones.
 
 import { domainOf } from '../core/address.js';
 import { Lru } from '../core/lru.js';
@@ -25,6 +33,79 @@ export type RollupDim = (typeof ROLLUP_DIMS)[number];
 
 export const MINUTE_MS = 60_000;
 export const HOUR_MS = 3_600_000;
+export const DAY_MS = 86_400_000;
+
+/** A coarser counter kept beside a dimension's own: stored as `<dim>@<name>`, buckets of `ms`. */
+export interface RollupLevel {
+  name: 'hour' | 'day';
+  ms: number;
+}
+
+/**
+ * The coarser counters of each dimension, coarsest first. Only where a
+ * window's rows are many: the other dimensions have a few dozen keys an
+ * hour, and every level is one more counter to write per decision.
+ */
+export const COARSE_LEVELS: Readonly<Partial<Record<RollupDim, readonly RollupLevel[]>>> = {
+  minute: [{ name: 'hour', ms: HOUR_MS }],
+  client: [{ name: 'day', ms: DAY_MS }],
+  domain: [{ name: 'day', ms: DAY_MS }],
+};
+
+/** The stored name of a dimension's counters at a level (`client@day`), or its own (`client`). */
+export function storedDim(dim: RollupDim, level?: RollupLevel): string {
+  return level === undefined ? dim : `${dim}@${level.name}`;
+}
+
+/** Bucket length of a stored dimension name (`minute`, `client`, `minute@hour`, `client@day`). */
+export function storedBucketMs(stored: string): number {
+  const at = stored.indexOf('@');
+  if (at < 0) return bucketMs(stored as RollupDim);
+  return stored.slice(at + 1) === 'day' ? DAY_MS : HOUR_MS;
+}
+
+/** A stretch of a window read from one stored dimension: buckets from `from` (inclusive) to `to` (exclusive; Infinity: no end). */
+export interface RollupSpan {
+  stored: string;
+  ms: number;
+  from: number;
+  to: number;
+}
+
+/**
+ * The stretches a window is read from: its buckets (as the dimension's own
+ * counters have them: from the one holding `since` to the one holding
+ * `until`) covered by the coarsest counters that fit whole, the rest by
+ * finer ones. A coarse bucket is used only from `floor` on (the oldest
+ * bucket any counter of the dimension still has, or the time its coarse
+ * counters started): retention drops every counter of the buckets before a
+ * cut-off, so a coarse bucket that began before it is gone while the finer
+ * counters of its later part are still there. `maxMs`: only levels whose
+ * length divides it (a timeline's step: each coarse bucket inside one step).
+ */
+export function rollupSpans(dim: RollupDim, since: number, until: number | undefined, floor: number, maxMs = Infinity): RollupSpan[] {
+  const base = bucketMs(dim);
+  const lo = bucketOf(dim, since);
+  const end = until === undefined ? Infinity : bucketOf(dim, until) + base;
+  const levels = (COARSE_LEVELS[dim] ?? []).filter((l) => l.ms <= maxMs && (maxMs === Infinity || maxMs % l.ms === 0));
+  const out: RollupSpan[] = [];
+  const cover = (from: number, to: number, i: number): void => {
+    if (from >= to) return;
+    if (i >= levels.length) {
+      out.push({ stored: dim, ms: base, from, to });
+      return;
+    }
+    const l = levels[i];
+    const first = Math.ceil(Math.max(from, floor) / l.ms) * l.ms;
+    const last = to === Infinity ? Infinity : Math.floor(to / l.ms) * l.ms;
+    if (first >= last) return cover(from, to, i + 1);
+    cover(from, first, i + 1);
+    out.push({ stored: storedDim(dim, l), ms: l.ms, from: first, to: last });
+    cover(last, to, i + 1);
+  };
+  cover(lo, end, 0);
+  return out;
+}
 
 /** The length of one dimension's buckets. */
 export function bucketMs(dim: RollupDim): number {
@@ -46,6 +127,12 @@ export interface RollupQuery {
   /** Only these actions (default all). */
   actions?: readonly string[];
   /**
+   * 'minute': the longest bucket a row may stand for (default one minute):
+   * rows of coarser counters are given whose length divides it (an hour's
+   * row for a timeline in steps of an hour or a day).
+   */
+  maxBucketMs?: number;
+  /**
    * 'minute': one row per bucket, key and action (every row; `limit` is ignored).
    * Other dims: rows summed over the window, for the `limit` keys with the
    * highest total (over `actions`), each key's rows by action.
@@ -54,7 +141,7 @@ export interface RollupQuery {
 }
 
 export interface RollupRow {
-  /** Start of the bucket (ms); only for dim 'minute'. */
+  /** Start of the bucket (ms); only for dim 'minute' (a coarser counter's bucket when maxBucketMs allows it). */
   bucket?: number;
   key: string;
   action: string;
@@ -141,7 +228,13 @@ export class RollupCounter {
   }
 
   private inc(dim: RollupDim, bucket: number, k: string, action: string): void {
-    const id = `${dim}\t${bucket}\t${k}\t${action}`;
+    this.bump(dim, bucket, k, action);
+    const levels = COARSE_LEVELS[dim];
+    if (levels !== undefined) for (const l of levels) this.bump(storedDim(dim, l), Math.floor(bucket / l.ms) * l.ms, k, action);
+  }
+
+  private bump(stored: string, bucket: number, k: string, action: string): void {
+    const id = `${stored}\t${bucket}\t${k}\t${action}`;
     this.counts.set(id, (this.counts.get(id) ?? 0) + 1);
   }
 
@@ -150,7 +243,7 @@ export class RollupCounter {
     const out: RollupIncrement[] = [];
     for (const [id, n] of this.counts) {
       const [dim, bucket, k, action] = id.split('\t');
-      out.push({ dim: dim as RollupDim, bucket: Number(bucket), key: k, action, n });
+      out.push({ dim, bucket: Number(bucket), key: k, action, n });
     }
     this.counts = new Map();
     return out;
@@ -158,7 +251,8 @@ export class RollupCounter {
 }
 
 export interface RollupIncrement {
-  dim: RollupDim;
+  /** The stored dimension: a RollupDim or a coarser level of one (`client@day`). */
+  dim: string;
   bucket: number;
   key: string;
   action: string;

@@ -899,6 +899,78 @@ export function storeConformance(name: string, setup: () => Promise<Backend>, op
         ]);
       });
 
+      test('counters over days: the coarser counters (a day of clients, an hour of minutes) answer as every event summed', async () => {
+        const { store, clock } = await fresh();
+        const H = 3_600_000;
+        const D = 86_400_000;
+        // Days that start after the store opened (Redis counts its coarse counters from then on).
+        const day0 = Math.ceil(clock.now() / D) * D + D;
+        let seed = 18;
+        const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+        const actions = ['reject', 'accept', 'defer', 'continue'];
+        const events: Array<{ ts: number; ip: string; from: string; action: string }> = [];
+        for (let i = 0; i < 3000; i++) {
+          // Half from 40 returning clients (a few busy), half a new address each: a day holds hundreds of keys.
+          const ip = rand() < 0.5 ? `10.0.0.${1 + Math.floor(rand() ** 3 * 40)}` : `10.${1 + Math.floor(rand() * 200)}.${Math.floor(rand() * 250)}.${1 + Math.floor(rand() * 250)}`;
+          const from = `u@d${Math.floor(rand() ** 2 * 300)}.example`;
+          events.push({ ts: day0 - 5 * H + Math.floor(rand() * (2 * D + 12 * H)), ip, from, action: actions[Math.floor(rand() ** 2 * 4)] });
+        }
+        // In time order, as decisions come (Redis's stream ids follow them, and retention reads the oldest id).
+        events.sort((a, b) => a.ts - b.ts);
+        for (let i = 0; i < events.length; i += 500) {
+          await Promise.all(events.slice(i, i + 500).map((e) => store.logEvent(ev(e.ts, e.ip, 'r', e.from, ['x@rcpt.example'], e.action))));
+        }
+        // Every event summed: the hours (minutes) from the one holding `since` to the one holding `until`.
+        const expectTop = (keyOf: (e: (typeof events)[0]) => string, since: number, until: number, limit: number, only?: string[]) => {
+          const by = new Map<string, Map<string, number>>();
+          for (const e of events) {
+            if (Math.floor(e.ts / H) < Math.floor(since / H) || Math.floor(e.ts / H) > Math.floor(until / H)) continue;
+            if (only && !only.includes(e.action)) continue;
+            const m = by.get(keyOf(e)) ?? new Map<string, number>();
+            m.set(e.action, (m.get(e.action) ?? 0) + 1);
+            by.set(keyOf(e), m);
+          }
+          const total = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+          return [...by]
+            .sort((a, b) => total(b[1]) - total(a[1]) || (a[0] < b[0] ? -1 : 1))
+            .slice(0, limit)
+            .flatMap(([key, m]) => [...m].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1)).map(([action, n]) => ({ key, action, n })));
+        };
+        const windows = [
+          [day0 - 3 * H + 17 * 60_000, day0 + 2 * D + 5 * H + 180_000], // hours, two whole days, hours
+          [day0 + D + 2 * H, day0 + D + 9 * H], // hours only
+          [day0 - 5 * H, day0 + 3 * D], // to the end
+        ];
+        for (const [since, until] of windows) {
+          for (const [limit, only] of [[3, ['reject']], [5, undefined], [20, ['accept', 'defer']]] as Array<[number, string[] | undefined]>) {
+            assert.deepEqual(await store.countEvents({ dim: 'client', since, until, limit, actions: only }), expectTop((e) => e.ip, since, until, limit, only), `clients ${since - day0}..${until - day0} top ${limit} ${only ?? ''}`);
+          }
+          assert.deepEqual(await store.countEvents({ dim: 'domain', since, until, limit: 4 }), expectTop((e) => e.from.slice(2), since, until, 4), 'domains');
+          // The timeline in hours reads hour counters where the window holds the hour whole, and the same numbers.
+          const rows = await store.countEvents({ dim: 'minute', since, until, maxBucketMs: H });
+          const inWindow = events.filter((e) => e.ts >= Math.floor(since / 60_000) * 60_000 && e.ts < Math.floor(until / 60_000) * 60_000 + 60_000);
+          for (const a of actions) {
+            assert.equal(rows.filter((r) => r.action === a).reduce((x, r) => x + r.n, 0), inWindow.filter((e) => e.action === a).length, `minute ${a}`);
+          }
+          for (const a of actions) {
+            const perHour = new Map<number, number>();
+            for (const r of rows.filter((x) => x.action === a)) perHour.set(Math.floor((r.bucket as number) / H), (perHour.get(Math.floor((r.bucket as number) / H)) ?? 0) + r.n);
+            for (const [h, n] of perHour) assert.equal(n, inWindow.filter((e) => e.action === a && Math.floor(e.ts / H) === h).length, `hour ${h} ${a}`);
+          }
+          assert.ok(rows.length < inWindow.length, 'coarser rows than events');
+        }
+        // Retention: the counters of the hours (and days) before the oldest remaining event go; the rest answer alike.
+        clock.ms = day0 + D + 3 * H + 1;
+        await store.pruneEvents({ maxAgeSeconds: 0.001 });
+        const left = events.filter((e) => e.ts >= day0 + D + 3 * H);
+        const since = day0 - 5 * H;
+        const until = day0 + 3 * D;
+        const got = await store.countEvents({ dim: 'client', since, until, limit: 5 });
+        events.splice(0, events.length, ...left);
+        assert.deepEqual(got, expectTop((e) => e.ip, since, until, 5), 'after retention');
+
+      });
+
       test('retention by age and by row count', async () => {
         const { store, clock } = await fresh();
         const t = clock.now();

@@ -103,7 +103,7 @@ describe('events through the writer thread', () => {
       assert.ok(!tables(path).some((t) => t.startsWith('events')), 'no events table or index in the store file');
       assert.deepEqual(
         tables(eventsPathFor(path)).filter((t) => t.startsWith('events')),
-        ['events', 'events_by_ip', 'events_by_rule', 'events_by_ts'],
+        ['events', 'events_by_from_domain', 'events_by_ip', 'events_by_rcpt_domains', 'events_by_rule', 'events_by_ts', 'events_by_ts_many_rcpt_domains'],
       );
       assert.match((await s.health()).detail, /frontline\.events\.db \(writer thread\)/);
     } finally {
@@ -353,7 +353,7 @@ describe('migration', () => {
       assert.equal(s.eventsDatabase.pragma('user_version', { simple: true }), EVENTS_VERSION);
       assert.deepEqual(
         tables(eventsPathFor(path)).filter((t) => t.startsWith('events')),
-        ['events', 'events_by_ip', 'events_by_rule', 'events_by_ts'],
+        ['events', 'events_by_from_domain', 'events_by_ip', 'events_by_rcpt_domains', 'events_by_rule', 'events_by_ts', 'events_by_ts_many_rcpt_domains'],
       );
       const all = await s.queryEvents({ limit: 10_000 });
       assert.equal(all.length, 1500);

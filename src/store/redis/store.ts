@@ -31,7 +31,7 @@ import { checkListKind } from '../entries.js';
 import { InvalidEntryError, StoreUnavailableError } from '../errors.js';
 import { canonicalOrRaw, cleanEventJson, compactEvidencePieces, eventLimit, eventMatcher } from '../events.js';
 import { RedisEventBatch } from './event-batch.js';
-import { queryRedisRollups, rollupArgs, ROLLUP_ADD_LUA, ROLLUP_PRUNE_LUA } from './event-rollups.js';
+import { COARSE_SINCE_KEY, queryRedisRollups, rollupArgs, ROLLUP_ADD_LUA, ROLLUP_PRUNE_LUA } from './event-rollups.js';
 import { RollupCounter, type RollupQuery, type RollupRow } from '../event-rollups.js';
 import { RedisGreyBatch } from './grey-batch.js';
 import { canonicalIp, networkContains, parseNetwork } from '../ip.js';
@@ -340,6 +340,8 @@ export class RedisStore extends BaseStore {
       await sub.subscribe(this.channel);
       await this.reload();
       await client.set(`${this.p}schema`, '1');
+      // The rollups' coarser counters count from now on: older buckets are read from the finer ones (event-rollups.ts).
+      await client.set(`${this.p}${COARSE_SINCE_KEY}`, String(this.clock.now()), 'NX');
     } catch (e) {
       client.disconnect();
       sub.disconnect();

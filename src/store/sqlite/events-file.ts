@@ -26,15 +26,20 @@ import { StoreUnavailableError } from '../errors.js';
 import { cleanEvent, compactEvidencePieces, rcptDomains } from '../events.js';
 import type { DecisionEvent, PruneOptions } from '../types.js';
 import { RollupCounter } from '../event-rollups.js';
-import { initRollups, pruneRollups, RollupWriter } from './event-rollups.js';
+import { addCoarseRollups, initRollups, pruneRollups, RollupWriter } from './event-rollups.js';
 
 /**
  * Version of the events file's layout, kept in its `user_version`: 2 added
  * evidence_pieces, 3 the score and test-mode findings, 4 the envelope fields
  * a replay needs (client_ptr, sasl_user, rcpt_count; evidence pieces carry
- * their data from then on, which needs no change of layout).
+ * their data from then on, which needs no change of layout), 5 the indexes
+ * of a Why? search by sender or domain and the coarser rollups.
  */
-export const EVENTS_VERSION = 4;
+export const EVENTS_VERSION = 5;
+
+/** The partial index's condition (events with recipients in two domains or more); queries name it word for word. */
+export const MANY_RCPT_DOMAINS = "rcpt_domains GLOB '|*|*|'";
+export const MANY_RCPT_DOMAINS_INDEX = 'events_by_ts_many_rcpt_domains';
 
 /** The events table and the indexes its queries use (as the store file had them up to schema version 2). */
 export const EVENTS_SCHEMA = `
@@ -93,6 +98,19 @@ export const REPLAY_SCHEMA = `
   ALTER TABLE events ADD COLUMN client_ptr TEXT;
   ALTER TABLE events ADD COLUMN sasl_user TEXT;
   ALTER TABLE events ADD COLUMN rcpt_count INTEGER;
+`;
+
+/**
+ * Version 5: the decision log searched by sender (MAIL FROM's domain: a
+ * search by address reads its domain's rows) and by recipient domain
+ * (`rcpt_domains` is `|d|` for a decision whose recipients share one domain,
+ * nearly all; the few with several are indexed apart, by time), so that
+ * Why? by a rare domain or address reads its rows, not the whole log.
+ */
+export const SEARCH_SCHEMA = `
+  CREATE INDEX IF NOT EXISTS events_by_from_domain ON events (from_domain, ts);
+  CREATE INDEX IF NOT EXISTS events_by_rcpt_domains ON events (rcpt_domains, ts);
+  CREATE INDEX IF NOT EXISTS ${MANY_RCPT_DOMAINS_INDEX} ON events (ts) WHERE ${MANY_RCPT_DOMAINS};
 `;
 
 /** Every column of version 2, in table order (the migration copies them all, ids included). */
@@ -166,7 +184,9 @@ export function initEventsSchema(db: Database.Database): void {
       db.exec(PIECES_SCHEMA);
     }
     if (now < 3) db.exec(VERDICT_DETAIL_SCHEMA);
-    db.exec(REPLAY_SCHEMA);
+    if (now < 4) db.exec(REPLAY_SCHEMA);
+    db.exec(SEARCH_SCHEMA);
+    addCoarseRollups(db);
     db.pragma(`user_version = ${EVENTS_VERSION}`);
   }).immediate();
 }
