@@ -174,7 +174,7 @@ export class MilterSession {
         this.resetConnection();
         return;
       case 'abort':
-        this.resetMessage();
+        this.endMessage();
         return;
       case 'unknown':
         return this.continue();
@@ -318,7 +318,7 @@ export class MilterSession {
     else if (chunk.length > 0) m.bodySeen += chunk.length;
     if (m.headersOverLimit) {
       this.refuse(limitVerdict('eom', 552, '5.3.4', 'Error: message header section too big'), 'eom');
-      this.resetMessage();
+      this.endMessage();
       return;
     }
     this.stats.messages++;
@@ -327,7 +327,7 @@ export class MilterSession {
     if (removals.length > 0) this.opts.logger.info({ peer: this.peer, queueId: this.queueId, removed: m.forged(own!).map((r) => r.name) }, 'removed forged result headers');
     if (this.unjudged) {
       this.send(...removals, simpleReply(REPLY.ACCEPT));
-      this.resetMessage();
+      this.endMessage();
       return;
     }
     this.env.message = m.message();
@@ -341,7 +341,7 @@ export class MilterSession {
       const inserts = this.agreement!.addHeaders ? [...headers].reverse().map(([n, value]) => insertHeader(0, n, milterValue(n, value, this.agreement!.leadingSpace))) : [];
       this.send(...removals, ...inserts, simpleReply(REPLY.ACCEPT));
     }
-    this.resetMessage();
+    this.endMessage();
   }
 
   private get queueId(): string | undefined {
@@ -364,6 +364,11 @@ export class MilterSession {
       delete this.env.saslUser;
       this.tx = this.opts.policy.transaction({ seesMessage: true });
     }
+  }
+
+  /** The message is over (end of message, abort): its queue id goes with it (the next MAIL may come before Postfix assigns one). */
+  private endMessage(): void {
+    this.resetMessage();
     this.macros.delete('i');
   }
 

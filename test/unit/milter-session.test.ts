@@ -265,6 +265,29 @@ describe('milter faults', () => {
     await m.close();
   });
 
+  test('macros: {client_ptr}, {daemon_addr}, {auth_authen} and the queue id i reach the envelope the policy judges', async () => {
+    const seen: Array<{ stage: string; ptr?: string; server?: string; sasl?: string; session?: string }> = [];
+    const { m, open } = await withPolicy({
+      transaction: () => ({
+        evaluate: async (stage, env) => {
+          seen.push({ stage, ptr: env.clientPtr, server: env.serverAddress, sasl: env.saslUser, session: env.sessionId });
+          return { action: 'continue', headers: [], rule: 'default', stage, evidence: [] } as Verdict;
+        },
+      }),
+    });
+    const c = await open();
+    await c.ask(optneg());
+    c.write(packet('D', `C${z('{client_ptr}', 'mail.example.org', '{daemon_addr}', '192.0.2.2')}`));
+    assert.equal((await c.ask(connectPacket('[192.0.2.10]', '192.0.2.10')))?.code, 'c');
+    c.write(packet('D', `M${z('{auth_authen}', 'joe', 'i', '4QX1Z2')}`));
+    assert.equal((await c.ask(packet('M', z('<joe@example.org>'))))?.code, 'c');
+    const mail = seen.find((x) => x.stage === 'mail');
+    assert.deepEqual(mail, { stage: 'mail', ptr: 'mail.example.org', server: '192.0.2.2', sasl: 'joe', session: '4QX1Z2' });
+    assert.equal(seen.find((x) => x.stage === 'connect')?.sasl, undefined);
+    c.close();
+    await m.close();
+  });
+
   test('attack: a header section over its limit is refused at end of headers', async () => {
     const { m, open } = await withPolicy({ transaction: () => ({ evaluate: async (stage) => ({ action: 'continue', headers: [], rule: 'default', stage, evidence: [] }) as Verdict }) });
     const c = await open();
