@@ -4,7 +4,7 @@
 
 import type { Command } from 'commander';
 import type { Ban } from '../store/index.js';
-import { InputError } from './check.js';
+import { InputError } from './input-error.js';
 import { humanDuration, isoTime, parseDuration } from './duration.js';
 import { columns, positiveInt, printJson, processIo, runCommand, storeOptions, withStore, type CommandIo, type StoreCommandOptions } from './store-command.js';
 

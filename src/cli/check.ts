@@ -12,6 +12,7 @@ import { actionFor, headerToPrepend } from '../postfix/reply.js';
 import type { Policy } from '../policy/index.js';
 import { buildRuntime, splitList } from './runtime.js';
 import { openConfiguredStore } from './store.js';
+import { InputError } from './input-error.js';
 
 export interface CheckOptions {
   ip?: string;
@@ -75,7 +76,7 @@ export interface CheckResult {
   recipients?: RecipientResult[];
 }
 
-export class InputError extends Error {}
+export { InputError };
 
 /** Returns the process exit code: 0 when every envelope was judged, 1 on bad input or config. */
 export async function check(opts: CheckOptions, io: CheckIo): Promise<number> {

@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { asciiDomain } from '../core/address.js';
 import { isFqdn } from '../checks/hostname.js';
-import { InputError } from './check.js';
+import { InputError } from './input-error.js';
 
 export interface ConfigInitOptions {
   domain: string[];

@@ -1,7 +1,7 @@
 // Durations and times on the command line: `90s`, `15m`, `2h`, `7d`, `1w`,
 // a bare number of seconds, or (for points in time) an ISO 8601 date.
 
-import { InputError } from './check.js';
+import { InputError } from './input-error.js';
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 7 * 86400 };
 

@@ -9,7 +9,7 @@ import type { Config } from '../config/load.js';
 import { banElements, createReconciler, firewallBackend, formatCommands, runFirewallCommand, spawnRunner, startFirewall, type FirewallBackendName, type RunningFirewall } from '../enforce/firewall/index.js';
 import type { Store, StoreLogger } from '../store/index.js';
 import { LOOPBACK, localInterfaceAddresses } from '../store/own-addresses.js';
-import { InputError } from './check.js';
+import { InputError } from './input-error.js';
 import { printJson, processIo, runCommand, storeOptions, withStore, type CommandIo, type StoreCommandOptions } from './store-command.js';
 import { neverBanOf } from './store.js';
 

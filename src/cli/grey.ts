@@ -3,7 +3,7 @@
 
 import type { Command } from 'commander';
 import type { GreyEntry } from '../store/index.js';
-import { InputError } from './check.js';
+import { InputError } from './input-error.js';
 import { isoTime } from './duration.js';
 import { columns, positiveInt, printJson, processIo, runCommand, storeOptions, withStore, type CommandIo, type StoreCommandOptions } from './store-command.js';
 

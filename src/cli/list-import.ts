@@ -10,7 +10,7 @@ import { systemClock } from '../core/types.js';
 import { importSources } from '../intel/config.js';
 import { runImportOnce } from '../intel/lists-import/import.js';
 import { storeListSink } from '../intel/store-sink.js';
-import { InputError } from './check.js';
+import { InputError } from './input-error.js';
 import { printJson, processIo, runCommand, storeOptions, withStore, type CommandIo, type StoreCommandOptions } from './store-command.js';
 
 export function listImportAccept(name: string, opts: StoreCommandOptions, io: CommandIo = processIo): Promise<number> {

@@ -7,7 +7,7 @@
 import type { Command } from 'commander';
 import { LIST_KINDS, type ListEntry, type ListKind } from '../store/index.js';
 import { inferKind } from '../store/entries.js';
-import { InputError } from './check.js';
+import { InputError } from './input-error.js';
 import { isoTime, parseUntil } from './duration.js';
 import { registerListImportCommand } from './list-import.js';
 import { columns, printJson, processIo, runCommand, storeOptions, withStore, type CommandIo, type StoreCommandOptions } from './store-command.js';

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { normaliseIp } from '../dns/reverse.js';
 import type { DecisionEvent, EventQuery } from '../store/index.js';
-import { InputError } from './check.js';
+import { InputError } from './input-error.js';
 import { isoTime, parseSince } from './duration.js';
 import { columns, positiveInt, printJson, processIo, runCommand, storeOptions, withStore, type CommandIo, type StoreCommandOptions } from './store-command.js';
 

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { loadConfig } from '../config/load.js';
 import { createResolver, type CachedResolver } from '../dns/index.js';
 import { replayDecisions, type ReplayExample, type ReplayOutcome, type ReplayReport } from '../report/replay.js';
-import { InputError } from './check.js';
+import { InputError } from './input-error.js';
 import { isoTime, parseSince } from './duration.js';
 import { columns, positiveInt, printJson, processIo, runCommand, withStore, type CommandIo, type StoreCommandOptions } from './store-command.js';
 

@@ -8,7 +8,7 @@ import { buildDailyReport, type DailyReport } from '../report/daily.js';
 import { formatReport, REPORT_FORMATS, type ReportFormat } from '../report/daily-format.js';
 import { mailReport } from '../report/mail.js';
 import type { Store } from '../store/types.js';
-import { InputError } from './check.js';
+import { InputError } from './input-error.js';
 import { parseDuration } from './duration.js';
 import { reportQueries, ruleChecksOf } from './report-context.js';
 import { processIo, runCommand, storeOptions, withStore, type CommandIo, type StoreCommandOptions } from './store-command.js';

@@ -4,7 +4,7 @@
 
 import type { Command } from 'commander';
 import { statsData, statsText, STATS_BY, type StatsBy } from '../report/stats.js';
-import { InputError } from './check.js';
+import { InputError } from './input-error.js';
 import { printable } from './terminal-text.js';
 import { parseDuration } from './duration.js';
 import { reportQueries } from './report-context.js';

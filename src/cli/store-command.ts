@@ -5,7 +5,7 @@ import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
 import { loadConfig, type Config } from '../config/load.js';
 import { InvalidEntryError, StoreUnavailableError, type Store } from '../store/index.js';
-import { InputError } from './check.js';
+import { InputError } from './input-error.js';
 import { openConfiguredStore } from './store.js';
 import { printable, printableStream } from './terminal-text.js';
 

@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { spreadUserKey } from '../checks/sasl-spread.js';
 import type { UserHold } from '../store/index.js';
-import { InputError } from './check.js';
+import { InputError } from './input-error.js';
 import { isoTime } from './duration.js';
 import { columns, printJson, processIo, runCommand, storeOptions, withStore, type CommandIo, type StoreCommandOptions } from './store-command.js';
 

@@ -4,7 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { exportZone, EXPORT_FORMATS, zoneContext, type ExportFormat } from '../enforce/zone/index.js';
-import { InputError } from './check.js';
+import { InputError } from './input-error.js';
 import { processIo, runCommand, withStore, type CommandIo, type StoreCommandOptions } from './store-command.js';
 
 export interface ZoneExportOptions extends StoreCommandOptions {

@@ -1,0 +1,2 @@
+/** A mistake in what the user typed: reported as one line, without a stack trace. */
+export class InputError extends Error {}
