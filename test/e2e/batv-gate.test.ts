@@ -14,50 +14,18 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Zone } from '../../src/dns/zone.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { freePort } from '../helpers/ports.js';
 import { startFixtureDns } from '../helpers/fixture-dns.js';
-import { REPO_ROOT, startServe } from '../helpers/cli.js';
+import { startServe } from '../helpers/cli.js';
 import { cleanupStack, requirePostfixPeers, startPostfix } from '../helpers/postfix.js';
-import { startSink, type Sink, type SinkMessage } from '../helpers/smtp-sink.js';
+import { startSink } from '../helpers/smtp-sink.js';
 import { startDovecotAuth } from '../helpers/dovecot-auth.js';
-
-const CONTRIB = join(REPO_ROOT, 'contrib/postfix');
-
-function shipped(path: string, replace: Record<string, string> = {}): string {
-  let text = readFileSync(join(CONTRIB, path), 'utf8');
-  for (const [from, to] of Object.entries(replace)) {
-    assert.ok(text.includes(from), `${path} no longer contains ${from}`);
-    text = text.replaceAll(from, to);
-  }
-  return text;
-}
-
-interface Run {
-  code: number;
-  out: string;
-}
-
-function exec(bin: string, args: string[], timeoutMs = 90_000): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(bin, args, { timeout: timeoutMs }, (e, out, err) => resolve({ code: e ? (typeof e.code === 'number' ? e.code : -1) : 0, out: out + err }));
-  });
-}
-
-async function delivered(sink: Sink, subject: string, timeoutMs = 30_000): Promise<SinkMessage> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const m = sink.messages.find((x) => x.data.toString().includes(`Subject: ${subject}\r\n`));
-    if (m) return m;
-    if (Date.now() > deadline) throw new Error(`"${subject}" not delivered within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { delivered, exec, shipped, type Run } from '../helpers/contrib-files.js';
 
 test('gate.outbound in front of a real Postfix: the gate signs its users\' senders and checks and strips bounces', { timeout: 300_000 }, async (t) => {
   const peers = requirePostfixPeers(t);
