@@ -24,7 +24,7 @@ function version(): string {
 function fail(e: unknown): never {
   if (e instanceof ConfigError) process.stderr.write(`frontline: configuration error:\n${e.problems.map((p) => `  ${p}`).join('\n')}\n`);
   else if (e instanceof InputError) process.stderr.write(`frontline: ${e.message}\n`);
-  else if (e instanceof Error && /^(DNS|listen|EADDRINUSE|gate|store|zone)/.test(e.message)) process.stderr.write(`frontline: ${e.message}\n`);
+  else if (e instanceof Error && /^(DNS|listen|EADDRINUSE|gate|store|zone|web|milter|batv|enforce)/.test(e.message)) process.stderr.write(`frontline: ${e.message}\n`);
   else process.stderr.write(`frontline: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
   process.exit(1);
 }

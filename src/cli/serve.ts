@@ -102,9 +102,16 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
     await store.close();
   };
 
+  // What has started so far, undone in reverse order when a later part cannot start.
+  const started: Array<() => unknown> = [closeStore];
+  const abandonStart = async (): Promise<void> => {
+    for (const undo of started.splice(0).reverse()) await undo();
+  };
+
   // Log watching, SPF-walked whitelist, list imports, learned correspondents (started once the server listens).
   const intel = createIntelJobs(config, { store, logger });
   const runtime = buildRuntime(config, logger, store, { correspondents: intel.correspondents, asn: asnFile?.database, onCheckRun: metrics?.onCheckRun });
+  started.push(() => runtime.close());
   const counts = metrics?.decisions;
   const server = new PolicyServer({
     onDecision: (verdict, envelope, sessionId) => {
@@ -119,6 +126,7 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
     maxRequestBytes: config.postfix.max_request_bytes,
     idleTimeoutS: config.postfix.idle_timeout_s,
   });
+  started.push(() => server.close(0));
   const listen = parseListenAddress(config.listen.policy)!;
   let policyAddress: AddressInfo;
   try {
@@ -128,9 +136,7 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
       secureSocket(config.listen.policy_socket, config.file_group, logger.child({ room: 'files' }));
     }
   } catch (err) {
-    await server.close(0);
-    runtime.close();
-    await closeStore();
+    await abandonStart();
     throw err;
   }
   runtime.policy.start();
@@ -146,9 +152,7 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
         clock: systemClock,
       };
     } catch (err) {
-      await server.close(0);
-      runtime.close();
-      await closeStore();
+      await abandonStart();
       throw new Error(`batv.keys: ${(err as Error).message}`, { cause: err });
     }
   }
@@ -178,12 +182,12 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
         },
       });
     } catch (err) {
-      await server.close(0);
-      runtime.close();
-      await closeStore();
+      await abandonStart();
       throw err;
     }
     say(`frontline gate on ${gate.address}, backend ${gateBackend}`);
+    const startedGate = gate;
+    started.push(() => startedGate.close());
   }
 
   let milter: RunningMilter | undefined;
@@ -208,19 +212,20 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
       });
       if (where.kind === 'unix') secureSocket(where.path, config.file_group, logger.child({ room: 'files' }));
     } catch (err) {
-      await gate?.close();
-      await server.close(0);
-      runtime.close();
-      await closeStore();
+      await abandonStart();
       throw new Error(`milter.listen: ${(err as Error).message}`, { cause: err });
     }
     say(`frontline milter on ${milter.address}`);
+    const startedMilter = milter;
+    started.push(() => startedMilter.close());
   }
 
   let census: BanCensus | undefined;
   if (metrics) {
     census = new BanCensus(store, (err) => logger.warn({ err: (err as Error).message }, 'metrics: counting bans failed'));
     void census.start(30_000);
+    const startedCensus = census;
+    started.push(() => startedCensus.stop());
     const client = runtime.resolver.upstream;
     const evidenceCache = runtime.policy.evidenceCache;
     const running = gate;
@@ -245,26 +250,20 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
         metrics: metrics && scrape ? { text: scrape, contentType: metrics.contentType } : undefined,
       };
       web = await startWebServer({ config, store, logger, auth: webAuth, services });
+      const startedWeb = web;
+      started.push(() => startedWeb.close());
     } catch (err) {
-      await census?.stop();
-      await milter?.close();
-      await gate?.close();
-      await server.close(0);
-      runtime.close();
-      await closeStore();
+      await abandonStart();
       throw new Error(`web: cannot listen on ${webListenAddress(config.web)}: ${(err as Error).message}`, { cause: err });
     }
   }
   let zone: RunningZone | undefined;
   try {
     zone = await startZone(config, { store, logger: logger.child({ room: 'zone' }) });
+    const startedZone = zone;
+    if (startedZone) started.push(() => startedZone.close());
   } catch (err) {
-    await web?.close();
-    await milter?.close();
-    await gate?.close();
-    await server.close(0);
-    runtime.close();
-    await closeStore();
+    await abandonStart();
     throw err;
   }
   if (zone) say(`frontline zone ${config.zone.bl_name}${config.zone.wl_name ? ` and ${config.zone.wl_name}` : ''} on ${zone.addresses.join(', ')}`);
@@ -275,14 +274,10 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
   if (feedCfg.listen || feedCfg.pull.length > 0) {
     try {
       feeds = await startFeeds(feedCfg, { store, clock: systemClock, logger: logger.child({ room: 'enforce' }) });
+      const startedFeeds = feeds;
+      started.push(() => startedFeeds.stop());
     } catch (err) {
-      await zone?.close();
-      await web?.close();
-      await milter?.close();
-      await gate?.close();
-      await server.close(0);
-      runtime.close();
-      await closeStore();
+      await abandonStart();
       throw new Error(`enforce.feed: ${(err as Error).message}`, { cause: err });
     }
   }
@@ -295,14 +290,7 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
       const maps = batvMaps(batv);
       batvMap = await startSocketmapServer(hp.host, hp.port, { maps, logger: logger.child({ room: 'batv' }) });
     } catch (err) {
-      await feeds?.stop();
-      await zone?.close();
-      await web?.close();
-      await milter?.close();
-      await gate?.close();
-      await server.close(0);
-      runtime.close();
-      await closeStore();
+      await abandonStart();
       throw new Error(`batv.listen: ${(err as Error).message}`, { cause: err });
     }
     say(`frontline BATV socketmap on ${formatHostPort(batvMap.address.host, batvMap.address.port)} (maps batv-sign, batv-strip)`);
