@@ -29,29 +29,9 @@ import { startServe, type ServingCli } from '../helpers/cli.js';
 import { postfixAccounts, startPostfix } from '../helpers/postfix.js';
 import { generateKey, plainMessage, signMessage } from '../helpers/signed-mail.js';
 import { SmtpTalk } from '../helpers/smtp-talk.js';
+import { swaks, type SwaksResult } from '../helpers/swaks.js';
 
 const run = promisify(execFile);
-
-interface SwaksResult {
-  code: number;
-  transcript: string;
-  /** Server replies swaks flagged as errors (`<**` lines), without the marker. */
-  errors: string[];
-}
-
-function swaks(bin: string, args: string[]): Promise<SwaksResult> {
-  return new Promise((resolve) => {
-    execFile(bin, [...args, '--timeout', '60'], { timeout: 90_000 }, (err, stdout, stderr) => {
-      const transcript = `${stdout}${stderr}`;
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      const errors = transcript
-        .split('\n')
-        .filter((l) => l.startsWith('<**'))
-        .map((l) => l.replace(/^<\*\*\s*/, ''));
-      resolve({ code, transcript, errors });
-    });
-  });
-}
 
 /** The gate's address from `frontline serve`'s stderr. */
 function gatePort(s: ServingCli): number {
