@@ -22,6 +22,7 @@ import {
   type BanResult,
   type ChangeListener,
   type DecisionEvent,
+  type LoggedDecision,
   type EventQuery,
   type GreyAttempt,
   type GreyEntry,
@@ -181,7 +182,7 @@ export abstract class BaseStore implements Store {
   abstract correspondentGet(key: string, now: number): Promise<Correspondent | undefined>;
   abstract correspondentAll(now: number): Promise<Correspondent[]>;
   abstract correspondentTrim(keep: number): Promise<number>;
-  abstract logEvent(event: DecisionEvent): Promise<void>;
+  abstract logEvent(event: LoggedDecision): Promise<void>;
   abstract queryEvents(q: EventQuery): Promise<DecisionEvent[]>;
   abstract pruneEvents(opts: PruneOptions): Promise<number>;
   abstract countEvents(q: RollupQuery): Promise<RollupRow[]>;

@@ -4,20 +4,22 @@
 // events lost), never thrown: the log is a record, not a precondition.
 
 import { systemClock, type Clock, type Envelope, type Verdict } from '../core/types.js';
-import { compactEvidence } from './events.js';
-import type { DecisionEvent, Store, StoreLogger } from './types.js';
+import type { LoggedDecision, Store, StoreLogger } from './types.js';
 
-/** The event for one verdict. At RCPT the event names the recipient decided on; later stages name them all. */
-export function decisionEvent(verdict: Verdict, env: Envelope, ts: number, sessionId?: string): DecisionEvent {
+/**
+ * The event for one verdict. At RCPT the event names the recipient decided on; later stages name them all.
+ * The evidence is the verdict's own: the store compacts each entry as it serialises it (one copy, not two).
+ */
+export function decisionEvent(verdict: Verdict, env: Envelope, ts: number, sessionId?: string): LoggedDecision {
   const rcpts = verdict.stage === 'rcpt' ? env.rcpts.slice(-1) : [...env.rcpts];
-  const e: DecisionEvent = {
+  const e: LoggedDecision = {
     ts,
     clientIp: env.clientIp,
     rcpts,
     stage: verdict.stage,
     action: verdict.action,
     rule: verdict.rule,
-    evidence: compactEvidence(verdict.evidence),
+    evidence: verdict.evidence,
     // What a re-evaluation needs beyond the above (frontline replay).
     rcptCount: env.rcpts.length,
   };

@@ -6,7 +6,7 @@ import type { Evidence } from '../core/types.js';
 import { InvalidEntryError } from './errors.js';
 import { parseNetwork, formatNetwork, networkContains } from './ip.js';
 import { Lru } from '../core/lru.js';
-import type { DecisionEvent, EventDataValue, EventEvidence, EventQuery, EventWouldHave } from './types.js';
+import type { DecisionEvent, EventDataValue, EventEvidence, EventQuery, EventWouldHave, LoggedDecision } from './types.js';
 
 const DETAIL_MAX = 300;
 const FIELD_MAX = 500;
@@ -105,7 +105,7 @@ function compactOne(e: Evidence | EventEvidence): EventEvidence {
 }
 
 /** Evidence as the log keeps it: detail cut to 300 characters, structured data bounded (compactData). */
-export function compactEvidence(evidence: Array<Evidence | EventEvidence>): EventEvidence[] {
+export function compactEvidence(evidence: ReadonlyArray<Evidence | EventEvidence>): EventEvidence[] {
   return evidence.map(compactOne);
 }
 
@@ -115,20 +115,20 @@ export function compactEvidence(evidence: Array<Evidence | EventEvidence>): Even
  * event rather than a structured clone of a dozen objects (which cost both
  * threads more than the insert itself).
  */
-export function compactEvidenceJson(evidence: Array<Evidence | EventEvidence>): string {
+export function compactEvidenceJson(evidence: ReadonlyArray<Evidence | EventEvidence>, pieces?: string[]): string {
   // Joined, not concatenated: a concatenation is a rope that every reader (the
   // structured clone that posts it to the writer thread) must flatten first,
   // which cost more than the serialising itself. The brackets go into the
   // first and last parts, so that the join's flat string is the result.
   if (evidence.length === 0) return '[]';
-  const parts = compactEvidencePieces(evidence);
+  const parts = pieces ?? compactEvidencePieces(evidence);
   parts[0] = `[${parts[0]}`;
   parts[parts.length - 1] += ']';
   return parts.join(',');
 }
 
 /** The elements of compactEvidenceJson's array, each entry's JSON text (a frozen entry's made once). */
-export function compactEvidencePieces(evidence: Array<Evidence | EventEvidence>): string[] {
+export function compactEvidencePieces(evidence: ReadonlyArray<Evidence | EventEvidence>): string[] {
   const parts = new Array<string>(evidence.length);
   for (let i = 0; i < evidence.length; i++) {
     const rec = memoOf(evidence[i]);
@@ -146,7 +146,7 @@ function cut(v: string | undefined): string | undefined {
  * parsing), for a backend that cleans the event later, off the caller's path.
  * Throws InvalidEntryError.
  */
-export function checkEvent(e: DecisionEvent): void {
+export function checkEvent(e: LoggedDecision): void {
   if (!Number.isFinite(e.ts)) throw new InvalidEntryError('event ts must be a time in ms');
   if (typeof e.clientIp !== 'string') throw new InvalidEntryError('event clientIp must be a string');
   if (typeof e.stage !== 'string') throw new InvalidEntryError('event stage must be a string');
@@ -157,7 +157,7 @@ export function checkEvent(e: DecisionEvent): void {
 }
 
 /** A copy fit for storage; throws InvalidEntryError when a required field is missing. */
-export function cleanEvent(e: DecisionEvent): DecisionEvent {
+export function cleanEvent(e: LoggedDecision): DecisionEvent {
   const out = cleanFields(e) as DecisionEvent;
   out.evidence = compactEvidence(e.evidence ?? []);
   return out;
@@ -168,13 +168,13 @@ export function cleanEvent(e: DecisionEvent): DecisionEvent {
  * keeps it: the evidence goes in as compactEvidenceJson's text, serialised
  * once per frozen evidence object rather than once per event.
  */
-export function cleanEventJson(e: DecisionEvent): string {
+export function cleanEventJson(e: LoggedDecision, pieces?: string[]): string {
   const head = JSON.stringify(cleanFields(e));
-  return `${head.slice(0, -1)},"evidence":${compactEvidenceJson(e.evidence ?? [])}}`;
+  return `${head.slice(0, -1)},"evidence":${compactEvidenceJson(e.evidence ?? [], pieces)}}`;
 }
 
 /** cleanEvent's copy of everything but the evidence. */
-function cleanFields(e: DecisionEvent): Omit<DecisionEvent, 'evidence'> {
+function cleanFields(e: LoggedDecision): Omit<DecisionEvent, 'evidence'> {
   checkEvent(e);
   const out: Omit<DecisionEvent, 'evidence'> = {
     ts: Math.round(e.ts),

@@ -6,7 +6,7 @@
 // Times are milliseconds since the epoch, taken from the injected Clock;
 // durations in configuration are seconds.
 
-import type { Clock } from '../core/types.js';
+import type { Clock, Evidence } from '../core/types.js';
 import type { RollupQuery, RollupRow } from './event-rollups.js';
 
 export type { RollupDim, RollupQuery, RollupRow } from './event-rollups.js';
@@ -232,6 +232,15 @@ export interface DecisionEvent {
   rcptCount?: number;
 }
 
+/**
+ * A decision as handed to logEvent: its evidence may be the policy's own
+ * entries, which the store compacts (events.ts, compactEvidencePieces) once,
+ * as it serialises them — not copied compact first and then again.
+ */
+export interface LoggedDecision extends Omit<DecisionEvent, 'evidence'> {
+  evidence: ReadonlyArray<EventEvidence | Evidence>;
+}
+
 /** One test-mode finding as the decision log keeps it. */
 export interface EventWouldHave {
   rule: string;
@@ -454,7 +463,7 @@ export interface Store {
   userHolds(): Promise<UserHold[]>;
 
   // Decision log
-  logEvent(event: DecisionEvent): Promise<void>;
+  logEvent(event: LoggedDecision): Promise<void>;
   queryEvents(q: EventQuery): Promise<DecisionEvent[]>;
   /** Apply retention; returns the number of events deleted. */
   pruneEvents(opts: PruneOptions): Promise<number>;

@@ -41,6 +41,7 @@ import type {
   Ban,
   BanInput,
   DecisionEvent,
+  LoggedDecision,
   EventQuery,
   GreyAttempt,
   GreyEntry,
@@ -762,20 +763,23 @@ export class RedisStore extends BaseStore {
   // ---- decision log
 
   /** Batched (event-batch.ts): the promise settles when the event's batch is in the stream. */
-  logEvent(event: DecisionEvent): Promise<void> {
+  logEvent(event: LoggedDecision): Promise<void> {
     if (this.closed) return Promise.reject(new StoreUnavailableError('redis: store is closed'));
     let json: string;
+    let pieces: string[];
     try {
-      json = cleanEventJson(event);
+      // Each evidence entry compacted and serialised once, for the stream and the rollups.
+      pieces = compactEvidencePieces(event.evidence ?? []);
+      json = cleanEventJson(event, pieces);
     } catch (e) {
       return Promise.reject(e);
     }
-    this.countEvent(event);
+    this.countEvent(event, pieces);
     return this.events.push(Math.round(event.ts), json);
   }
 
   /** Count a (checked) event into the rollups of the batch it joins, as the SQLite writer counts the cleaned event. */
-  private countEvent(event: DecisionEvent): void {
+  private countEvent(event: LoggedDecision, pieces: string[]): void {
     const cut = (v: string) => (v.length > 500 ? v.slice(0, 500) : v);
     const e: Parameters<RollupCounter['add']>[0] = {
       ts: Math.round(event.ts),
@@ -785,7 +789,7 @@ export class RedisStore extends BaseStore {
     };
     if (event.from !== undefined) e.from = cut(event.from);
     if (Array.isArray(event.wouldHave) && event.wouldHave.length > 0) e.wouldHave = event.wouldHave.slice(0, 20);
-    this.rollups.add(e, compactEvidencePieces(event.evidence ?? []));
+    this.rollups.add(e, pieces);
   }
 
   /** Counters of the decision log (event-rollups.ts), after every event logged before the call. */

@@ -16,7 +16,7 @@ import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { batchPromise, type BatchPromise } from '../batch-promise.js';
 import { StoreUnavailableError } from '../errors.js';
-import type { DecisionEvent, PruneOptions, StoreLogger } from '../types.js';
+import type { LoggedDecision, PruneOptions, StoreLogger } from '../types.js';
 import type { EventThreadData } from './event-thread.js';
 import { EventSink, decodeBatch, encodeBatch, newPackedBatch, packEvent, packedOf, type EventsFileOptions, type FillingBatch, type WriteResult } from './events-file.js';
 import { fromThreadError, translate, type ThreadError } from './faults.js';
@@ -169,7 +169,7 @@ export class EventWriter {
   }
 
   /** Queue an event (checked by the caller); the promise is its batch's. The event's rcpts and evidence arrays are read when the batch is posted. */
-  push(e: DecisionEvent): Promise<void> {
+  push(e: LoggedDecision): Promise<void> {
     let b = this.batch;
     if (b === undefined) {
       if (this.postedEvents >= EVENT_BACKLOG_MAX) {

@@ -24,7 +24,7 @@ import Database from 'better-sqlite3';
 import { domainOf } from '../../core/address.js';
 import { StoreUnavailableError } from '../errors.js';
 import { cleanEvent, compactEvidencePieces, rcptDomains } from '../events.js';
-import type { DecisionEvent, PruneOptions } from '../types.js';
+import type { DecisionEvent, LoggedDecision, PruneOptions } from '../types.js';
 import { RollupCounter } from '../event-rollups.js';
 import { addCoarseRollups, initRollups, pruneRollups, RollupWriter } from './event-rollups.js';
 
@@ -228,7 +228,7 @@ export function packedOf(b: FillingBatch): PackedBatch {
  * into the batch's pieces; only its rcpts array is kept by reference (until
  * the batch is posted).
  */
-export function packEvent(b: FillingBatch, e: DecisionEvent): void {
+export function packEvent(b: FillingBatch, e: LoggedDecision): void {
   const texts = compactEvidencePieces(e.evidence ?? []);
   const refs = new Array<number>(texts.length);
   for (let i = 0; i < texts.length; i++) {

@@ -42,6 +42,7 @@ import type {
   Ban,
   BanInput,
   DecisionEvent,
+  LoggedDecision,
   EventQuery,
   GreyAttempt,
   GreyEntry,
@@ -1114,7 +1115,7 @@ export class SqliteStore extends BaseStore {
    * arrays are read when the batch is posted (within EVENT_FLUSH_MS): the
    * caller must not change them after the call.
    */
-  logEvent(event: DecisionEvent): Promise<void> {
+  logEvent(event: LoggedDecision): Promise<void> {
     try {
       checkEvent(event);
     } catch (e) {
