@@ -113,7 +113,8 @@ export function compactEvidence(evidence: ReadonlyArray<Evidence | EventEvidence
  * The JSON text of compactEvidence(evidence), as stored: made on the thread
  * that decided, so the decision log's writer thread receives one string per
  * event rather than a structured clone of a dozen objects (which cost both
- * threads more than the insert itself).
+ * threads more than the insert itself). `pieces`: compactEvidencePieces(evidence),
+ * when the caller has made them already.
  */
 export function compactEvidenceJson(evidence: ReadonlyArray<Evidence | EventEvidence>, pieces?: string[]): string {
   // Joined, not concatenated: a concatenation is a rope that every reader (the
@@ -121,7 +122,8 @@ export function compactEvidenceJson(evidence: ReadonlyArray<Evidence | EventEvid
   // which cost more than the serialising itself. The brackets go into the
   // first and last parts, so that the join's flat string is the result.
   if (evidence.length === 0) return '[]';
-  const parts = pieces ?? compactEvidencePieces(evidence);
+  // `pieces` (the caller's, also used for the rollups) is not changed: the brackets go into a copy.
+  const parts = pieces ? pieces.slice() : compactEvidencePieces(evidence);
   parts[0] = `[${parts[0]}`;
   parts[parts.length - 1] += ']';
   return parts.join(',');
