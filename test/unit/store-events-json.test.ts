@@ -3,7 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compactEvidence, compactEvidenceJson } from '../../src/store/events.js';
+import { compactEvidence, compactEvidenceJson, compactEvidencePieces } from '../../src/store/events.js';
 import type { Evidence } from '../../src/core/types.js';
 
 test('compactEvidenceJson is JSON.stringify(compactEvidence(…)), detail cut, data kept bounded', () => {
@@ -22,6 +22,11 @@ test('compactEvidenceJson is JSON.stringify(compactEvidence(…)), detail cut, d
   assert.deepEqual(back[0].data, { domain: 'a.example' });
   assert.deepEqual((back[0] as { dataCut?: string[] }).dataCut, ['fn']);
   assert.equal(compactEvidenceJson([]), '[]');
+  // With the pieces made already (Redis: one set for the stream and the rollups), the same text, the pieces unchanged.
+  const pieces = compactEvidencePieces(evidence);
+  const before = pieces.slice();
+  assert.equal(compactEvidenceJson(evidence, pieces), json);
+  assert.deepEqual(pieces, before);
 });
 
 test('evidence data is bounded: long texts, long lists, nested objects and too many keys are cut and named', () => {
