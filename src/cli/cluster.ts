@@ -9,6 +9,17 @@
 // What is per worker and so not shared: the DNS and evidence caches, and the
 // open Postfix transactions (a connection stays with its worker, so a message
 // is judged by one worker unless Postfix reconnects in the middle of it).
+//
+// What runs once for the host: the daily report (here, in the primary), and
+// the jobs that act for the whole host, in the worker of slot 0 only (the
+// primary gives each worker a slot in its environment, and a replacement the
+// slot of the worker it replaces): the log watcher, the SPF walks and list
+// imports, the firewall, the pulls of peers' feeds and the ban census of
+// /metrics. Run by every worker, the log watcher would read each line once
+// per worker (a correspondent counted N times, each ban asked for N times)
+// and the others fetch, reconcile and count N times. While slot 0 is being
+// replaced (1 s or more) they wait. The self check stays in every worker: its
+// result is in memory, for the dashboard page a worker answers.
 
 import { parseMilterAddress } from '../milter/listen-address.js';
 import cluster, { type Worker } from 'node:cluster';
@@ -70,6 +81,14 @@ export function parseWorkersFlag(s: string): WorkersSetting {
   if (s === 'auto') return 'auto';
   if (!/^[1-9]\d*$/.test(s)) throw new Error(`--workers: expected a whole number >= 1 or "auto", got "${s}"`);
   return Number(s);
+}
+
+/** The environment variable in which the primary gives each worker its slot, 0 to N-1. */
+const SLOT_ENV = 'FRONTLINE_WORKER_SLOT';
+
+/** Whether this process runs the host-wide jobs: serve without workers, or the worker in slot 0. */
+export function runsHostJobs(): boolean {
+  return !cluster.isWorker || process.env[SLOT_ENV] === '0';
 }
 
 /** Messages a worker sends its primary. */
@@ -144,6 +163,7 @@ export function supervise(opts: SupervisorOptions): Promise<void> {
   const stopGraceMs = opts.stopGraceMs ?? 15000;
   const log = opts.logger.child({ room: 'cluster' });
   const started = new Map<Worker, number>();
+  const slots = new Map<Worker, number>();
   const ready = new Set<Worker>();
   const said = new Set<string>();
   let allReady = false;
@@ -153,9 +173,16 @@ export function supervise(opts: SupervisorOptions): Promise<void> {
 
   cluster.setupPrimary({ execArgv: workerExecArgv() });
   return new Promise<void>((resolve) => {
-    const fork = (): void => {
-      const w = cluster.fork();
+    const freeSlot = (): number => {
+      const taken = new Set(slots.values());
+      let slot = 0;
+      while (taken.has(slot)) slot++;
+      return slot;
+    };
+    const fork = (slot: number): void => {
+      const w = cluster.fork({ [SLOT_ENV]: String(slot) });
       started.set(w, Date.now());
+      slots.set(w, slot);
       w.on('message', (m: unknown) => {
         if (!isWorkerMessage(m)) return;
         if (m.line.startsWith('frontline ready')) {
@@ -167,7 +194,7 @@ export function supervise(opts: SupervisorOptions): Promise<void> {
             log.info({ workers: opts.workers }, 'all workers ready');
             opts.say(`${m.line}, ${opts.workers} workers`);
           } else if (!stopping) {
-            fork();
+            fork(freeSlot());
           }
           return;
         }
@@ -182,8 +209,10 @@ export function supervise(opts: SupervisorOptions): Promise<void> {
     cluster.on('exit', (w, code, signal) => {
       const lived = Date.now() - (started.get(w) ?? Date.now());
       const wasReady = ready.has(w);
+      const slot = slots.get(w) ?? 0;
       started.delete(w);
       ready.delete(w);
+      slots.delete(w);
       if (stopping) {
         if (started.size === 0) finish(exitCode);
         return;
@@ -201,7 +230,7 @@ export function supervise(opts: SupervisorOptions): Promise<void> {
       delay = Math.min(maxBackoffMs, delay * 2);
       // Not unref'd: with every worker gone, this timer is what keeps the primary alive.
       setTimeout(() => {
-        if (!stopping) fork();
+        if (!stopping) fork(slot);
       }, wait);
     });
 
@@ -239,6 +268,6 @@ export function supervise(opts: SupervisorOptions): Promise<void> {
     process.once('SIGINT', onSignal);
 
     // One at a time: each opens the store (SQLite schema, WAL) while no sibling is doing the same.
-    fork();
+    fork(0);
   });
 }

@@ -30,6 +30,12 @@ export interface IntelDeps {
   store: Store;
   logger: Logger;
   clock?: Clock;
+  /**
+   * Run the jobs that act for the whole host: the log watcher, the SPF walks and the list imports
+   * (default true). False in all workers of `serve --workers N` but one (src/cli/cluster.ts); the
+   * self check and learning from decisions run in every worker.
+   */
+  hostJobs?: boolean;
 }
 
 export interface IntelJobs {
@@ -123,21 +129,22 @@ export function createIntelJobs(cfg: Config, deps: IntelDeps): IntelJobs {
 
     async start(resolver) {
       const jobs: ScheduledJob[] = [];
+      const hostJobs = deps.hostJobs ?? true;
       const wl = cfg.intel.spf_whitelist;
-      if (wl.enabled) {
+      if (wl.enabled && hostJobs) {
         const walked = new SpfWalkedList(
           { list: wl.list, intervalS: wl.interval_s, sink, resolver, clock, walk: { maxLookupsPerDomain: wl.max_lookups, concurrency: wl.concurrency } },
           () => whitelistDomains(cfg.intel),
         );
         jobs.push(walkJob(`spf-whitelist:${wl.list}`, walked, wl.interval_s));
       }
-      if (correspondents) {
+      if (correspondents && hostJobs) {
         const walked = new SpfWalkedList({ list: cc.list, intervalS: cc.walk_interval_s, sink, resolver, clock }, () =>
           correspondents.learner.domainsToWalk(cc.min_count),
         );
         jobs.push(walkJob(`correspondents:${cc.list}`, walked, cc.walk_interval_s, true));
       }
-      const sources = importSources(cfg.intel);
+      const sources = hostJobs ? importSources(cfg.intel) : [];
       if (sources.length > 0) {
         const importer = new ListImporter(sources, { sink, clock }, (r) => {
           const fields = { list: r.name, source: r.source, status: r.status, count: r.count, previous: r.previous, badLines: r.badLines.length, reason: r.reason };
@@ -154,7 +161,7 @@ export function createIntelJobs(cfg: Config, deps: IntelDeps): IntelJobs {
       }
 
       const lw = cfg.logwatch;
-      if (lw.enabled) {
+      if (lw.enabled && hostJobs) {
         if (lw.sources.length === 0) log.warn('logwatch.enabled but no logwatch.sources: nothing to watch');
         else {
           try {

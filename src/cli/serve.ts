@@ -36,6 +36,7 @@ import { formatHostPort } from '../gate/host-port.js';
 import { startMilter, type RunningMilter } from '../milter/server.js';
 import { parseMilterAddress } from '../milter/listen-address.js';
 import { startReportSchedule } from './report-schedule.js';
+import { runsHostJobs } from './cluster.js';
 
 export interface ServeOptions {
   config?: string;
@@ -108,8 +109,10 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
     for (const undo of started.splice(0).reverse()) await undo();
   };
 
+  // With --workers N, the jobs that act for the whole host run in one worker (src/cli/cluster.ts).
+  const hostJobs = runsHostJobs();
   // Log watching, SPF-walked whitelist, list imports, learned correspondents (started once the server listens).
-  const intel = createIntelJobs(config, { store, logger });
+  const intel = createIntelJobs(config, { store, logger, hostJobs });
   const runtime = buildRuntime(config, logger, store, { correspondents: intel.correspondents, asn: asnFile?.database, onCheckRun: metrics?.onCheckRun });
   started.push(() => runtime.close());
   const counts = metrics?.decisions;
@@ -222,10 +225,14 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
 
   let census: BanCensus | undefined;
   if (metrics) {
-    census = new BanCensus(store, (err) => logger.warn({ err: (err as Error).message }, 'metrics: counting bans failed'));
-    void census.start(30_000);
-    const startedCensus = census;
-    started.push(() => startedCensus.stop());
+    // Every worker would count the same store: the host-jobs worker counts, the primary takes its count.
+    if (hostJobs) {
+      census = new BanCensus(store, (err) => logger.warn({ err: (err as Error).message }, 'metrics: counting bans failed'));
+      void census.start(30_000);
+      const startedCensus = census;
+      started.push(() => startedCensus.stop());
+    }
+    const counted = census;
     const client = runtime.resolver.upstream;
     const evidenceCache = runtime.policy.evidenceCache;
     const running = gate;
@@ -236,7 +243,7 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
       dnsClient: client instanceof DnsClient ? () => client.stats : undefined,
       gate: running && (() => ({ ...running.stats, sessions: running.connections })),
       logwatch: () => intel.logwatchStats(),
-      bans: () => census!.byCategory(),
+      bans: counted && (() => counted.byCategory()),
       selfCheck: intel.selfCheck && (() => intel.selfCheck!.last),
     };
   }
@@ -269,8 +276,9 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
   if (zone) say(`frontline zone ${config.zone.bl_name}${config.zone.wl_name ? ` and ${config.zone.wl_name}` : ''} on ${zone.addresses.join(', ')}`);
 
   // Ban feeds served to and pulled from peers (enforce.feed); a feed listener that cannot start stops serve.
+  // Every worker serves the feed (they share its port); one pulls the peers.
   let feeds: RunningFeeds | undefined;
-  const feedCfg = config.enforce.feed;
+  const feedCfg = hostJobs ? config.enforce.feed : { ...config.enforce.feed, pull: [] };
   if (feedCfg.listen || feedCfg.pull.length > 0) {
     try {
       feeds = await startFeeds(feedCfg, { store, clock: systemClock, logger: logger.child({ room: 'enforce' }) });
@@ -300,7 +308,7 @@ export async function serve(opts: ServeOptions, say: (line: string) => void = (l
   // The daily report on report.schedule; with --workers N the cluster primary mails it, not each worker.
   const reports = cluster.isWorker ? undefined : startReportSchedule(config, { withStore: (fn) => fn(store), logger });
   // The store's bans into the packet filter (enforce.firewall); a firewall that refuses is logged, never fatal.
-  const firewall = startConfiguredFirewall(config, store, logger.child({ room: 'enforce' }));
+  const firewall = hostJobs ? startConfiguredFirewall(config, store, logger.child({ room: 'enforce' })) : undefined;
   const where = `${policyAddress.family === 'IPv6' ? `[${policyAddress.address}]` : policyAddress.address}:${policyAddress.port}`;
   const sock = config.listen.policy_socket ? ` and unix:${config.listen.policy_socket}` : '';
   const sentinel = config.store.redis.sentinel;

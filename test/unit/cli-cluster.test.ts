@@ -4,26 +4,18 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { loadZoneYaml, startFixtureDns, type FixtureDns } from '../helpers/fixture-dns.js';
 import { runCli, startServe } from '../helpers/cli.js';
+import { children } from '../helpers/cluster.js';
 import { PolicyClient, rcptRequest } from '../helpers/policy-client.js';
 import { parseWorkersFlag, workerCount, workerExecArgv } from '../../src/cli/cluster.js';
 
 const WORLD = new URL('../fixtures/world.yaml', import.meta.url).pathname;
 const FORGER = rcptRequest({ client_address: '192.0.2.77', helo_name: 'DESKTOP-4F2K9', sender: 'bob@bigisp.test', recipient: 'u@dest.test' });
-
-/** The worker processes: the primary's children. */
-function children(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
 
 function alive(pid: number): boolean {
   try {

@@ -208,7 +208,9 @@ describe('GET /metrics', () => {
     assert.equal(checked.out.trim(), '', `promtool found problems:\n${checked.out}`);
   });
 
-  test('--workers 2: every scrape counts the decisions of both workers', { timeout: 180_000 }, async (t) => {
+  test('--workers 2: every scrape counts the decisions of both workers, and the bans once', { timeout: 180_000 }, async (t) => {
+    const banned = await runCli(['ban', 'add', '203.0.113.9', '--reason', 'metrics test', '--duration', '1h', '--data-dir', join(dir, 'data2')]);
+    assert.equal(banned.code, 0, banned.stderr);
     const s = await startServe(['--workers', '2', '--policy-listen', '127.0.0.1:0', '--web-listen', '127.0.0.1:0', '--dns', dns.server, '--data-dir', join(dir, 'data2')], { timeoutMs: 100_000 });
     t.after(() => s.stop());
     const url = webUrl(s);
@@ -223,6 +225,8 @@ describe('GET /metrics', () => {
       const got = parse((await scrape(url)).text);
       assert.equal(total(got, 'frontline_decisions_total'), n, `scrape ${i}`);
       assert.equal(total(got, 'frontline_policy_connections_total'), 4, `scrape ${i}`);
+      // Counted by one worker (src/cli/cluster.ts).
+      assert.equal(total(got, 'frontline_bans_active', { category: 'manual' }), 1, `scrape ${i}`);
     }
   });
 

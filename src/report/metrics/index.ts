@@ -109,7 +109,7 @@ export class Metrics {
           for (const [c, n] of b) out.set(c, n);
           return [...out].map(([category, value]) => ({ labels: { category }, value }));
         },
-        // Every worker counts the same store: the primary takes one count, not their sum.
+        // One count of the shared store (by the host-jobs worker with --workers N, src/cli/cluster.ts), never a sum.
         'max',
       ),
       family('frontline_gate_connections_total', 'Client connections to the SMTP gate.', 'counter', () => one(src().gate?.().connections)),
