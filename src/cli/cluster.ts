@@ -1,6 +1,6 @@
 // `frontline serve --workers N`: one policy engine per CPU. The primary
 // process only supervises: it forks N workers (node:cluster), each of which
-// runs the whole of `serve` (policy server, gate, store, DNS cache, evidence
+// runs `serve` (policy server, gate, store, DNS cache, evidence
 // cache of its own), shares the listening sockets through the primary
 // (round-robin, so Postfix's long-lived connections are dealt out evenly),
 // restarts a worker that dies (with backoff), and on SIGTERM/SIGINT stops
