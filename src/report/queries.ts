@@ -96,7 +96,6 @@ export interface Overview {
 
 /** Most bans read for a summary; beyond, it is marked truncated. */
 export const MAX_BANS_READ = 200_000;
-const BAN_PAGE = 10_000;
 /** Client rows read to make country and AS tables (the most active clients). */
 const GEO_CLIENTS = 20_000;
 
@@ -217,9 +216,12 @@ export class ReportQueries {
     let newInWindow = 0;
     let repeat = 0;
     let truncated = false;
-    for (let offset = 0; ; offset += BAN_PAGE) {
-      const page = await this.store.listBans({ limit: BAN_PAGE, offset });
+    await this.store.scanBanRecords((page) => {
       for (const b of page) {
+        if (active === MAX_BANS_READ) {
+          truncated = true;
+          return false;
+        }
         active++;
         cats.set(b.category, (cats.get(b.category) ?? 0) + 1);
         const kind = banSourceKind(b);
@@ -227,12 +229,7 @@ export class ReportQueries {
         if (w !== undefined && b.createdAt >= w.since && b.createdAt <= w.until) newInWindow++;
         if (b.offences > 1) repeat++;
       }
-      if (page.length < BAN_PAGE) break;
-      if (offset + BAN_PAGE >= MAX_BANS_READ) {
-        truncated = true;
-        break;
-      }
-    }
+    });
     const sorted = (m: Map<string, number>) => [...m].map(([key, n]) => ({ key, n })).sort((a, b) => b.n - a.n || cmp(a.key, b.key));
     const out: BanSummary = { active, byCategory: sorted(cats), bySource: sorted(srcs), newInWindow, repeatOffenders: repeat };
     if (truncated) out.truncated = true;

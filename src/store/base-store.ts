@@ -29,6 +29,7 @@ import {
   type GreyTiming,
   type ListAddOptions,
   type BanPageReader,
+  type BanRecordReader,
   type ListBansOptions,
   type ListEntry,
   type ListInfo,
@@ -155,6 +156,8 @@ export abstract class BaseStore implements Store {
   protected abstract readBans(opts: Required<Pick<ListBansOptions, 'limit' | 'offset'>> & ListBansOptions, now: number): Promise<Ban[]>;
   /** Every ban unexpired at `now`, CIDR and expiry only, page by page (Store.scanBans). */
   protected abstract scanBanPages(onPage: BanPageReader, now: number): Promise<number>;
+  /** Every ban unexpired at `now` in full, page by page (Store.scanBanRecords). */
+  protected abstract scanBanRecordPages(onPage: BanRecordReader, now: number): Promise<number>;
   /** Add or replace an entry; InvalidEntryError when the list exists with another kind. */
   protected abstract writeListAdd(entry: ListEntry): Promise<void>;
   protected abstract writeListDel(list: string, entry: string): Promise<boolean>;
@@ -293,6 +296,10 @@ export abstract class BaseStore implements Store {
 
   scanBans(onPage: BanPageReader): Promise<number> {
     return this.scanBanPages(onPage, this.clock.now());
+  }
+
+  scanBanRecords(onPage: BanRecordReader): Promise<number> {
+    return this.scanBanRecordPages(onPage, this.clock.now());
   }
 
   // ---- lists

@@ -373,6 +373,9 @@ export interface StoreLookup {
 /** One page of Store.scanBans: `cidrs[i]` expires at `expiresAt[i]`. */
 export type BanPageReader = (cidrs: readonly string[], expiresAt: readonly number[]) => void;
 
+/** One page of Store.scanBanRecords; answering `false` ends the scan after this page. */
+export type BanRecordReader = (bans: readonly Ban[]) => void | false;
+
 export interface Store {
   readonly backend: 'sqlite' | 'redis';
   /** In-memory lookups, for hot paths that want no promise at all. */
@@ -399,6 +402,16 @@ export interface Store {
    * twice, as of either state; the page arrays are not kept after the call.
    */
   scanBans(onPage: BanPageReader): Promise<number>;
+  /**
+   * Every unexpired ban in full, a page at a time, in no particular order;
+   * resolves the number of bans passed. For readers of the whole set that
+   * need more than CIDR and expiry (zone data, feed, ban census, report):
+   * no OFFSET paging. SQLite pages by key (the CIDR): each ban comes at most
+   * once. Redis walks the ban hash with HSCAN: a ban may come twice when the
+   * hash shrinks during the scan. A ban present for the whole scan always
+   * comes; one made or lifted meanwhile may or may not.
+   */
+  scanBanRecords(onPage: BanRecordReader): Promise<number>;
 
   // Lists
   listAdd(list: string, entry: string, opts: ListAddOptions): Promise<ListEntry>;

@@ -5,7 +5,7 @@
 
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Store, StoreChange, StoreDeps, StoreLogger } from '../../src/store/types.js';
+import type { Ban, Store, StoreChange, StoreDeps, StoreLogger } from '../../src/store/types.js';
 import { InvalidEntryError } from '../../src/store/errors.js';
 import { attemptOf } from '../../src/store/greylist.js';
 import { ManualClock } from './fake-clock.js';
@@ -179,6 +179,38 @@ export function storeConformance(name: string, setup: () => Promise<Backend>, op
         assert.deepEqual(await scan(), want, 'an expired ban is left out, purged or not');
         clock.advance(10 * HOUR);
         assert.deepEqual(await scan(), new Map());
+      });
+
+      test('scanBanRecords: every unexpired ban in full, as listBans has it; false ends the scan', async () => {
+        const { store, clock } = await fresh();
+        for (const [cidr, s, category] of [
+          ['203.0.113.5', HOUR, 'manual'],
+          ['203.0.113.0/24', 5 * HOUR, 'spamtrap'],
+          ['2001:db8:1::/48', 2 * HOUR, 'probe'],
+          ['198.51.100.9', 60, 'brute-force'],
+        ] as const) {
+          assert.ok(!(await store.ban({ cidr, reason: `r ${cidr}`, category, source: 't', durationSeconds: s })).refused);
+        }
+        const scan = async () => {
+          const got = new Map<string, Ban>();
+          const n = await store.scanBanRecords((page) => {
+            for (const b of page) {
+              assert.ok(!got.has(b.cidr), `${b.cidr} once`);
+              got.set(b.cidr, b);
+            }
+          });
+          assert.equal(n, got.size);
+          return got;
+        };
+        const listed = async () => new Map((await store.listBans({ limit: 100 })).map((b) => [b.cidr, b]));
+        assert.equal((await scan()).size, 4);
+        assert.deepEqual(await scan(), await listed());
+        clock.advance(60);
+        assert.deepEqual([...(await scan()).keys()].sort(), ['2001:db8:1::/48', '203.0.113.0/24', '203.0.113.5/32'], 'an expired ban is left out, purged or not');
+        assert.deepEqual(await scan(), await listed());
+        let pages = 0;
+        assert.equal(await store.scanBanRecords(() => (pages++, false)), 3, 'the page that said stop is counted');
+        assert.equal(pages, 1);
       });
 
       test('reoffenders: each new ban lasts longer (geometric), capped at maxSeconds', async () => {

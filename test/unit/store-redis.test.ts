@@ -57,3 +57,31 @@ test('redis: scanBans walks the expiry index with ZSCAN past one round trip, the
     await redis.close();
   }
 });
+
+test('redis: listBans of 100,000 answers past 70,000 bans (one HMGET of them all overflowed the stack and crashed the process)', { skip: missing }, async () => {
+  const redis = (await startRedis()) as PrivateRedis;
+  const store = await RedisStore.open({ backend: 'redis', url: redis.url, prefix: 'big:' }, { purgeIntervalSeconds: 0 });
+  const raw = new Redis(redis.url);
+  try {
+    const now = Date.now();
+    const n = 80_000;
+    for (let at = 0; at < n; at += 10_000) {
+      const p = raw.pipeline();
+      for (let i = at; i < at + 10_000; i++) {
+        const cidr = `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}/32`;
+        const expiresAt = now + 3_600_000 + i;
+        p.hset('big:bans', cidr, JSON.stringify({ cidr, reason: 'r', category: 'probe', source: 't', firstSeen: now, createdAt: now, expiresAt, offences: 1 }));
+        p.zadd('big:bans:exp', expiresAt, cidr);
+      }
+      await p.exec();
+    }
+    const bans = await store.listBans({ limit: 100_000 });
+    assert.equal(bans.length, n);
+    assert.equal(bans[0].cidr, '10.1.56.127/32', 'latest expiry first');
+    assert.equal(bans[n - 1].cidr, '10.0.0.0/32');
+  } finally {
+    raw.disconnect();
+    await store.close();
+    await redis.close();
+  }
+});

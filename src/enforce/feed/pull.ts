@@ -64,8 +64,6 @@ interface PeerState {
   written: Map<string, number>;
 }
 
-const BAN_PAGE = 50_000;
-
 export function peerListName(peer: string): string {
   return `feed-${peer}`;
 }
@@ -224,11 +222,9 @@ export class FeedPuller {
       }
     }
     const ours = new Map<string, Ban>();
-    for (let offset = 0; ; offset += BAN_PAGE) {
-      const page = await this.deps.store.listBans({ limit: BAN_PAGE, offset });
+    await this.deps.store.scanBanRecords((page) => {
       for (const b of page) ours.set(b.cidr, b);
-      if (page.length < BAN_PAGE) break;
-    }
+    });
     const report: ConsolidateReport = { banned: 0, lifted: 0, kept: 0 };
     for (const [cidr, s] of support) {
       if (s.peers.length < s.need) continue;

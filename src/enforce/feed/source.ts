@@ -13,8 +13,6 @@ import type { FeedEntry } from './wire.js';
 export const BANS_FEED = 'bans';
 export const FEED_BAN_SOURCE = 'feed:';
 
-const PAGE = 50_000;
-
 function fromBan(b: Ban): FeedEntry {
   return { cidr: b.cidr, expiresAt: b.expiresAt, category: b.category, reason: b.reason };
 }
@@ -70,13 +68,12 @@ export class StoreFeeds {
   async snapshot(feed: string): Promise<FeedEntry[]> {
     const now = this.clock.now();
     if (feed === BANS_FEED) {
-      const out: FeedEntry[] = [];
-      for (let offset = 0; ; offset += PAGE) {
-        const page = await this.store.listBans({ limit: PAGE, offset });
-        for (const b of page) if (b.expiresAt > now && !b.source.startsWith(FEED_BAN_SOURCE)) out.push(fromBan(b));
-        if (page.length < PAGE) break;
-      }
-      return out;
+      // By CIDR: a scan may pass a ban twice (Store.scanBanRecords).
+      const out = new Map<string, FeedEntry>();
+      await this.store.scanBanRecords((page) => {
+        for (const b of page) if (b.expiresAt > now && !b.source.startsWith(FEED_BAN_SOURCE)) out.set(b.cidr, fromBan(b));
+      });
+      return [...out.values()];
     }
     if (!this.lists.includes(feed)) return [];
     const entries = await this.store.listShow(feed);

@@ -47,8 +47,6 @@ interface BanInfo {
   expiresAt: number;
 }
 
-const PAGE = 100_000;
-
 function isTestPoint(trie: IpTrie, ip: string): boolean {
   return trie.has(ip);
 }
@@ -92,11 +90,9 @@ export class ZoneData {
   async reload(): Promise<void> {
     const store = this.opts.store;
     const bans = new Map<string, BanInfo>();
-    for (let offset = 0; ; offset += PAGE) {
-      const page = await store.listBans({ limit: PAGE, offset });
+    await store.scanBanRecords((page) => {
       for (const b of page) bans.set(b.cidr, { category: b.category, reason: b.reason, expiresAt: b.expiresAt });
-      if (page.length < PAGE) break;
-    }
+    });
     const lists = new Map<string, number>();
     const names = new Set((await store.listNames()).map((l) => l.name));
     for (const name of this.listed) {

@@ -1,12 +1,13 @@
 // Bans in force by category, for the frontline_bans_active gauge. Counted
 // from the store every interval in the background (a scrape never waits
-// for a walk of every ban), page by page so a large ban table is not read
-// at once. Categories come from the code and the log-watch scenarios in the
-// config; past MAX_CATEGORIES the rest count as `other`.
+// for a walk of every ban), with Store.scanBanRecords so a large ban table is
+// read a page at a time and never with OFFSET. Categories come from the code
+// and the log-watch scenarios in the config; past MAX_CATEGORIES the
+// smallest count as `other`. On Redis a scan may pass a ban twice (the hash
+// shrank meanwhile): that count is off by those bans until the next one.
 
 import type { Store } from '../../store/index.js';
 
-const PAGE = 5000;
 const MAX_CATEGORIES = 50;
 
 export class BanCensus {
@@ -15,7 +16,7 @@ export class BanCensus {
   private running: Promise<void> | undefined;
 
   constructor(
-    private readonly store: Pick<Store, 'listBans'>,
+    private readonly store: Pick<Store, 'scanBanRecords'>,
     private readonly onError: (err: unknown) => void = () => undefined,
   ) {}
 
@@ -40,15 +41,10 @@ export class BanCensus {
   private async count(): Promise<void> {
     const counts = new Map<string, number>();
     try {
-      for (let offset = 0; ; offset += PAGE) {
-        const page = await this.store.listBans({ limit: PAGE, offset });
-        for (const b of page) {
-          const key = counts.has(b.category) || counts.size < MAX_CATEGORIES ? b.category : 'other';
-          counts.set(key, (counts.get(key) ?? 0) + 1);
-        }
-        if (page.length < PAGE) break;
-      }
-      this.counts = counts;
+      await this.store.scanBanRecords((page) => {
+        for (const b of page) counts.set(b.category, (counts.get(b.category) ?? 0) + 1);
+      });
+      this.counts = largest(counts, MAX_CATEGORIES);
     } catch (err) {
       this.onError(err);
     }
@@ -58,4 +54,15 @@ export class BanCensus {
   byCategory(): ReadonlyMap<string, number> {
     return this.counts;
   }
+}
+
+/** The `max` largest counts (ties by name), the rest summed as `other`. */
+function largest(counts: Map<string, number>, max: number): Map<string, number> {
+  if (counts.size <= max) return counts;
+  const sorted = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const out = new Map(sorted.slice(0, max));
+  let rest = 0;
+  for (const [, n] of sorted.slice(max)) rest += n;
+  out.set('other', (out.get('other') ?? 0) + rest);
+  return out;
 }

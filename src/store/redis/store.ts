@@ -38,6 +38,7 @@ import { canonicalIp, networkContains, parseNetwork } from '../ip.js';
 import type { MemoryIndex } from '../memory-index.js';
 import type {
   BanPageReader,
+  BanRecordReader,
   Ban,
   BanInput,
   DecisionEvent,
@@ -106,9 +107,13 @@ interface Scripts {
 
 type Client = Redis & Scripts;
 
-/** Redis replies that mean "not now" rather than "you are wrong". */
 /** ZSCAN's COUNT hint for scanBans: about this many bans per round trip. */
 const SCAN_COUNT = 10_000;
+/** HSCAN's COUNT hint for scanBanRecords (whole Ban JSON each, so a smaller reply). */
+const RECORD_COUNT = 5_000;
+/** Bans read per HMGET by listBans. */
+const HMGET_CHUNK = 10_000;
+/** Redis replies that mean "not now" rather than "you are wrong". */
 const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN|NOSCRIPT)/;
 
 function translate(e: unknown): unknown {
@@ -518,10 +523,39 @@ export class RedisStore extends BaseStore {
     return total;
   }
 
+  protected async scanBanRecordPages(onPage: BanRecordReader, now: number): Promise<number> {
+    // HSCAN of the ban hash: the record comes with its key, so one round trip per page and no
+    // OFFSET walk of the expiry index. Expired records not yet purged are left out here.
+    let cursor = '0';
+    let total = 0;
+    do {
+      const [next, flat] = await this.call((c) => c.hscan(this.k.bans, cursor, 'COUNT', RECORD_COUNT));
+      cursor = next;
+      const bans: Ban[] = [];
+      for (let i = 1; i < flat.length; i += 2) {
+        const b = banOf(flat[i]);
+        if (b !== undefined && b.expiresAt > now) bans.push(b);
+      }
+      total += bans.length;
+      if (bans.length > 0 && onPage(bans) === false) return total;
+    } while (cursor !== '0');
+    return total;
+  }
+
   private async bansFor(cidrs: string[], now: number): Promise<Ban[]> {
-    if (cidrs.length === 0) return [];
-    const raws = await this.call((c) => c.hmget(this.k.bans, ...cidrs));
-    return raws.map((r) => banOf(r)).filter((b): b is Ban => b !== undefined && b.expiresAt > now);
+    const out: Ban[] = [];
+    // In chunks: one HMGET of some 70,000 spread arguments overflowed the stack inside ioredis
+    // (listBans of 100,000, as the dashboard asks), and its auto-pipelining then threw where no
+    // caller could catch it: the process exited.
+    for (let at = 0; at < cidrs.length; at += HMGET_CHUNK) {
+      const chunk = cidrs.slice(at, at + HMGET_CHUNK);
+      const raws = await this.call((c) => c.hmget(this.k.bans, ...chunk));
+      for (const r of raws) {
+        const b = banOf(r);
+        if (b !== undefined && b.expiresAt > now) out.push(b);
+      }
+    }
+    return out;
   }
 
   // ---- lists

@@ -39,6 +39,7 @@ import { attemptOf } from '../greylist.js';
 import { canonicalIp, networkContains, parseNetwork } from '../ip.js';
 import type {
   BanPageReader,
+  BanRecordReader,
   Ban,
   BanInput,
   DecisionEvent,
@@ -81,6 +82,8 @@ export interface SqliteStoreInternals {
 
 /** Bans per page of scanBans (one synchronous read each). */
 const SCAN_PAGE = 50_000;
+/** Bans per page of scanBanRecords: whole rows and a Ban object each, so fewer than SCAN_PAGE per synchronous read. */
+const RECORD_PAGE = 10_000;
 /** Change rows older than this are pruned; a process that lagged longer reloads everything. */
 const CHANGES_KEEP_MS = 10 * 60 * 1000;
 const GREY_GET_SQL = 'SELECT * FROM greylist WHERE key = ?';
@@ -447,6 +450,11 @@ export class SqliteStore extends BaseStore {
       // range scan of narrow entries, never the rows with their reasons, and no OFFSET walk.
       scanBansFirst: db.prepare<[number, number], [string, number]>('SELECT cidr, expires_at FROM bans WHERE expires_at > ? ORDER BY expires_at, cidr LIMIT ?').raw(true),
       scanBansAfter: db.prepare<[number, string, number], [string, number]>('SELECT cidr, expires_at FROM bans WHERE (expires_at, cidr) > (?, ?) ORDER BY expires_at, cidr LIMIT ?').raw(true),
+      // Keyset paging on the primary key (the table itself, WITHOUT ROWID): a row changed during
+      // the scan keeps its place, so it comes once. `+expires_at` keeps the planner off the expiry
+      // index, which would read a range in another order and sort it for every page.
+      scanBanRowsFirst: db.prepare<[number, number], BanRow>('SELECT * FROM bans WHERE +expires_at > ? ORDER BY cidr LIMIT ?'),
+      scanBanRowsAfter: db.prepare<[string, number, number], BanRow>('SELECT * FROM bans WHERE cidr > ? AND +expires_at > ? ORDER BY cidr LIMIT ?'),
       listBans: db.prepare<[number, number, number], BanRow>('SELECT * FROM bans WHERE expires_at > ? ORDER BY expires_at DESC, cidr LIMIT ? OFFSET ?'),
       listBansCat: db.prepare<[number, string, number, number], BanRow>(
         'SELECT * FROM bans WHERE expires_at > ? AND category = ? ORDER BY expires_at DESC, cidr LIMIT ? OFFSET ?',
@@ -670,6 +678,21 @@ export class SqliteStore extends BaseStore {
       if (rows.length < SCAN_PAGE) return total;
       last = rows[rows.length - 1];
       // Each page is a synchronous read: let the decisions waiting on the event loop run between them.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  protected async scanBanRecordPages(onPage: BanRecordReader, now: number): Promise<number> {
+    let last: string | undefined;
+    let total = 0;
+    for (;;) {
+      const after = last;
+      const rows = this.run(() => (after === undefined ? this.st.scanBanRowsFirst.all(now, RECORD_PAGE) : this.st.scanBanRowsAfter.all(after, now, RECORD_PAGE)));
+      total += rows.length;
+      const more = rows.length === RECORD_PAGE;
+      if (rows.length > 0 && onPage(rows.map(banFromRow)) === false) return total;
+      if (!more) return total;
+      last = rows[rows.length - 1].cidr;
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
