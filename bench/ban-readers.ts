@@ -2,11 +2,12 @@
 // the served ban feed (StoreFeeds.snapshot), feed consolidation's read of
 // our bans, the ban census (metrics) and the report's ban summary — as they
 // read it before (OFFSET pages of listBans, each with its own page size) and
-// now (Store.scanBanRecords), on a SQLite store and on a Redis store holding
-// BENCH_SIZES bans (100,000 and 1,000,000). For each: wall-clock seconds,
-// the CPU seconds of this process (and of redis-server, on Redis), and the
-// longest the event loop was held (a decision waiting behind the read
-// waits that long). The report reads at most MAX_BANS_READ (200,000) either way.
+// now (Store.scanBanRecords; the census Store.countBans), on a SQLite store
+// and on a Redis store holding BENCH_SIZES bans (100,000 and 1,000,000). For
+// each: wall-clock seconds, the CPU seconds of this process (and of
+// redis-server, on Redis), and the longest the event loop was held (a
+// decision waiting behind the read waits that long). The report reads at
+// most MAX_BANS_READ (200,000) either way.
 //
 // The bans are written straight into the store's SQLite table and Redis keys
 // (as the store writes them): a million store.ban() calls would take the
@@ -16,6 +17,7 @@
 //   npm run bench -- ban-readers
 //   BENCH_SIZES=100000 BENCH_BACKENDS=sqlite node --import tsx bench/ban-readers.ts
 //   BENCH_OLD=0 …           the readers as they are now only (the OFFSET walks of a million take minutes)
+//   BENCH_OLD=zone …        the old walk of those readers only
 //   BENCH_READERS=zone …    the readers whose name holds this
 
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -35,7 +37,8 @@ import { cpuSeconds } from './lib/process-stats.js';
 
 const SIZES = (process.env.BENCH_SIZES ?? '100000,1000000').split(',').map(Number);
 const BACKENDS = (process.env.BENCH_BACKENDS ?? 'sqlite,redis').split(',');
-const OLD = process.env.BENCH_OLD !== '0';
+/** The old walks too: all (unset), none (`0`), or those whose reader's name holds this. */
+const OLD = process.env.BENCH_OLD ?? '';
 /** Only the readers whose name contains this (e.g. `zone`). */
 const ONLY = process.env.BENCH_READERS ?? '';
 const CATEGORIES = ['brute-force', 'probe', 'spamtrap', 'manual', 'address-guessing'];
@@ -135,6 +138,7 @@ const readers: Reader[] = [
   },
   {
     name: 'ban census',
+    // The old census built a Ban per row; now the store counts (SQLite: in SQL, a page of keys at a time).
     old: async (store) => {
       const m = new Map<string, number>();
       await offsetWalk(store, 5_000, (b) => m.set(b.category, (m.get(b.category) ?? 0) + 1));
@@ -227,7 +231,7 @@ for (const backend of BACKENDS) {
     }
     try {
       for (const r of readers.filter((x) => x.name.includes(ONLY))) {
-        const old = OLD ? await timed(() => r.old(store), serverPid) : undefined;
+        const old = OLD !== '0' && r.name.includes(OLD) ? await timed(() => r.old(store), serverPid) : undefined;
         const fresh = await timed(() => r.now(store), serverPid);
         console.log(`| ${backend} | ${n.toLocaleString('en')} | ${r.name} | ${show(old, backend === 'redis')} | ${show(fresh, backend === 'redis')} |`);
       }

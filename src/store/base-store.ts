@@ -302,6 +302,19 @@ export abstract class BaseStore implements Store {
     return this.scanBanRecordPages(onPage, this.clock.now());
   }
 
+  countBans(): Promise<Map<string, number>> {
+    return this.countBanCategories(this.clock.now());
+  }
+
+  /** Store.countBans over the full records; a backend that can count without them does. */
+  protected async countBanCategories(now: number): Promise<Map<string, number>> {
+    const counts = new Map<string, number>();
+    await this.scanBanRecordPages((page) => {
+      for (const b of page) counts.set(b.category, (counts.get(b.category) ?? 0) + 1);
+    }, now);
+    return counts;
+  }
+
   // ---- lists
 
   private async kindOf(list: string): Promise<ListKind | undefined> {

@@ -412,6 +412,12 @@ export interface Store {
    * comes; one made or lifted meanwhile may or may not.
    */
   scanBanRecords(onPage: BanRecordReader): Promise<number>;
+  /**
+   * Unexpired bans by category, counted a page at a time (the ban census):
+   * SQLite counts each page of keys in SQL (no row leaves the database),
+   * Redis counts over scanBanRecords.
+   */
+  countBans(): Promise<Map<string, number>>;
 
   // Lists
   listAdd(list: string, entry: string, opts: ListAddOptions): Promise<ListEntry>;

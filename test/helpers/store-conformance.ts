@@ -213,6 +213,22 @@ export function storeConformance(name: string, setup: () => Promise<Backend>, op
         assert.equal(pages, 1);
       });
 
+      test('countBans: unexpired bans by category', async () => {
+        const { store, clock } = await fresh();
+        assert.deepEqual(await store.countBans(), new Map());
+        for (const [cidr, s, category] of [
+          ['203.0.113.5', HOUR, 'manual'],
+          ['203.0.113.6', HOUR, 'manual'],
+          ['203.0.113.0/24', 5 * HOUR, 'spamtrap'],
+          ['198.51.100.9', 60, 'brute-force'],
+        ] as const) {
+          assert.ok(!(await store.ban({ cidr, reason: 'r', category, source: 't', durationSeconds: s })).refused);
+        }
+        assert.deepEqual(await store.countBans(), new Map([['manual', 2], ['spamtrap', 1], ['brute-force', 1]]));
+        clock.advance(60);
+        assert.deepEqual(await store.countBans(), new Map([['manual', 2], ['spamtrap', 1]]), 'an expired ban is left out, purged or not');
+      });
+
       test('reoffenders: each new ban lasts longer (geometric), capped at maxSeconds', async () => {
         const { store, clock } = await fresh({ banPolicy: { baseSeconds: HOUR, factor: 2, maxSeconds: 5 * HOUR } });
         const lengths: number[] = [];

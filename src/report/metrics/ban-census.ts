@@ -1,7 +1,7 @@
 // Bans in force by category, for the frontline_bans_active gauge. Counted
 // from the store every interval in the background (a scrape never waits
-// for a walk of every ban), with Store.scanBanRecords so a large ban table is
-// read a page at a time and never with OFFSET. Categories come from the code
+// for a walk of every ban), with Store.countBans: a page at a time, never
+// with OFFSET (SQLite counts each page in SQL). Categories come from the code
 // and the log-watch scenarios in the config; past MAX_CATEGORIES the
 // smallest count as `other`. On Redis a scan may pass a ban twice (the hash
 // shrank meanwhile): that count is off by those bans until the next one.
@@ -16,7 +16,7 @@ export class BanCensus {
   private running: Promise<void> | undefined;
 
   constructor(
-    private readonly store: Pick<Store, 'scanBanRecords'>,
+    private readonly store: Pick<Store, 'countBans'>,
     private readonly onError: (err: unknown) => void = () => undefined,
   ) {}
 
@@ -39,12 +39,8 @@ export class BanCensus {
   }
 
   private async count(): Promise<void> {
-    const counts = new Map<string, number>();
     try {
-      await this.store.scanBanRecords((page) => {
-        for (const b of page) counts.set(b.category, (counts.get(b.category) ?? 0) + 1);
-      });
-      this.counts = largest(counts, MAX_CATEGORIES);
+      this.counts = largest(await this.store.countBans(), MAX_CATEGORIES);
     } catch (err) {
       this.onError(err);
     }

@@ -83,7 +83,9 @@ export interface SqliteStoreInternals {
 /** Bans per page of scanBans (one synchronous read each). */
 const SCAN_PAGE = 50_000;
 /** Bans per page of scanBanRecords: whole rows and a Ban object each, so fewer than SCAN_PAGE per synchronous read. */
-const RECORD_PAGE = 10_000;
+const RECORD_PAGE = 5_000;
+/** Keys per page of countBans (counted in SQL, nothing built per row). */
+const COUNT_PAGE = 10_000;
 /** Change rows older than this are pruned; a process that lagged longer reloads everything. */
 const CHANGES_KEEP_MS = 10 * 60 * 1000;
 const GREY_GET_SQL = 'SELECT * FROM greylist WHERE key = ?';
@@ -220,6 +222,13 @@ interface ListEntryRow {
   added_at: number;
   expires_at: number | null;
   kind: ListKind;
+}
+
+const BAN_COLUMNS = 'cidr, reason, category, source, first_seen, created_at, expires_at, offences';
+type BanTuple = [string, string, string, string, number, number, number, number];
+
+function banFromTuple(t: BanTuple): Ban {
+  return { cidr: t[0], reason: t[1], category: t[2], source: t[3], firstSeen: t[4], createdAt: t[5], expiresAt: t[6], offences: t[7] };
 }
 
 function banFromRow(r: BanRow): Ban {
@@ -453,8 +462,16 @@ export class SqliteStore extends BaseStore {
       // Keyset paging on the primary key (the table itself, WITHOUT ROWID): a row changed during
       // the scan keeps its place, so it comes once. `+expires_at` keeps the planner off the expiry
       // index, which would read a range in another order and sort it for every page.
-      scanBanRowsFirst: db.prepare<[number, number], BanRow>('SELECT * FROM bans WHERE +expires_at > ? ORDER BY cidr LIMIT ?'),
-      scanBanRowsAfter: db.prepare<[string, number, number], BanRow>('SELECT * FROM bans WHERE cidr > ? AND +expires_at > ? ORDER BY cidr LIMIT ?'),
+      // countBans: a page is the keys after the last one up to COUNT_PAGE further on (a bounded
+      // OFFSET inside the page), counted by category; the last page has no upper end.
+      countBansEnd: db.prepare<[string, number], { cidr: string }>('SELECT cidr FROM bans WHERE cidr > ? ORDER BY cidr LIMIT 1 OFFSET ?'),
+      countBansUpTo: db.prepare<[string, string, number], [string, number]>(
+        'SELECT category, COUNT(*) FROM bans WHERE cidr > ? AND cidr <= ? AND +expires_at > ? GROUP BY category',
+      ).raw(true),
+      countBansRest: db.prepare<[string, number], [string, number]>('SELECT category, COUNT(*) FROM bans WHERE cidr > ? AND +expires_at > ? GROUP BY category').raw(true),
+      // Rows as arrays (raw): no row object made only to be copied into the Ban.
+      scanBanRowsFirst: db.prepare<[number, number], BanTuple>(`SELECT ${BAN_COLUMNS} FROM bans WHERE +expires_at > ? ORDER BY cidr LIMIT ?`).raw(true),
+      scanBanRowsAfter: db.prepare<[string, number, number], BanTuple>(`SELECT ${BAN_COLUMNS} FROM bans WHERE cidr > ? AND +expires_at > ? ORDER BY cidr LIMIT ?`).raw(true),
       listBans: db.prepare<[number, number, number], BanRow>('SELECT * FROM bans WHERE expires_at > ? ORDER BY expires_at DESC, cidr LIMIT ? OFFSET ?'),
       listBansCat: db.prepare<[number, string, number, number], BanRow>(
         'SELECT * FROM bans WHERE expires_at > ? AND category = ? ORDER BY expires_at DESC, cidr LIMIT ? OFFSET ?',
@@ -690,9 +707,23 @@ export class SqliteStore extends BaseStore {
       const rows = this.run(() => (after === undefined ? this.st.scanBanRowsFirst.all(now, RECORD_PAGE) : this.st.scanBanRowsAfter.all(after, now, RECORD_PAGE)));
       total += rows.length;
       const more = rows.length === RECORD_PAGE;
-      if (rows.length > 0 && onPage(rows.map(banFromRow)) === false) return total;
+      if (rows.length > 0 && onPage(rows.map(banFromTuple)) === false) return total;
       if (!more) return total;
-      last = rows[rows.length - 1].cidr;
+      last = rows[rows.length - 1][0];
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  protected override async countBanCategories(now: number): Promise<Map<string, number>> {
+    const counts = new Map<string, number>();
+    // Every CIDR sorts after '': the first page starts there.
+    for (let after = ''; ; ) {
+      const from = after;
+      const end = this.run(() => this.st.countBansEnd.get(from, COUNT_PAGE - 1))?.cidr;
+      const rows = this.run(() => (end === undefined ? this.st.countBansRest.all(from, now) : this.st.countBansUpTo.all(from, end, now)));
+      for (const [category, n] of rows) counts.set(category, (counts.get(category) ?? 0) + n);
+      if (end === undefined) return counts;
+      after = end;
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
   }
