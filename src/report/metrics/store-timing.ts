@@ -14,6 +14,8 @@ export const TIMED_STORE_OPS = [
   'getBan',
   'showBan',
   'listBans',
+  'scanBanRecords',
+  'countBans',
   'listAdd',
   'listDel',
   'listShow',
