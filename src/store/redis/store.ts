@@ -413,12 +413,11 @@ export class RedisStore extends BaseStore {
 
   private async readIndex(fresh: MemoryIndex): Promise<void> {
     const now = this.clock.now();
-    const page = 20_000;
-    for (let offset = 0; ; offset += page) {
-      const rows = await this.call((c) => c.zrangebyscore(this.k.bansExp, `(${now}`, '+inf', 'WITHSCORES', 'LIMIT', offset, page));
-      for (let i = 0; i < rows.length; i += 2) fresh.setBan(rows[i], Number(rows[i + 1]));
-      if (rows.length < page * 2) break;
-    }
+    // ZSCAN (scanBans), not OFFSET pages: a ban passed twice, or changed meanwhile, is put right by
+    // the changes finishReload replays.
+    await this.scanBanPages((cidrs, expiresAt) => {
+      for (let i = 0; i < cidrs.length; i++) fresh.setBan(cidrs[i], expiresAt[i]);
+    }, now);
     const lists = await this.call((c) => c.hgetall(this.k.lists));
     for (const [name, kind] of Object.entries(lists)) {
       fresh.defineList(name, checkListKind(kind));
