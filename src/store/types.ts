@@ -405,7 +405,7 @@ export interface Store {
   /**
    * Every unexpired ban in full, a page at a time, in no particular order;
    * resolves the number of bans passed. For readers of the whole set that
-   * need more than CIDR and expiry (zone data, feed, ban census, report):
+   * need more than CIDR and expiry (zone data, feed, report):
    * no OFFSET paging. SQLite pages by key (the CIDR): each ban comes at most
    * once. Redis walks the ban hash with HSCAN: a ban may come twice when the
    * hash shrinks during the scan. A ban present for the whole scan always

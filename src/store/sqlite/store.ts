@@ -459,9 +459,6 @@ export class SqliteStore extends BaseStore {
       // range scan of narrow entries, never the rows with their reasons, and no OFFSET walk.
       scanBansFirst: db.prepare<[number, number], [string, number]>('SELECT cidr, expires_at FROM bans WHERE expires_at > ? ORDER BY expires_at, cidr LIMIT ?').raw(true),
       scanBansAfter: db.prepare<[number, string, number], [string, number]>('SELECT cidr, expires_at FROM bans WHERE (expires_at, cidr) > (?, ?) ORDER BY expires_at, cidr LIMIT ?').raw(true),
-      // Keyset paging on the primary key (the table itself, WITHOUT ROWID): a row changed during
-      // the scan keeps its place, so it comes once. `+expires_at` keeps the planner off the expiry
-      // index, which would read a range in another order and sort it for every page.
       // countBans: a page is the keys after the last one up to COUNT_PAGE further on (a bounded
       // OFFSET inside the page), counted by category; the last page has no upper end.
       countBansEnd: db.prepare<[string, number], { cidr: string }>('SELECT cidr FROM bans WHERE cidr > ? ORDER BY cidr LIMIT 1 OFFSET ?'),
@@ -469,7 +466,10 @@ export class SqliteStore extends BaseStore {
         'SELECT category, COUNT(*) FROM bans WHERE cidr > ? AND cidr <= ? AND +expires_at > ? GROUP BY category',
       ).raw(true),
       countBansRest: db.prepare<[string, number], [string, number]>('SELECT category, COUNT(*) FROM bans WHERE cidr > ? AND +expires_at > ? GROUP BY category').raw(true),
-      // Rows as arrays (raw): no row object made only to be copied into the Ban.
+      // scanBanRecords: keyset paging on the primary key (the table itself, WITHOUT ROWID): a row
+      // changed during the scan keeps its place, so it comes once. `+expires_at` keeps the planner
+      // off the expiry index, which would read a range in another order and sort it for every
+      // page. Rows as arrays (raw): no row object made only to be copied into the Ban.
       scanBanRowsFirst: db.prepare<[number, number], BanTuple>(`SELECT ${BAN_COLUMNS} FROM bans WHERE +expires_at > ? ORDER BY cidr LIMIT ?`).raw(true),
       scanBanRowsAfter: db.prepare<[string, number, number], BanTuple>(`SELECT ${BAN_COLUMNS} FROM bans WHERE cidr > ? AND +expires_at > ? ORDER BY cidr LIMIT ?`).raw(true),
       listBans: db.prepare<[number, number, number], BanRow>('SELECT * FROM bans WHERE expires_at > ? ORDER BY expires_at DESC, cidr LIMIT ? OFFSET ?'),
