@@ -27,7 +27,7 @@ import os from 'node:os';
 import type { Logger } from 'pino';
 import { loadConfig } from '../config/load.js';
 import { createLogger } from '../log.js';
-import { removeStaleSocket } from '../postfix/policy-server.js';
+import { removeStaleSocket } from '../core/unix-socket.js';
 import type { ServeOptions } from './serve.js';
 import { splitList } from './runtime.js';
 import { loadWebAuth } from '../report/web/auth.js';

@@ -4,7 +4,7 @@
 // engine's construction.
 
 import type { Envelope, Stage, Verdict } from '../core/types.js';
-import type { OwnHeaders } from './own-headers.js';
+import type { OwnHeaders } from '../policy/own-headers.js';
 
 export interface GateTransaction {
   evaluate(stage: Stage, env: Envelope): Promise<Verdict>;

@@ -27,7 +27,7 @@ import type { ClientKey } from './client-key.js';
 import type { RelayGuard } from './relay-test.js';
 import type { GateStats } from './server.js';
 import { prependHeaders, receivedHeader } from './message-headers.js';
-import { stripOwnHeaders } from './own-headers.js';
+import { stripOwnHeaders } from '../policy/own-headers.js';
 import { MessageBuffer, type MessageMemory } from './memory-budget.js';
 import type { GatePolicy, GateTransaction } from './policy-port.js';
 import { formatReply, reply, replyLines, replyText, verdictReply, type Reply } from './reply.js';

@@ -4,7 +4,7 @@
 // searched for result headers only frontline may write (RFC 8601 §5), which
 // the MTA is told to remove by name and occurrence (SMFIR_CHGHEADER).
 
-import { authservIdOf, type OwnHeaders } from '../gate/own-headers.js';
+import { authservIdOf, type OwnHeaders } from '../policy/own-headers.js';
 
 export interface MessageLimits {
   /** Body bytes kept (milter.max_body); the rest is skipped and the message counts as truncated. */

@@ -4,7 +4,7 @@
 // structurally so the milter and its tests depend on the shape only.
 
 import type { Envelope, Stage, Verdict } from '../core/types.js';
-import type { OwnHeaders } from '../gate/own-headers.js';
+import type { OwnHeaders } from '../policy/own-headers.js';
 
 export interface MilterTransaction {
   evaluate(stage: Stage, env: Envelope): Promise<Verdict>;

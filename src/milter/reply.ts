@@ -4,7 +4,7 @@
 // the rule said; a fault is 451 4.3.0, never 5xx.
 
 import type { Verdict } from '../core/types.js';
-import { sanitizeText } from '../postfix/reply.js';
+import { sanitizeText } from '../core/reply-text.js';
 
 export interface SmtpAnswer {
   code: number;

@@ -7,7 +7,7 @@ import net from 'node:net';
 import { chmod } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { Envelope, Verdict } from '../core/types.js';
-import { removeStaleSocket } from '../postfix/policy-server.js';
+import { removeStaleSocket } from '../core/unix-socket.js';
 import { BODY_CHUNK } from './protocol.js';
 import { MilterSession, type SessionStats } from './session.js';
 import { formatMilterAddress, type MilterAddress } from './listen-address.js';

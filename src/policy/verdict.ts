@@ -4,6 +4,7 @@
 import type { Action, Envelope, Evidence, Stage } from '../core/types.js';
 import { displayDomainOf } from '../core/address.js';
 import { renderTemplate, safe, type TemplateValues } from './template.js';
+import { MAX_TEXT } from '../core/reply-text.js';
 
 export interface Reply {
   code?: number;
@@ -19,9 +20,6 @@ export const REPLY_DEFAULTS: Readonly<Record<Action, Reply>> = {
   defer: { code: 450, status: '4.7.1', text: 'temporarily deferred by policy' },
   tarpit: { code: 450, status: '4.7.1', text: 'temporarily deferred by policy' },
 };
-
-/** A reply line is at most 512 octets with its code (RFC 5321 §4.5.3.1.5). */
-const MAX_TEXT = 450;
 
 /** A fault never becomes a 5xx (ARCHITECTURE principle 1). */
 export const FAULT_REPLY = { dns: { code: 451, status: '4.4.3' }, internal: { code: 451, status: '4.3.0' } } as const;

@@ -4,12 +4,13 @@
 
 import cluster from 'node:cluster';
 import net from 'node:net';
-import { chmod, lstat, unlink } from 'node:fs/promises';
+import { chmod } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { systemClock, type Clock, type Envelope, type Stage, type Verdict } from '../core/types.js';
 import { envelopeOf, withRecipient } from './envelope.js';
 import { RequestParser, formatReply, type ParseEvent, type PolicyAttributes } from './protocol.js';
-import { withDeadline } from './deadlines.js';
+import { withDeadline } from '../core/deadline.js';
+import { removeStaleSocket } from '../core/unix-socket.js';
 import { infoLine } from '../log.js';
 import { evidenceSummary } from './evidence-summary.js';
 import { actionFor, faultAction, headerToPrepend, invalidRequestAction, type ReplyOptions } from './reply.js';
@@ -443,24 +444,4 @@ function listen(server: net.Server, opts: net.ListenOptions): Promise<void> {
       resolve();
     });
   });
-}
-
-/** Remove a socket file no server is listening on; refuse to touch anything else. */
-export async function removeStaleSocket(path: string): Promise<void> {
-  let isSocket = false;
-  try {
-    isSocket = (await lstat(path)).isSocket();
-  } catch {
-    return; // nothing there
-  }
-  if (!isSocket) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
-  const live = await new Promise<boolean>((resolve) => {
-    const probe = net.connect({ path }, () => {
-      probe.destroy();
-      resolve(true);
-    });
-    probe.on('error', () => resolve(false));
-  });
-  if (live) throw new Error(`${path}: another process is listening on this socket`);
-  await unlink(path);
 }

@@ -5,6 +5,7 @@
 // headers can add only one of them per reply; the server picks which.
 
 import type { Verdict } from '../core/types.js';
+import { sanitizeText } from '../core/reply-text.js';
 
 export interface ReplyOptions {
   /** What `accept` says: DUNNO lets later restrictions (reject_unauth_destination…) still run; OK ends them. */
@@ -13,24 +14,12 @@ export interface ReplyOptions {
   onFault: 'defer' | 'dunno';
 }
 
-/** Longest reply text we send; Postfix and SMTP clients cope with ~512-byte reply lines. */
-export const MAX_TEXT = 450;
 /** A header is one unfolded line; RFC 5322 caps a line at 998 characters. */
 export const MAX_HEADER_LINE = 998;
 
 const DEFAULT_REJECT = { code: 554, status: '5.7.1', text: 'Rejected by policy' };
 const DEFAULT_DEFER = { code: 450, status: '4.7.1', text: 'Try again later' };
 const FAULT = { code: 451, status: '4.3.0', text: 'Temporary policy service failure, try again later' };
-
-const NEEDS_CLEANING = /[\x00-\x1f\x7f]| {2}/;
-
-/** Control characters (CR, LF, NUL…) become spaces; runs of space shrink; long text is cut. */
-export function sanitizeText(text: string, max = MAX_TEXT): string {
-  // The common case, already clean: no control characters, no runs of spaces, nothing to trim.
-  if (text.length <= max && !NEEDS_CLEANING.test(text) && text.trim().length === text.length) return text;
-  const clean = text.replace(/[\x00-\x1f\x7f]+/g, ' ').replace(/ {2,}/g, ' ').trim();
-  return clean.length <= max ? clean : `${clean.slice(0, max - 3)}...`;
-}
 
 /**
  * The action for a verdict. `header` is the one header this reply may

@@ -13,7 +13,7 @@ import { Zone, ZoneResolver } from '../../src/dns/zone.js';
 import { parseConfig } from '../../src/config/load.js';
 import { Policy } from '../../src/policy/policy.js';
 import { startGate } from '../../src/gate/server.js';
-import { stripOwnHeaders } from '../../src/gate/own-headers.js';
+import { stripOwnHeaders } from '../../src/policy/own-headers.js';
 import { startSink } from '../helpers/smtp-sink.js';
 import { SmtpTalk } from '../helpers/smtp-talk.js';
 

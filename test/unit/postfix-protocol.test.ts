@@ -2,7 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RequestParser, formatReply, formatRequest, parseReplies, type ParseEvent } from '../../src/postfix/protocol.js';
 import { envelopeOf, stageOf, withRecipient } from '../../src/postfix/envelope.js';
-import { actionFor, faultAction, invalidRequestAction, prependAction, sanitizeText } from '../../src/postfix/reply.js';
+import { actionFor, faultAction, invalidRequestAction, prependAction } from '../../src/postfix/reply.js';
+import { sanitizeText } from '../../src/core/reply-text.js';
 import type { Verdict } from '../../src/core/types.js';
 
 // A request as Postfix 3.7 sends it at RCPT (captured from a real smtpd).

@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { inFlightCount, withDeadline } from '../../src/postfix/deadlines.js';
+import { inFlightCount, withDeadline } from '../../src/core/deadline.js';
 
 test('withDeadline passes a decision that settles in time, rejects one that does not, and forgets both', async () => {
   const base = inFlightCount();
