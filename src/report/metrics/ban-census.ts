@@ -5,30 +5,49 @@
 // and the log-watch scenarios in the config; past MAX_CATEGORIES the
 // smallest count as `other`. On Redis a scan may pass a ban twice (the hash
 // shrank meanwhile): that count is off by those bans until the next one.
+// A count that takes long (Redis parses every ban: ~4.4 s of CPU at a
+// million) spaces out the next: the census takes at most 1/COST_SHARE of
+// the time of the worker that runs it, whatever the number of bans.
 
 import type { Store } from '../../store/index.js';
 
 const MAX_CATEGORIES = 50;
+/** The next count waits at least this many times as long as the last one took. */
+const COST_SHARE = 20;
+
+/** How long to wait after a count that took `tookMs`: the interval, or longer after a slow count. */
+export function nextCountDelay(intervalMs: number, tookMs: number): number {
+  return Math.max(intervalMs, Math.ceil(tookMs * COST_SHARE));
+}
 
 export class BanCensus {
   private counts = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  private stopped = false;
 
   constructor(
     private readonly store: Pick<Store, 'countBans'>,
     private readonly onError: (err: unknown) => void = () => undefined,
   ) {}
 
-  /** Count now, then every `intervalMs`. */
+  /** Count now, then `intervalMs` after each count ends (longer after a slow one: nextCountDelay). */
   start(intervalMs: number): Promise<void> {
-    this.timer = setInterval(() => void this.refresh(), intervalMs);
-    this.timer.unref();
-    return this.refresh();
+    this.stopped = false;
+    const round = (): Promise<void> => {
+      const began = performance.now();
+      return this.refresh().finally(() => {
+        if (this.stopped) return;
+        this.timer = setTimeout(() => void round(), nextCountDelay(intervalMs, performance.now() - began));
+        this.timer.unref();
+      });
+    };
+    return round();
   }
 
   stop(): Promise<void> {
-    clearInterval(this.timer);
+    this.stopped = true;
+    clearTimeout(this.timer);
     return this.running ?? Promise.resolve();
   }
 
