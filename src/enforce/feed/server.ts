@@ -42,7 +42,7 @@ function tokenMatches(header: string | undefined, token: string): boolean {
 }
 
 export function buildFeedApp(opts: Omit<FeedServerOptions, 'host' | 'port'>): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 1024, connectionTimeout: 30_000, requestTimeout: 30_000, maxParamLength: 100 });
+  const app = Fastify({ logger: false, bodyLimit: 1024, connectionTimeout: 30_000, requestTimeout: 30_000, routerOptions: { maxParamLength: 100 } });
   let lastRefusalLog = 0;
 
   app.addHook('onRequest', async (req, reply) => {
