@@ -11,6 +11,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { TestContext } from 'node:test';
 import { requireBinary } from './binaries.js';
+import type { ServingCli } from './cli.js';
+import { freePort } from './ports.js';
+import { waitFor, type SwaksResult } from './swaks.js';
 
 const run = promisify(execFile);
 
@@ -212,4 +215,72 @@ export function cleanupStack(t: TestContext): Array<() => Promise<unknown>> {
     for (const f of cleanup.reverse()) await f().catch((e) => console.error('cleanup:', e));
   });
   return cleanup;
+}
+
+/** A temp dir removed after the test. */
+export function tempDirFor(cleanup: Array<() => Promise<unknown>>, prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** startPostfix on a free loopback port, stopped after the test; `smtpPort` is where its smtpd listens. */
+export async function startTestPostfix(
+  cleanup: Array<() => Promise<unknown>>,
+  opts: Omit<PostfixOptions, 'smtpPort'> & { smtpPort?: number },
+): Promise<PostfixInstance & { smtpPort: number }> {
+  const smtpPort = opts.smtpPort ?? (await freePort());
+  const postfix = await startPostfix({ ...opts, smtpPort });
+  cleanup.push(() => postfix.stop());
+  return { ...postfix, smtpPort };
+}
+
+/** main.cf lines that make smtpd ask frontline's policy server at RCPT; frontline down → 451, never an accept. */
+export function policyServiceMainCf(policyPort: number): Record<string, string> {
+  return {
+    smtpd_recipient_restrictions: `reject_unauth_destination, check_policy_service inet:127.0.0.1:${policyPort}`,
+    smtpd_policy_service_timeout: '30s',
+    smtpd_policy_service_default_action: '451 4.3.5 policy service unavailable',
+  };
+}
+
+/**
+ * Virtual mailboxes `user@dest.test` in `dir`/mail, written by Postfix's
+ * virtual agent as the postfix user: the main.cf lines, and each mailbox read
+ * back. `dir` is made traversable for the postfix user.
+ */
+export function virtualMailboxes(dir: string, users: string[]) {
+  const accounts = postfixAccounts();
+  if (!accounts) throw new Error('the postfix user or postdrop group is missing');
+  const mailDir = join(dir, 'mail');
+  mkdirSync(mailDir, { recursive: true });
+  chmodSync(dir, 0o755);
+  chownSync(mailDir, accounts.uid, accounts.gid);
+  const mailbox = (user: string) => {
+    const p = join(mailDir, user);
+    return existsSync(p) ? readFileSync(p, 'utf8') : '';
+  };
+  return {
+    mainCf: {
+      virtual_mailbox_domains: 'dest.test',
+      virtual_mailbox_base: mailDir,
+      virtual_mailbox_maps: `inline:{ ${users.map((u) => `${u}@dest.test=${u}`).join(', ')} }`,
+      virtual_uid_maps: `static:${accounts.uid}`,
+      virtual_gid_maps: `static:${accounts.gid}`,
+    },
+    /** The mbox text of `user` ('' before the first message). */
+    mailbox,
+    /** The mbox entry (raw message) whose Subject is `subject`, once it is there. */
+    delivered: (user: string, subject: string) =>
+      waitFor(`"${subject}" in ${user}'s mailbox`, () =>
+        mailbox(user)
+          .split(/^From /m)
+          .find((m) => m.includes(`Subject: ${subject}\n`)),
+      ),
+  };
+}
+
+/** What a failed assertion should show: swaks's transcript, the maillog, and the tail of frontline's output. */
+export function failureReport(postfix: PostfixInstance, frontline: ServingCli, r?: SwaksResult): string {
+  return `${r ? `swaks exit ${r.code}\n${r.transcript}\n` : ''}--- maillog ---\n${postfix.maillog()}\n--- frontline ---\n${frontline.stdout().slice(-6000)}${frontline.stderr()}`;
 }

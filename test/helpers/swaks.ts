@@ -33,10 +33,11 @@ export function headerValuesOf(raw: string, name: string): string[] {
     .map((l) => l.slice(name.length + 1).trim());
 }
 
-export async function waitFor<T>(what: string, f: () => T | undefined, timeoutMs = 20_000): Promise<T> {
+/** `f()`'s first value that is not undefined, asked every 100 ms; throws after timeoutMs. */
+export async function waitFor<T>(what: string, f: () => T | undefined | Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const v = f();
+    const v = await f();
     if (v !== undefined) return v;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
@@ -58,6 +59,8 @@ export interface SwaksSender {
   subject?: string;
   /** XCLIENT LOGIN: the client authenticated as this user. */
   login?: string;
+  /** The message body; default swaks's own. */
+  body?: string;
 }
 
 /** One message from `s` through the Postfix on 127.0.0.1:port; exit 0 sent, 23/24/25 refused at MAIL/RCPT/DATA. */
@@ -67,5 +70,6 @@ export function sendWithSwaks(bin: string, port: number, s: SwaksSender): Promis
   if (s.reverseName) args.push('--xclient-reverse-name', s.reverseName);
   if (s.login) args.push('--xclient-login', s.login);
   if (s.subject) args.push('--header', `Subject: ${s.subject}`);
+  if (s.body) args.push('--body', s.body);
   return swaks(bin, args);
 }
