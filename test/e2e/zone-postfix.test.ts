@@ -18,40 +18,14 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort } from '../helpers/ports.js';
 import { runCli, startServe } from '../helpers/cli.js';
 import { requireBinary } from '../helpers/binaries.js';
-import { cleanupStack, requirePostfixPeers, startPostfix } from '../helpers/postfix.js';
+import { delivered } from '../helpers/contrib-files.js';
+import { cleanupStack, failureReport, requirePostfixPeers, startTestPostfix, tempDirFor } from '../helpers/postfix.js';
 import { startSink } from '../helpers/smtp-sink.js';
-
-interface Sent {
-  code: number;
-  transcript: string;
-}
-
-function swaks(bin: string, port: number, ip: string, subject: string): Promise<Sent> {
-  const args = [
-    '--server', `127.0.0.1:${port}`,
-    '--ehlo', 'mail.sender.test',
-    '--from', 'someone@sender.test',
-    '--to', 'u@dest.test',
-    '--xclient-addr', ip,
-    '--xclient-name', '[UNAVAILABLE]',
-    '--xclient-helo', 'mail.sender.test',
-    '--header', `Subject: ${subject}`,
-    '--body', 'frontline DNSBL zone end-to-end test',
-    '--timeout', '30',
-  ];
-  return new Promise((resolve) => {
-    execFile(bin, args, { timeout: 60000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, transcript: `${stdout}${stderr}` });
-    });
-  });
-}
+import { sendWithSwaks, type SwaksResult } from '../helpers/swaks.js';
 
 test('Postfix reject_rbl_client against frontline\'s zone: a banned client refused, accepted after ban del', { timeout: 240_000 }, async (t) => {
   const peers = requirePostfixPeers(t);
@@ -62,9 +36,8 @@ test('Postfix reject_rbl_client against frontline\'s zone: a banned client refus
 
   const sink = await startSink();
   cleanup.push(() => sink.close());
-  const dir = mkdtempSync(join(tmpdir(), 'fl-e2e-zone-'));
+  const dir = tempDirFor(cleanup, 'fl-e2e-zone-');
   chmodSync(dir, 0o755);
-  cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
 
   // frontline's zone on port 53 of a loopback address nobody else uses.
   const dnsHost = `127.${53 + Math.floor(Math.random() * 150)}.${1 + Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}`;
@@ -82,10 +55,8 @@ test('Postfix reject_rbl_client against frontline\'s zone: a banned client refus
   writeFileSync(wrapper, `#!/bin/sh\nexec ${unshare} --mount --propagation private sh -c 'mount --bind "$0" /etc/resolv.conf && exec ${peers.postfix} "$@"' ${resolv} "$@"\n`);
   chmodSync(wrapper, 0o755);
 
-  const smtpPort = await freePort();
-  const postfix = await startPostfix({
+  const postfix = await startTestPostfix(cleanup, {
     postfixBin: wrapper,
-    smtpPort,
     relayDomains: ['dest.test'],
     sinkPort: sink.port,
     mainCf: {
@@ -96,29 +67,23 @@ test('Postfix reject_rbl_client against frontline\'s zone: a banned client refus
       max_use: '1',
     },
   });
-  cleanup.push(() => postfix.stop());
-  const debug = (r: Sent) => `swaks exit ${r.code}\n${r.transcript}\n--- maillog ---\n${postfix.maillog()}\n--- frontline ---\n${frontline.stderr()}`;
-  const delivered = async (subject: string) => {
-    for (let i = 0; i < 200; i++) {
-      if (sink.messages.some((m) => m.data.toString().includes(`Subject: ${subject}`))) return true;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    return false;
-  };
+  const debug = (r: SwaksResult) => failureReport(postfix, frontline, r);
+  const swaks = (ip: string, subject: string) =>
+    sendWithSwaks(peers.swaks, postfix.smtpPort, { ip, helo: 'mail.sender.test', from: 'someone@sender.test', to: 'u@dest.test', subject, body: 'frontline DNSBL zone end-to-end test' });
 
   await t.test('an unlisted client is accepted', async () => {
-    const r = await swaks(peers.swaks, smtpPort, '192.0.2.77', 'before');
+    const r = await swaks('192.0.2.77', 'before');
     assert.equal(r.code, 0, debug(r));
-    assert.ok(await delivered('before'));
+    await delivered(sink, 'before');
   });
 
   await t.test('after frontline ban add, Postfix refuses it with the zone\'s name and TXT', async () => {
     const ban = await runCli(['ban', 'add', '192.0.2.77', '--config', config, '--reason', 'spamtrap hit', '--category', 'spamtrap', '--duration', '1h']);
     assert.equal(ban.code, 0, ban.stderr);
     // The running serve follows the store's change feed (SQLite: within its 0.5 s poll); ask until refused.
-    let r: Sent = { code: -1, transcript: '' };
+    let r: SwaksResult = { code: -1, transcript: '', errors: [] };
     for (let i = 0; i < 20; i++) {
-      r = await swaks(peers.swaks, smtpPort, '192.0.2.77', `banned-${i}`);
+      r = await swaks('192.0.2.77', `banned-${i}`);
       if (r.code !== 0) break;
       await new Promise((res) => setTimeout(res, 500));
     }
@@ -130,9 +95,9 @@ test('Postfix reject_rbl_client against frontline\'s zone: a banned client refus
   await t.test('after frontline ban del, it is accepted again', async () => {
     const del = await runCli(['ban', 'del', '192.0.2.77/32', '--config', config]);
     assert.equal(del.code, 0, del.stderr);
-    let r: Sent = { code: -1, transcript: '' };
+    let r: SwaksResult = { code: -1, transcript: '', errors: [] };
     for (let i = 0; i < 20; i++) {
-      r = await swaks(peers.swaks, smtpPort, '192.0.2.77', `after-${i}`);
+      r = await swaks('192.0.2.77', `after-${i}`);
       if (r.code === 0) break;
       await new Promise((res) => setTimeout(res, 500));
     }
