@@ -8,136 +8,31 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { SMTPServer } from 'smtp-server';
-import { freePort } from '../helpers/ports.js';
 import { loadZoneYaml, startFixtureDns } from '../helpers/fixture-dns.js';
 import { startServe } from '../helpers/cli.js';
-import { cleanupStack, requirePostfixPeers, startPostfix } from '../helpers/postfix.js';
+import { delivered } from '../helpers/contrib-files.js';
+import { cleanupStack, failureReport, policyServiceMainCf, requirePostfixPeers, startTestPostfix, tempDirFor } from '../helpers/postfix.js';
+import { startSink } from '../helpers/smtp-sink.js';
+import { headerValuesOf as headers, sendWithSwaks, type SwaksResult, type SwaksSender } from '../helpers/swaks.js';
 
 const WORLD = new URL('../fixtures/world.yaml', import.meta.url).pathname;
 const CONFIG = new URL('../fixtures/e2e-frontline.yaml', import.meta.url).pathname;
 
-interface Delivered {
-  from: string;
-  to: string[];
-  raw: string;
-}
-
-/** An SMTP sink on loopback that keeps every message Postfix relays to it. */
-async function startSink() {
-  const messages: Delivered[] = [];
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS', 'AUTH'],
-    logger: false,
-    onData(stream, session, callback) {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => {
-        messages.push({
-          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-          to: session.envelope.rcptTo.map((r) => r.address),
-          raw: Buffer.concat(chunks).toString('utf8'),
-        });
-        callback();
-      });
-    },
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server.server.address() as { port: number }).port;
-  return {
-    port,
-    messages,
-    async waitFor(subject: string, timeoutMs = 20000): Promise<Delivered> {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const m = messages.find((x) => x.raw.includes(`Subject: ${subject}`));
-        if (m) return m;
-        if (Date.now() > deadline) throw new Error(`message "${subject}" not delivered to the sink within ${timeoutMs} ms`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    },
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
-}
-
-interface SwaksCase {
-  ip: string;
-  /** PTR name Postfix would have found; [UNAVAILABLE] when none. */
-  name: string;
-  helo: string;
-  from: string;
-  to: string[];
-  login?: string;
-  subject: string;
-}
-
-interface SwaksResult {
-  code: number;
-  transcript: string;
-  /** Server replies swaks flagged as errors (`<**` lines), without the marker. */
-  errors: string[];
-}
-
-function swaks(bin: string, port: number, c: SwaksCase): Promise<SwaksResult> {
-  const args = [
-    '--server', `127.0.0.1:${port}`,
-    '--ehlo', c.helo,
-    '--from', c.from,
-    '--to', c.to.join(','),
-    '--xclient-addr', c.ip,
-    '--xclient-name', c.name,
-    '--xclient-helo', c.helo,
-    '--header', `Subject: ${c.subject}`,
-    '--body', `frontline end-to-end test: ${c.subject}`,
-    '--timeout', '60',
-  ];
-  if (c.login) args.push('--xclient-login', c.login);
-  return new Promise((resolve) => {
-    execFile(bin, args, { timeout: 90000 }, (err, stdout, stderr) => {
-      const transcript = `${stdout}${stderr}`;
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      const errors = transcript
-        .split('\n')
-        .filter((l) => l.startsWith('<**'))
-        .map((l) => l.replace(/^<\*\*\s*/, ''));
-      resolve({ code, transcript, errors });
-    });
-  });
-}
-
-/** The header lines of a raw message with the given name (unfolded). */
-function headers(raw: string, name: string): string[] {
-  const head = raw.split(/\r?\n\r?\n/)[0].replace(/\r?\n[ \t]+/g, ' ');
-  return head
-    .split(/\r?\n/)
-    .filter((l) => l.toLowerCase().startsWith(`${name.toLowerCase()}:`))
-    .map((l) => l.slice(name.length + 1).trim());
-}
-
 test('Postfix with check_policy_service pointing at frontline', { timeout: 240_000 }, async (t) => {
   const peers = requirePostfixPeers(t);
   if (!peers) return;
-  const { postfix: postfixBin, swaks: swaksBin } = peers;
   const cleanup = cleanupStack(t);
 
   const dns = await startFixtureDns(loadZoneYaml(WORLD));
   cleanup.push(() => dns.close());
   const sink = await startSink();
   cleanup.push(() => sink.close());
-  const dataDir = mkdtempSync(join(tmpdir(), 'frontline-e2e-data-'));
-  cleanup.push(async () => rmSync(dataDir, { recursive: true, force: true }));
+  const dataDir = tempDirFor(cleanup, 'frontline-e2e-data-');
   const frontline = await startServe(['--config', CONFIG, '--dns', dns.server, '--policy-listen', '127.0.0.1:0', '--data-dir', dataDir]);
   cleanup.push(() => frontline.stop());
 
-  const smtpPort = await freePort();
-  const postfix = await startPostfix({
-    postfixBin,
-    smtpPort,
+  const postfix = await startTestPostfix(cleanup, {
+    postfixBin: peers.postfix,
     relayDomains: ['dest.test'],
     sinkPort: sink.port,
     mainCf: {
@@ -145,12 +40,10 @@ test('Postfix with check_policy_service pointing at frontline', { timeout: 240_0
       smtpd_sasl_auth_enable: 'yes',
       smtpd_relay_restrictions: 'permit_sasl_authenticated, reject_unauth_destination',
       // No permit_sasl_authenticated/permit_mynetworks here: frontline itself must let the authenticated client through.
-      smtpd_recipient_restrictions: `reject_unauth_destination, check_policy_service inet:127.0.0.1:${frontline.port}`,
-      smtpd_policy_service_timeout: '30s',
-      smtpd_policy_service_default_action: '451 4.3.5 policy service unavailable',
+      ...policyServiceMainCf(frontline.port),
     },
   });
-  cleanup.push(() => postfix.stop());
+  const swaks = (c: SwaksSender & { subject: string }) => sendWithSwaks(peers.swaks, postfix.smtpPort, { ...c, body: `frontline end-to-end test: ${c.subject}` });
 
   /** frontline's decision log lines for a client; waits for `count` (the log is flushed at least once a second). */
   const decisions = async (client: string, count = 1) => {
@@ -166,38 +59,39 @@ test('Postfix with check_policy_service pointing at frontline', { timeout: 240_0
     }
   };
 
-  const debug = (r: SwaksResult) => `swaks exit ${r.code}\n${r.transcript}\n--- maillog ---\n${postfix.maillog()}\n--- frontline ---\n${frontline.stdout()}${frontline.stderr()}`;
+  const debug = (r: SwaksResult) => failureReport(postfix, frontline, r);
 
   await t.test('a big provider whose HELO does not resolve passes on SPF; the message carries the result headers once', async () => {
-    const r = await swaks(swaksBin, smtpPort, {
+    const r = await swaks({
       ip: '198.51.100.10',
       name: 'mta10.outbound.bigprovider-mail.test',
       helo: 'out-of-sync.bigprovider.test',
       from: 'alice@bigprovider.test',
-      to: ['u@dest.test', 'v@dest.test'],
+      to: 'u@dest.test,v@dest.test',
       subject: 'provider-bad-helo',
     });
     assert.equal(r.code, 0, debug(r));
     assert.match(r.transcript, /250 2\.0\.0 Ok: queued as/);
-    const m = await sink.waitFor('provider-bad-helo');
-    assert.deepEqual(m.to.sort(), ['u@dest.test', 'v@dest.test']);
-    const ar = headers(m.raw, 'Authentication-Results');
-    assert.equal(ar.length, 1, `one Authentication-Results header, not one per recipient:\n${m.raw}`);
+    const m = await delivered(sink, 'provider-bad-helo');
+    assert.deepEqual(m.rcpts.sort(), ['u@dest.test', 'v@dest.test']);
+    const raw = m.data.toString();
+    const ar = headers(raw, 'Authentication-Results');
+    assert.equal(ar.length, 1, `one Authentication-Results header, not one per recipient:\n${raw}`);
     assert.match(ar[0], /^mx\.dest\.test; .*spf=pass smtp\.mailfrom=bigprovider\.test/);
-    assert.equal(headers(m.raw, 'X-Frontline-SPF').length, 1, 'the second recipient carried the next header');
-    assert.match(headers(m.raw, 'X-Frontline-SPF')[0], /^pass/);
+    assert.equal(headers(raw, 'X-Frontline-SPF').length, 1, 'the second recipient carried the next header');
+    assert.match(headers(raw, 'X-Frontline-SPF')[0], /^pass/);
     const d = await decisions('198.51.100.10', 2);
     assert.equal(d.length, 2);
     assert.ok(d.every((x) => x.stage === 'rcpt' && x.action !== undefined && !/^[45]/.test(String(x.action))));
   });
 
   await t.test('a home PC forging a large ISP (no SPF, PTR outside the domain, no DKIM) is refused 554 5.7.1 at RCPT', async () => {
-    const r = await swaks(swaksBin, smtpPort, {
+    const r = await swaks({
       ip: '192.0.2.77',
       name: 'cpe-192-0-2-77.cable.homenet.test',
       helo: 'DESKTOP-4F2K9',
       from: 'bob@bigisp.test',
-      to: ['u@dest.test'],
+      to: 'u@dest.test',
       subject: 'forger',
     });
     assert.equal(r.code, 24, `swaks: no RCPT accepted\n${debug(r)}`);
@@ -209,12 +103,12 @@ test('Postfix with check_policy_service pointing at frontline', { timeout: 240_0
   });
 
   await t.test('a DNSBL-listed client is refused with the list named', async () => {
-    const r = await swaks(swaksBin, smtpPort, {
+    const r = await swaks({
       ip: '192.0.2.200',
       name: '[UNAVAILABLE]',
       helo: 'mail.legit.test',
       from: 'dave@legit.test',
-      to: ['u@dest.test'],
+      to: 'u@dest.test',
       subject: 'listed',
     });
     assert.equal(r.code, 24, debug(r));
@@ -224,12 +118,12 @@ test('Postfix with check_policy_service pointing at frontline', { timeout: 240_0
   });
 
   await t.test("a DNS timeout on the sender's domain is answered 4xx, never 5xx", async () => {
-    const r = await swaks(swaksBin, smtpPort, {
+    const r = await swaks({
       ip: '192.0.2.88',
       name: '[UNAVAILABLE]',
       helo: 'mail.slowdns.test',
       from: 'carol@slowdns.test',
-      to: ['u@dest.test'],
+      to: 'u@dest.test',
       subject: 'slow-dns',
     });
     assert.equal(r.code, 24, debug(r));
@@ -241,17 +135,17 @@ test('Postfix with check_policy_service pointing at frontline', { timeout: 240_0
   });
 
   await t.test('an authenticated client passes even from an address that would be refused', async () => {
-    const r = await swaks(swaksBin, smtpPort, {
+    const r = await swaks({
       ip: '192.0.2.99',
       name: '[UNAVAILABLE]',
       helo: 'laptop',
       from: 'joe@bigisp.test',
-      to: ['u@dest.test'],
+      to: 'u@dest.test',
       login: 'joe',
       subject: 'authenticated',
     });
     assert.equal(r.code, 0, debug(r));
-    await sink.waitFor('authenticated');
+    await delivered(sink, 'authenticated');
     const [d] = await decisions('192.0.2.99');
     assert.equal(d.rule, 'authenticated');
     assert.equal(d.sasl, 'joe');
