@@ -8,16 +8,15 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chownSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Zone } from '../../src/dns/zone.js';
 import { freePort } from '../helpers/ports.js';
 import { startFixtureDns } from '../helpers/fixture-dns.js';
 import { startServe, type ServingCli } from '../helpers/cli.js';
-import { cleanupStack, postfixAccounts, requirePostfixPeers, startPostfix } from '../helpers/postfix.js';
+import { cleanupStack, failureReport, requirePostfixPeers, startTestPostfix, tempDirFor, virtualMailboxes } from '../helpers/postfix.js';
+import { milterTestZone } from '../helpers/milter-world.js';
 import { generateKey, plainMessage, signMessage } from '../helpers/signed-mail.js';
-import { headerValuesOf, swaks, waitFor, type SwaksResult } from '../helpers/swaks.js';
+import { headerValuesOf, sendAsLocalClient, writeDataFile, type SwaksResult } from '../helpers/swaks.js';
 
 /** The milter address from `frontline serve`'s stderr. */
 function milterAddress(s: ServingCli): string {
@@ -52,26 +51,11 @@ policy:
 test('frontline as a milter of a real Postfix', { timeout: 300_000 }, async (t) => {
   const peers = requirePostfixPeers(t);
   if (!peers) return;
-  const accounts = postfixAccounts()!;
   const cleanup = cleanupStack(t);
-  const tmp = mkdtempSync(join(tmpdir(), 'frontline-milter-e2e-'));
-  cleanup.push(async () => rmSync(tmp, { recursive: true, force: true }));
+  const tmp = tempDirFor(cleanup, 'frontline-milter-e2e-');
 
   const key = generateKey();
-  const dns = await startFixtureDns(
-    new Zone({
-      'dkim-only.test': [{ MX: [10, 'mx.dkim-only.test'] }],
-      'mx.dkim-only.test': [{ A: '203.0.113.5' }],
-      's._domainkey.dkim-only.test': [{ TXT: key.txt }],
-      'spf-ok.test': [{ MX: [10, 'mx.spf-ok.test'] }, { TXT: 'v=spf1 ip4:127.0.0.1 -all' }],
-      'mx.spf-ok.test': [{ A: '203.0.113.6' }],
-      'strict.test': [{ MX: [10, 'mx.strict.test'] }, { TXT: 'v=spf1 ip4:203.0.113.9 -all' }],
-      'mx.strict.test': [{ A: '203.0.113.9' }],
-      '_dmarc.strict.test': [{ TXT: 'v=DMARC1; p=reject' }],
-      'hardfail.test': [{ MX: [10, 'mx.hardfail.test'] }, { TXT: 'v=spf1 -all' }],
-      'mx.hardfail.test': [{ A: '203.0.113.11' }],
-    }),
-  );
+  const dns = await startFixtureDns(milterTestZone(key, 'ip4:127.0.0.1'));
   cleanup.push(() => dns.close());
 
   const configFile = join(tmp, 'frontline.yaml');
@@ -85,45 +69,17 @@ test('frontline as a milter of a real Postfix', { timeout: 300_000 }, async (t) 
   cleanup.push(() => serving.stop());
   assert.equal(milterAddress(serving), `inet:127.0.0.1:${milterPort}`);
 
-  const mailDir = join(tmp, 'mail');
-  mkdirSync(mailDir);
-  chmodSync(tmp, 0o755);
-  chownSync(mailDir, accounts.uid, accounts.gid);
-  const smtpPort = await freePort();
-  const postfix = await startPostfix({
+  const { mainCf: mailboxes, mailbox, delivered } = virtualMailboxes(tmp, ['bob', 'carol']);
+  const postfix = await startTestPostfix(cleanup, {
     postfixBin: peers.postfix,
-    smtpPort,
     relayDomains: [],
     sinkPort: 9,
-    mainCf: {
-      virtual_mailbox_domains: 'dest.test',
-      virtual_mailbox_base: mailDir,
-      virtual_mailbox_maps: 'inline:{ bob@dest.test=bob, carol@dest.test=carol }',
-      virtual_uid_maps: `static:${accounts.uid}`,
-      virtual_gid_maps: `static:${accounts.gid}`,
-      ...milterMainCf(`inet:127.0.0.1:${milterPort}`),
-    },
+    mainCf: { ...mailboxes, ...milterMainCf(`inet:127.0.0.1:${milterPort}`) },
   });
-  cleanup.push(() => postfix.stop());
 
-  const mailbox = (user: string) => {
-    const p = join(mailDir, user);
-    return existsSync(p) ? readFileSync(p, 'utf8') : '';
-  };
-  const delivered = (user: string, subject: string) =>
-    waitFor(`"${subject}" in ${user}'s mailbox`, () =>
-      mailbox(user)
-        .split(/^From /m)
-        .find((m) => m.includes(`Subject: ${subject}\n`)),
-    );
-  const debug = (r?: SwaksResult) => `${r ? `swaks exit ${r.code}\n${r.transcript}\n` : ''}--- maillog ---\n${postfix.maillog()}\n--- frontline ---\n${serving.stdout().slice(-6000)}${serving.stderr()}`;
-  const send = (from: string, to: string, extra: string[]) => swaks(peers.swaks, ['--server', `127.0.0.1:${smtpPort}`, '--ehlo', 'client.example.com', '--from', from, '--to', to, ...extra]);
-  const dataFile = (name: string, msg: Buffer) => {
-    const p = join(tmp, name);
-    // With --no-data-fixup swaks sends the file as the whole DATA section plus a CRLF: end it with the dot.
-    writeFileSync(p, Buffer.concat([msg, Buffer.from('.')]));
-    return p;
-  };
+  const debug = (r?: SwaksResult) => failureReport(postfix, serving, r);
+  const send = (from: string, to: string, extra: string[]) => sendAsLocalClient(peers.swaks, postfix.smtpPort, from, to, extra);
+  const dataFile = (name: string, msg: Buffer) => writeDataFile(join(tmp, name), msg);
 
   const signed = await signMessage(plainMessage({ from: 'alice@dkim-only.test', to: 'bob@dest.test', subject: 'dkim-signed', body: 'Signed by dkim-only.test.\r\n' }), { domain: 'dkim-only.test', key });
 

@@ -1,14 +1,17 @@
 // The DNS world and rules of the milter frontend's unit tests and miltertest
-// scripts (test/milter/*.lua): 192.0.2.10 sends for spf-ok.test (SPF
-// passes); dkim-only.test publishes no SPF and signs with the given key;
-// strict.test publishes DMARC p=reject; hardfail.test has SPF -all.
+// scripts (test/milter/*.lua), also the world of the milter and gate e2e
+// tests: 192.0.2.10 sends for spf-ok.test (SPF passes; the e2e tests name the
+// hosts their client comes from); dkim-only.test publishes no SPF and signs
+// with the given key; strict.test publishes DMARC p=reject; hardfail.test has
+// SPF -all.
 
 import { Zone } from '../../src/dns/zone.js';
 import { generateKey, type TestKey } from './signed-mail.js';
 
-export function milterTestZone(key: TestKey = generateKey()): Zone {
+/** `spfOkHosts`: the SPF mechanisms of spf-ok.test before its -all. */
+export function milterTestZone(key: TestKey = generateKey(), spfOkHosts = 'ip4:192.0.2.10'): Zone {
   return new Zone({
-    'spf-ok.test': [{ TXT: 'v=spf1 ip4:192.0.2.10 -all' }, { MX: [10, 'mx.spf-ok.test'] }],
+    'spf-ok.test': [{ TXT: `v=spf1 ${spfOkHosts} -all` }, { MX: [10, 'mx.spf-ok.test'] }],
     'mx.spf-ok.test': [{ A: '203.0.113.7' }],
     'dkim-only.test': [{ MX: [10, 'mx.dkim-only.test'] }],
     'mx.dkim-only.test': [{ A: '203.0.113.5' }],

@@ -11,7 +11,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { TestContext } from 'node:test';
 import { requireBinary } from './binaries.js';
-import type { ServingCli } from './cli.js';
+import type { Zone } from '../../src/dns/zone.js';
+import { startServe, type ServingCli } from './cli.js';
+import { startFixtureDns, type FixtureDns } from './fixture-dns.js';
+import { startSink, type Sink } from './smtp-sink.js';
 import { freePort } from './ports.js';
 import { waitFor, type SwaksResult } from './swaks.js';
 
@@ -38,6 +41,8 @@ export interface PostfixOptions {
 export interface PostfixInstance {
   dir: string;
   maillog(): string;
+  /** `postfix -c <its conf> <cmd>`: reload, abort, … */
+  control(cmd: string): Promise<unknown>;
   stop(): Promise<void>;
 }
 
@@ -145,6 +150,7 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixInstanc
   return {
     dir,
     maillog: readLog,
+    control: postfix,
     async stop() {
       await postfix('stop').catch(() => postfix('abort').catch(() => undefined));
       // `postfix stop` returns at once; wait for the master to let go of its pid file.
@@ -283,4 +289,45 @@ export function virtualMailboxes(dir: string, users: string[]) {
 /** What a failed assertion should show: swaks's transcript, the maillog, and the tail of frontline's output. */
 export function failureReport(postfix: PostfixInstance, frontline: ServingCli, r?: SwaksResult): string {
   return `${r ? `swaks exit ${r.code}\n${r.transcript}\n` : ''}--- maillog ---\n${postfix.maillog()}\n--- frontline ---\n${frontline.stdout().slice(-6000)}${frontline.stderr()}`;
+}
+
+/** What a Postfix e2e test that relays to a sink starts from. */
+export interface PostfixBed {
+  peers: { postfix: string; swaks: string };
+  cleanup: Array<() => Promise<unknown>>;
+  /** The fixture DNS server answering from the test's world. */
+  dns: FixtureDns;
+  /** Where Postfix relays mail for dest.test. */
+  sink: Sink;
+  /** A temp dir for the test's config and data. */
+  dir: string;
+}
+
+/** requirePostfixPeers (undefined: skipped), cleanups after the test, the fixture DNS world `zone`, a sink and a temp dir. */
+export async function startPostfixBed(t: TestContext, zone: Zone, tmpPrefix: string): Promise<PostfixBed | undefined> {
+  const peers = requirePostfixPeers(t);
+  if (!peers) return undefined;
+  const cleanup = cleanupStack(t);
+  const dns = await startFixtureDns(zone);
+  cleanup.push(() => dns.close());
+  const sink = await startSink();
+  cleanup.push(() => sink.close());
+  return { peers, cleanup, dns, sink, dir: tempDirFor(cleanup, tmpPrefix) };
+}
+
+/**
+ * `frontline serve <args>` on the bed's DNS with its policy server on a free
+ * port, and a Postfix relaying dest.test to the bed's sink that asks it at
+ * RCPT (policyServiceMainCf after `mainCf`); both stopped after the test.
+ */
+export async function servePolicyPostfix(bed: PostfixBed, serveArgs: string[], mainCf: Record<string, string> = {}) {
+  const frontline = await startServe([...serveArgs, '--dns', bed.dns.server, '--policy-listen', '127.0.0.1:0']);
+  bed.cleanup.push(() => frontline.stop());
+  const postfix = await startTestPostfix(bed.cleanup, {
+    postfixBin: bed.peers.postfix,
+    relayDomains: ['dest.test'],
+    sinkPort: bed.sink.port,
+    mainCf: { ...mainCf, ...policyServiceMainCf(frontline.port) },
+  });
+  return { frontline, postfix };
 }

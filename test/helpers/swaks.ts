@@ -2,6 +2,7 @@
 // server replies it flagged as errors.
 
 import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 
 export interface SwaksResult {
   code: number;
@@ -72,4 +73,16 @@ export function sendWithSwaks(bin: string, port: number, s: SwaksSender): Promis
   if (s.subject) args.push('--header', `Subject: ${s.subject}`);
   if (s.body) args.push('--body', s.body);
   return swaks(bin, args);
+}
+
+/** A client without XCLIENT (Postfix sees 127.0.0.1) through 127.0.0.1:port, EHLO client.example.com; `extra` more swaks arguments. */
+export function sendAsLocalClient(bin: string, port: number, from: string, to: string, extra: string[] = []): Promise<SwaksResult> {
+  return swaks(bin, ['--server', `127.0.0.1:${port}`, '--ehlo', 'client.example.com', '--from', from, '--to', to, ...extra]);
+}
+
+/** Writes `msg` to `path` for `--data @path --no-data-fixup`; returns the path. */
+export function writeDataFile(path: string, msg: Buffer | string): string {
+  // With --no-data-fixup swaks sends the file as the whole DATA section plus a CRLF: end it with the dot.
+  writeFileSync(path, Buffer.concat([Buffer.from(msg), Buffer.from('.')]));
+  return path;
 }
