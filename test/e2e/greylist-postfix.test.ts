@@ -12,31 +12,21 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadZoneYaml, startFixtureDns } from '../helpers/fixture-dns.js';
-import { runCli, startServe } from '../helpers/cli.js';
+import { loadZoneYaml } from '../helpers/fixture-dns.js';
+import { runCli } from '../helpers/cli.js';
 import { delivered } from '../helpers/contrib-files.js';
-import { cleanupStack, failureReport, policyServiceMainCf, requirePostfixPeers, startTestPostfix, tempDirFor } from '../helpers/postfix.js';
-import { startSink } from '../helpers/smtp-sink.js';
+import { failureReport, servePolicyPostfix, startPostfixBed } from '../helpers/postfix.js';
 import { sendWithSwaks, type SwaksResult } from '../helpers/swaks.js';
 
 const WORLD = new URL('../fixtures/greylist-world.yaml', import.meta.url).pathname;
 
 test('greylisting through a real Postfix: deferred, retried, accepted; the SPF pool is one sender', { timeout: 180_000 }, async (t) => {
-  const peers = requirePostfixPeers(t);
-  if (!peers) return;
-  const cleanup = cleanupStack(t);
-
-  const dns = await startFixtureDns(loadZoneYaml(WORLD));
-  cleanup.push(() => dns.close());
-  const sink = await startSink();
-  cleanup.push(() => sink.close());
-  const dir = tempDirFor(cleanup, 'fl-e2e-grey-');
+  const bed = await startPostfixBed(t, loadZoneYaml(WORLD), 'fl-e2e-grey-');
+  if (!bed) return;
+  const { peers, sink, dir } = bed;
   const config = join(dir, 'frontline.yaml');
   writeFileSync(config, `data_dir: ${join(dir, 'data')}\ndns: { timeout_ms: 500, retries: 0 }\nheaders: { authserv_id: mx.dest.test }\ngreylist: { enabled: true, delay_s: 2 }\n`);
-  const frontline = await startServe(['--config', config, '--dns', dns.server, '--policy-listen', '127.0.0.1:0']);
-  cleanup.push(() => frontline.stop());
-
-  const postfix = await startTestPostfix(cleanup, { postfixBin: peers.postfix, relayDomains: ['dest.test'], sinkPort: sink.port, mainCf: policyServiceMainCf(frontline.port) });
+  const { frontline, postfix } = await servePolicyPostfix(bed, ['--config', config]);
   const debug = (r: SwaksResult) => failureReport(postfix, frontline, r);
   const swaks = (ip: string, subject: string) =>
     sendWithSwaks(peers.swaks, postfix.smtpPort, { ip, helo: 'out.pool.test', from: 'news@pool.test', to: 'u@dest.test', subject, body: 'frontline greylisting end-to-end test' });

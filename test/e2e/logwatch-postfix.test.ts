@@ -12,10 +12,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadZoneYaml, startFixtureDns } from '../helpers/fixture-dns.js';
-import { runCli, startServe } from '../helpers/cli.js';
-import { cleanupStack, failureReport, policyServiceMainCf, requirePostfixPeers, startTestPostfix, tempDirFor } from '../helpers/postfix.js';
-import { startSink } from '../helpers/smtp-sink.js';
+import { loadZoneYaml } from '../helpers/fixture-dns.js';
+import { runCli } from '../helpers/cli.js';
+import { failureReport, servePolicyPostfix, startPostfixBed } from '../helpers/postfix.js';
 import { sendWithSwaks, waitFor, type SwaksResult } from '../helpers/swaks.js';
 
 const WORLD = new URL('../fixtures/world.yaml', import.meta.url).pathname;
@@ -32,16 +31,9 @@ function sshdBurst(ip: string, n: number): string {
 }
 
 test('failed ssh logins in a watched log become a ban that Postfix enforces through frontline', { timeout: 240_000 }, async (t) => {
-  const peers = requirePostfixPeers(t);
-  if (!peers) return;
-  const cleanup = cleanupStack(t);
-
-  const dns = await startFixtureDns(loadZoneYaml(WORLD));
-  cleanup.push(() => dns.close());
-  const sink = await startSink();
-  cleanup.push(() => sink.close());
-
-  const dir = tempDirFor(cleanup, 'frontline-e2e-logwatch-');
+  const bed = await startPostfixBed(t, loadZoneYaml(WORLD), 'frontline-e2e-logwatch-');
+  if (!bed) return;
+  const { peers, sink, dir } = bed;
   const authLog = join(dir, 'auth.log');
   // Exists before serve starts: start_at end then means "every line written from now on".
   writeFileSync(authLog, 'Nov 22 05:00:00 mx1 sshd[30000]: Server listening on 0.0.0.0 port 22.\n');
@@ -65,10 +57,7 @@ test('failed ssh logins in a watched log become a ban that Postfix enforces thro
     ].join('\n'),
   );
 
-  const frontline = await startServe(['--config', config, '--dns', dns.server, '--policy-listen', '127.0.0.1:0']);
-  cleanup.push(() => frontline.stop());
-
-  const postfix = await startTestPostfix(cleanup, { postfixBin: peers.postfix, relayDomains: ['dest.test'], sinkPort: sink.port, mainCf: policyServiceMainCf(frontline.port) });
+  const { frontline, postfix } = await servePolicyPostfix(bed, ['--config', config]);
   const swaks = (ip: string, subject: string) =>
     sendWithSwaks(peers.swaks, postfix.smtpPort, { ip, helo: 'mail.legit.test', from: 'dave@legit.test', to: 'u@dest.test', subject, body: `frontline logwatch end-to-end test: ${subject}` });
   const debug = (r?: SwaksResult) => failureReport(postfix, frontline, r);

@@ -8,40 +8,23 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadZoneYaml, startFixtureDns } from '../helpers/fixture-dns.js';
-import { startServe } from '../helpers/cli.js';
+import { loadZoneYaml } from '../helpers/fixture-dns.js';
 import { delivered } from '../helpers/contrib-files.js';
-import { cleanupStack, failureReport, policyServiceMainCf, requirePostfixPeers, startTestPostfix, tempDirFor } from '../helpers/postfix.js';
-import { startSink } from '../helpers/smtp-sink.js';
+import { failureReport, servePolicyPostfix, startPostfixBed } from '../helpers/postfix.js';
 import { headerValuesOf as headers, sendWithSwaks, type SwaksResult, type SwaksSender } from '../helpers/swaks.js';
 
 const WORLD = new URL('../fixtures/world.yaml', import.meta.url).pathname;
 const CONFIG = new URL('../fixtures/e2e-frontline.yaml', import.meta.url).pathname;
 
 test('Postfix with check_policy_service pointing at frontline', { timeout: 240_000 }, async (t) => {
-  const peers = requirePostfixPeers(t);
-  if (!peers) return;
-  const cleanup = cleanupStack(t);
-
-  const dns = await startFixtureDns(loadZoneYaml(WORLD));
-  cleanup.push(() => dns.close());
-  const sink = await startSink();
-  cleanup.push(() => sink.close());
-  const dataDir = tempDirFor(cleanup, 'frontline-e2e-data-');
-  const frontline = await startServe(['--config', CONFIG, '--dns', dns.server, '--policy-listen', '127.0.0.1:0', '--data-dir', dataDir]);
-  cleanup.push(() => frontline.stop());
-
-  const postfix = await startTestPostfix(cleanup, {
-    postfixBin: peers.postfix,
-    relayDomains: ['dest.test'],
-    sinkPort: sink.port,
-    mainCf: {
-      // XCLIENT LOGIN= sets sasl_username only when SASL is enabled.
-      smtpd_sasl_auth_enable: 'yes',
-      smtpd_relay_restrictions: 'permit_sasl_authenticated, reject_unauth_destination',
-      // No permit_sasl_authenticated/permit_mynetworks here: frontline itself must let the authenticated client through.
-      ...policyServiceMainCf(frontline.port),
-    },
+  const bed = await startPostfixBed(t, loadZoneYaml(WORLD), 'frontline-e2e-data-');
+  if (!bed) return;
+  const { peers, sink } = bed;
+  const { frontline, postfix } = await servePolicyPostfix(bed, ['--config', CONFIG, '--data-dir', bed.dir], {
+    // XCLIENT LOGIN= sets sasl_username only when SASL is enabled.
+    smtpd_sasl_auth_enable: 'yes',
+    smtpd_relay_restrictions: 'permit_sasl_authenticated, reject_unauth_destination',
+    // No permit_sasl_authenticated/permit_mynetworks here: frontline itself must let the authenticated client through.
   });
   const swaks = (c: SwaksSender & { subject: string }) => sendWithSwaks(peers.swaks, postfix.smtpPort, { ...c, body: `frontline end-to-end test: ${c.subject}` });
 
