@@ -12,30 +12,18 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort } from '../helpers/ports.js';
-import { loadZoneYaml, startFixtureDns } from '../helpers/fixture-dns.js';
-import { runCli, startServe } from '../helpers/cli.js';
-import { cleanupStack, requirePostfixPeers, startPostfix } from '../helpers/postfix.js';
-import { startSink } from '../helpers/smtp-sink.js';
+import { loadZoneYaml } from '../helpers/fixture-dns.js';
+import { runCli } from '../helpers/cli.js';
+import { servePolicyPostfix, startPostfixBed } from '../helpers/postfix.js';
+import { sendWithSwaks, type SwaksSender } from '../helpers/swaks.js';
 import type { ReplayReport } from '../../src/report/replay.js';
 
 const WORLD = new URL('../fixtures/world.yaml', import.meta.url).pathname;
 const CONFIG = new URL('../fixtures/e2e-frontline.yaml', import.meta.url).pathname;
 
-interface Sender {
-  ip: string;
-  name: string;
-  helo: string;
-  from: string;
-  to: string;
-  login?: string;
-}
-
-const SENDERS: Sender[] = [
+const SENDERS: SwaksSender[] = [
   { ip: '198.51.100.10', name: 'mta10.outbound.bigprovider-mail.test', helo: 'out-of-sync.bigprovider.test', from: 'alice@bigprovider.test', to: 'u@dest.test,v@dest.test' },
   { ip: '192.0.2.77', name: 'cpe-192-0-2-77.cable.homenet.test', helo: 'DESKTOP-4F2K9', from: 'bob@bigisp.test', to: 'u@dest.test' },
   { ip: '192.0.2.200', name: '[UNAVAILABLE]', helo: 'mail.legit.test', from: 'dave@legit.test', to: 'u@dest.test' },
@@ -43,50 +31,21 @@ const SENDERS: Sender[] = [
   { ip: '192.0.2.99', name: '[UNAVAILABLE]', helo: 'laptop', from: 'joe@bigisp.test', to: 'u@dest.test', login: 'joe' },
 ];
 
-function swaks(bin: string, port: number, s: Sender): Promise<string> {
-  const args = ['--server', `127.0.0.1:${port}`, '--ehlo', s.helo, '--from', s.from, '--to', s.to, '--xclient-addr', s.ip, '--xclient-name', s.name, '--xclient-helo', s.helo, '--timeout', '60'];
-  if (s.login) args.push('--xclient-login', s.login);
-  return new Promise((resolve) => execFile(bin, args, { timeout: 90_000 }, (_err, stdout, stderr) => resolve(`${stdout}${stderr}`)));
-}
-
 test('frontline replay over decisions a real Postfix asked a real frontline serve for', { timeout: 300_000 }, async (t) => {
-  const peers = requirePostfixPeers(t);
-  if (!peers) return;
-  const cleanup = cleanupStack(t);
-
-  const dns = await startFixtureDns(loadZoneYaml(WORLD));
-  cleanup.push(() => dns.close());
-  const sink = await startSink();
-  cleanup.push(() => sink.close());
-  const dir = mkdtempSync(join(tmpdir(), 'fl-e2e-replay-'));
-  cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
+  const bed = await startPostfixBed(t, loadZoneYaml(WORLD), 'fl-e2e-replay-');
+  if (!bed) return;
+  const { peers, dns, dir } = bed;
   const inForce = readFileSync(CONFIG, 'utf8');
   const current = join(dir, 'frontline.yaml');
   writeFileSync(current, `${inForce}\ndata_dir: ${join(dir, 'data')}\n`);
-  const frontline = await startServe(['--config', current, '--dns', dns.server, '--policy-listen', '127.0.0.1:0']);
-  let serving = true;
-  cleanup.push(() => (serving ? frontline.stop() : Promise.resolve()));
-
-  const smtpPort = await freePort();
-  const postfix = await startPostfix({
-    postfixBin: peers.postfix,
-    smtpPort,
-    relayDomains: ['dest.test'],
-    sinkPort: sink.port,
-    mainCf: {
-      smtpd_sasl_auth_enable: 'yes',
-      smtpd_relay_restrictions: 'permit_sasl_authenticated, reject_unauth_destination',
-      smtpd_recipient_restrictions: `reject_unauth_destination, check_policy_service inet:127.0.0.1:${frontline.port}`,
-      smtpd_policy_service_timeout: '30s',
-      smtpd_policy_service_default_action: '451 4.3.5 policy service unavailable',
-    },
+  const { frontline, postfix } = await servePolicyPostfix(bed, ['--config', current], {
+    smtpd_sasl_auth_enable: 'yes',
+    smtpd_relay_restrictions: 'permit_sasl_authenticated, reject_unauth_destination',
   });
-  cleanup.push(() => postfix.stop());
 
-  for (const s of SENDERS) await swaks(peers.swaks, smtpPort, s);
+  for (const s of SENDERS) await sendWithSwaks(peers.swaks, postfix.smtpPort, s);
   // Stopping the server commits its decision log; the replay reads the file it leaves.
   assert.equal(await frontline.stop(), 0, frontline.stderr());
-  serving = false;
 
   const replay = async (proposedYaml: string, ...args: string[]): Promise<ReplayReport> => {
     const proposed = join(dir, 'new.yaml');

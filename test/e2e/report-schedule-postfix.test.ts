@@ -12,14 +12,12 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../helpers/ports.js';
-import { loadZoneYaml, startFixtureDns } from '../helpers/fixture-dns.js';
+import { loadZoneYaml } from '../helpers/fixture-dns.js';
 import { startServe } from '../helpers/cli.js';
-import { cleanupStack, requirePostfixPeers, startPostfix } from '../helpers/postfix.js';
-import { startSink } from '../helpers/smtp-sink.js';
+import { policyServiceMainCf, startPostfixBed, startTestPostfix } from '../helpers/postfix.js';
 import { sendWithSwaks } from '../helpers/swaks.js';
 import { PolicyClient, rcptRequest } from '../helpers/policy-client.js';
 
@@ -32,15 +30,9 @@ const hhmmss = (ms: number) => new Date(ms).toISOString().slice(11, 19);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('report.schedule: serve mails the report at its time through a real Postfix, once with two workers; a down MTA is retried, serve goes on', { timeout: 300_000 }, async (t) => {
-  const peers = requirePostfixPeers(t);
-  if (!peers) return;
-  const cleanup = cleanupStack(t);
-  const dns = await startFixtureDns(loadZoneYaml(WORLD));
-  cleanup.push(() => dns.close());
-  const sink = await startSink();
-  cleanup.push(() => sink.close());
-  const dir = mkdtempSync(join(tmpdir(), 'fl-e2e-report-schedule-'));
-  cleanup.push(async () => rmSync(dir, { recursive: true, force: true }));
+  const bed = await startPostfixBed(t, loadZoneYaml(WORLD), 'fl-e2e-report-schedule-');
+  if (!bed) return;
+  const { peers, cleanup, dns, sink, dir } = bed;
 
   const smtpPort = await freePort();
   const deadPort = await freePort();
@@ -57,18 +49,7 @@ test('report.schedule: serve mails the report at its time through a real Postfix
   cleanup.push(() => downMta.stop());
   assert.ok(Date.now() < due - 10_000, `the servers took too long to start for the schedule (${hhmmss(due)})`);
 
-  const postfix = await startPostfix({
-    postfixBin: peers.postfix,
-    smtpPort,
-    relayDomains: ['dest.test'],
-    sinkPort: sink.port,
-    mainCf: {
-      smtpd_recipient_restrictions: `reject_unauth_destination, check_policy_service inet:127.0.0.1:${frontline.port}`,
-      smtpd_policy_service_timeout: '30s',
-      smtpd_policy_service_default_action: '451 4.3.5 policy service unavailable',
-    },
-  });
-  cleanup.push(() => postfix.stop());
+  const postfix = await startTestPostfix(cleanup, { postfixBin: peers.postfix, smtpPort, relayDomains: ['dest.test'], sinkPort: sink.port, mainCf: policyServiceMainCf(frontline.port) });
   const debug = () => `--- maillog ---\n${postfix.maillog()}\n--- frontline ---\n${frontline.stderr()}\n${frontline.stdout()}`;
 
   // Real traffic for the report: the forger of the fixture world is refused, the small server accepted.
