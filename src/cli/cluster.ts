@@ -3,8 +3,9 @@
 // runs `serve` (policy server, gate, store, DNS cache, evidence
 // cache of its own), shares the listening sockets through the primary
 // (round-robin, so Postfix's long-lived connections are dealt out evenly),
-// restarts a worker that dies (with backoff), and on SIGTERM/SIGINT stops
-// them all and exits once they have.
+// restarts a worker that dies (with backoff; before all are up, in its turn
+// among those still to start, so there are never more than N), and on
+// SIGTERM/SIGINT stops them all and exits once they have.
 //
 // What is per worker and so not shared: the DNS and evidence caches, and the
 // open Postfix transactions (a connection stays with its worker, so a message
@@ -154,7 +155,9 @@ export async function serveClustered(opts: ServeOptions & { workers?: string }, 
 /**
  * Fork the workers one after another (the next when the last is ready),
  * print the ready line when all are up, restart the ones that die, stop them
- * all on a signal.
+ * all on a signal. Until all are up, a replacement waits its turn in that
+ * sequence too, and the sequence forks only the workers still missing: a
+ * worker that was ready and died is the replacement's to fill, not another's.
  */
 export function supervise(opts: SupervisorOptions): Promise<void> {
   const backoffMs = opts.backoffMs ?? 1000;
@@ -165,6 +168,10 @@ export function supervise(opts: SupervisorOptions): Promise<void> {
   const started = new Map<Worker, number>();
   const slots = new Map<Worker, number>();
   const ready = new Set<Worker>();
+  /** Slots whose replacement waits out its backoff. */
+  const restarting = new Set<number>();
+  /** Slots whose backoff is over, waiting (until all are up) for the worker being started. */
+  const due: number[] = [];
   const said = new Set<string>();
   let allReady = false;
   let stopping = false;
@@ -174,7 +181,7 @@ export function supervise(opts: SupervisorOptions): Promise<void> {
   cluster.setupPrimary({ execArgv: workerExecArgv() });
   return new Promise<void>((resolve) => {
     const freeSlot = (): number => {
-      const taken = new Set(slots.values());
+      const taken = new Set([...slots.values(), ...restarting, ...due]);
       let slot = 0;
       while (taken.has(slot)) slot++;
       return slot;
@@ -193,8 +200,8 @@ export function supervise(opts: SupervisorOptions): Promise<void> {
             allReady = true;
             log.info({ workers: opts.workers }, 'all workers ready');
             opts.say(`${m.line}, ${opts.workers} workers`);
-          } else if (!stopping) {
-            fork(freeSlot());
+          } else {
+            startNext();
           }
           return;
         }
@@ -229,10 +236,27 @@ export function supervise(opts: SupervisorOptions): Promise<void> {
       const wait = delay;
       delay = Math.min(maxBackoffMs, delay * 2);
       // Not unref'd: with every worker gone, this timer is what keeps the primary alive.
+      restarting.add(slot);
       setTimeout(() => {
-        if (!stopping) fork(slot);
+        restarting.delete(slot);
+        if (stopping) return;
+        if (allReady) {
+          fork(slot);
+        } else {
+          due.push(slot);
+          startNext();
+        }
       }, wait);
     });
+
+    // Until all are up: one worker starting at a time (two opening a new SQLite store at once can get
+    // SQLITE_BUSY), a replacement first, then a new slot only while fewer than N are running or waiting.
+    const startNext = (): void => {
+      if (stopping || allReady) return;
+      if ([...started.keys()].some((w) => !ready.has(w))) return;
+      const slot = due.shift() ?? (started.size + restarting.size < opts.workers ? freeSlot() : undefined);
+      if (slot !== undefined) fork(slot);
+    };
 
     const finish = (code: number): void => {
       log.info({ code }, 'all workers stopped');

@@ -55,7 +55,15 @@ export interface ServingCli {
 /** Start `frontline serve <args>` and wait for its ready line (use --policy-listen 127.0.0.1:0). */
 export function startServe(
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; nodeArgs?: string[]; /** How node runs the CLI; default from source: ['--import', 'tsx', CLI_MAIN]. */ entry?: string[] } = {},
+  opts: {
+    env?: NodeJS.ProcessEnv;
+    timeoutMs?: number;
+    nodeArgs?: string[];
+    /** How node runs the CLI; default from source: ['--import', 'tsx', CLI_MAIN]. */
+    entry?: string[];
+    /** Called with the process as soon as it is spawned, for a test that acts on it before it is ready. */
+    onSpawn?: (child: ChildProcess) => void;
+  } = {},
 ): Promise<ServingCli> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), ...(opts.entry ?? ['--import', 'tsx', CLI_MAIN]), 'serve', ...args], {
@@ -63,6 +71,7 @@ export function startServe(
       env: { ...process.env, FRONTLINE_DNS: '', FRONTLINE_POLICY_LISTEN: '', FRONTLINE_WEB_LISTEN: WEB_LISTEN_DEFAULT, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    opts.onSpawn?.(child);
     let stdout = '';
     let stderr = '';
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));

@@ -10,7 +10,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { loadZoneYaml, startFixtureDns, type FixtureDns } from '../helpers/fixture-dns.js';
 import { runCli, startServe } from '../helpers/cli.js';
-import { children } from '../helpers/cluster.js';
+import { children, workerSlot } from '../helpers/cluster.js';
 import { PolicyClient, rcptRequest } from '../helpers/policy-client.js';
 import { parseWorkersFlag, workerCount, workerExecArgv } from '../../src/cli/cluster.js';
 
@@ -95,6 +95,37 @@ describe('frontline serve --workers', () => {
     }
     await until('the workers to exit', () => workers.every((p) => !alive(p)), 5000);
     assert.match(s.stderr(), /SIGTERM, stopping 2 workers/);
+  });
+
+  test('a ready worker killed while the others start: start-up forks only the missing workers (3 workers, slots 0, 1, 2 once each)', async () => {
+    let primary: number | undefined;
+    const starting = startServe(['--workers', '3', '--policy-listen', '127.0.0.1:0', '--dns', dns.server, '--data-dir', join(dir, 'data-startup')], {
+      onSpawn: (c) => (primary = c.pid),
+    });
+    try {
+      // The primary forks the second worker when the first is ready: kill the first then, while the second starts.
+      await until('the second worker', () => primary !== undefined && children(primary).length === 2, 60_000);
+    } catch (e) {
+      process.kill(primary!, 'SIGKILL');
+      await starting.catch(() => undefined);
+      throw e;
+    }
+    const first = children(primary!).find((p) => workerSlot(p) === '0');
+    assert.ok(first !== undefined, 'the first worker is in slot 0');
+    process.kill(first, 'SIGKILL');
+    const s = await starting;
+    try {
+      assert.match(s.stderr(), new RegExp(`worker ${first} died \\(SIGKILL\\); restarting in \\d+ ms`));
+      assert.match(s.stderr(), /frontline ready: .*, 3 workers/);
+      // Past the restart backoff (1 s): a stray fork would be there by now.
+      await new Promise((r) => setTimeout(r, 1500));
+      const workers = children(primary!);
+      assert.equal(workers.length, 3, `workers: ${workers.map((p) => `${p} in slot ${workerSlot(p)}`).join(', ')}`);
+      assert.ok(!workers.includes(first));
+      assert.deepEqual(workers.map(workerSlot).sort(), ['0', '1', '2']);
+    } finally {
+      assert.equal(await s.stop(), 0);
+    }
   });
 
   test('a worker that cannot start (address in use) stops the server with exit 1', async () => {
