@@ -13,6 +13,15 @@ export const CLI_MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.me
  * --web-listen (or FRONTLINE_WEB_LISTEN in opts.env).
  */
 const WEB_LISTEN_DEFAULT = 'off';
+/**
+ * How long a command may take to finish, or a serve to say it is ready. A
+ * limit on start-up, not on any behaviour: node with tsx compiling the CLI,
+ * and a serve's workers one after another, can take tens of seconds on a
+ * loaded 2-vCPU machine (load 12–26: 30 s was not always enough). The wait
+ * ends at the exit or the ready line, so a longer limit costs a passing test
+ * nothing.
+ */
+export const START_TIMEOUT_MS = 60_000;
 
 export interface CliResult {
   code: number | null;
@@ -32,7 +41,7 @@ export function runCli(args: string[], opts: { input?: string; env?: NodeJS.Proc
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 30000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? START_TIMEOUT_MS);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
@@ -78,7 +87,7 @@ export function startServe(
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`frontline serve not ready in time:\n${stderr}\n${stdout}`));
-    }, opts.timeoutMs ?? 30000);
+    }, opts.timeoutMs ?? START_TIMEOUT_MS);
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr!.setEncoding('utf8').on('data', (d: string) => {
       stderr += d;

@@ -18,7 +18,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { openConfiguredStore } from '../../src/cli/store.js';
 import type { Store } from '../../src/store/index.js';
 import { loadZoneYaml, startFixtureDns, type FixtureDns } from '../helpers/fixture-dns.js';
-import { startServe, type ServingCli } from '../helpers/cli.js';
+import { START_TIMEOUT_MS, startServe, type ServingCli } from '../helpers/cli.js';
 import { children, workerSlot } from '../helpers/cluster.js';
 import { eventually } from '../helpers/netns.js';
 
@@ -86,7 +86,7 @@ describe('frontline serve --workers 2: host-wide jobs', () => {
         '',
       ].join('\n'),
     );
-    serve = await startServe(['--config', config, '--workers', '2', '--policy-listen', '127.0.0.1:0', '--dns', dns.server], { timeoutMs: 60_000 });
+    serve = await startServe(['--config', config, '--workers', '2', '--policy-listen', '127.0.0.1:0', '--dns', dns.server]);
     store = await openConfiguredStore(loadConfig(config));
   });
   after(async () => {
@@ -121,11 +121,11 @@ describe('frontline serve --workers 2: host-wide jobs', () => {
     await eventually('a replacement in slot 0', async () => {
       const now = leader();
       return now !== undefined && now !== old;
-    });
+    }, START_TIMEOUT_MS);
     const replacement = leader()!;
     // Started again at once: the replacement's schedule runs the import and the pull when it starts.
-    await eventually("the replacement's list import and feed pull", async () => asked('/drop.txt') === 2 && asked(FEED) === 2);
-    await eventually('the replacement to be ready', async () => logged().some((l) => l.pid === replacement && l.msg === 'frontline ready'));
+    await eventually("the replacement's list import and feed pull", async () => asked('/drop.txt') === 2 && asked(FEED) === 2, START_TIMEOUT_MS);
+    await eventually('the replacement to be ready', async () => logged().some((l) => l.pid === replacement && l.msg === 'frontline ready'), START_TIMEOUT_MS);
 
     // It goes on from the offsets the killed worker saved: new lines only.
     appendFileSync(mailLog, [...sentToCarol('5CZ0Q22bWnz9vBq'), ...failures('203.0.113.79', 6), ''].join('\n'));

@@ -9,7 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { loadZoneYaml, startFixtureDns, type FixtureDns } from '../helpers/fixture-dns.js';
-import { runCli, startServe } from '../helpers/cli.js';
+import { runCli, START_TIMEOUT_MS, startServe } from '../helpers/cli.js';
 import { children, workerSlot } from '../helpers/cluster.js';
 import { PolicyClient, rcptRequest } from '../helpers/policy-client.js';
 import { parseWorkersFlag, workerCount, workerExecArgv } from '../../src/cli/cluster.js';
@@ -26,7 +26,8 @@ function alive(pid: number): boolean {
   }
 }
 
-async function until(what: string, ok: () => boolean, ms = 15000): Promise<void> {
+/** Waits for a worker to start or a line to be said: generous, as it is start-up on a loaded machine that takes long (START_TIMEOUT_MS). */
+async function until(what: string, ok: () => boolean, ms = START_TIMEOUT_MS): Promise<void> {
   const end = Date.now() + ms;
   while (!ok()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
@@ -104,7 +105,7 @@ describe('frontline serve --workers', () => {
     });
     try {
       // The primary forks the second worker when the first is ready: kill the first then, while the second starts.
-      await until('the second worker', () => primary !== undefined && children(primary).length === 2, 60_000);
+      await until('the second worker', () => primary !== undefined && children(primary).length === 2);
     } catch (e) {
       process.kill(primary!, 'SIGKILL');
       await starting.catch(() => undefined);
@@ -133,7 +134,7 @@ describe('frontline serve --workers', () => {
     await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
     const port = (holder.address() as net.AddressInfo).port;
     try {
-      const r = await runCli(['serve', '--workers', '2', '--policy-listen', `127.0.0.1:${port}`, '--dns', dns.server, '--data-dir', join(dir, 'data2')], { timeoutMs: 20000 });
+      const r = await runCli(['serve', '--workers', '2', '--policy-listen', `127.0.0.1:${port}`, '--dns', dns.server, '--data-dir', join(dir, 'data2')]);
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, /EADDRINUSE/);
       assert.match(r.stderr, /exited before it was ready/);

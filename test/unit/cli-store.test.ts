@@ -223,7 +223,7 @@ describe('frontline grey and log', () => {
 });
 
 describe('next to a running server', () => {
-  test('a ban from the command line is enforced by frontline serve within a second; its decisions are in frontline log', { timeout: 60_000 }, async (t) => {
+  test('a ban from the command line is enforced by frontline serve within a second; its decisions are in frontline log', { timeout: 180_000 }, async (t) => {
     const dns = await startFixtureDns(loadZoneYaml(WORLD));
     t.after(() => dns.close());
     const dataDir = join(dir, 'serve-data');
@@ -269,7 +269,7 @@ describe('next to a running server', () => {
     assert.equal((await runCli(['ban', 'show', '198.51.100.10', '--config', config, '--data-dir', dataDir])).code, 1);
   });
 
-  test('AS lists: refused without asn.table; with one, serve refuses a client inside the AS and follows a changed table (regression: they never matched)', { timeout: 60_000 }, async (t) => {
+  test('AS lists: refused without asn.table; with one, serve refuses a client inside the AS and follows a changed table (regression: they never matched)', { timeout: 180_000 }, async (t) => {
     const dns = await startFixtureDns(loadZoneYaml(WORLD));
     t.after(() => dns.close());
     const dataDir = join(dir, 'asn-data');
