@@ -22,6 +22,7 @@ const WEB_LISTEN_DEFAULT = 'off';
  * nothing.
  */
 export const START_TIMEOUT_MS = 60_000;
+// A serve with N workers starts them one after another: a test gives it N times as long.
 
 export interface CliResult {
   code: number | null;

@@ -86,7 +86,7 @@ describe('frontline serve --workers 2: host-wide jobs', () => {
         '',
       ].join('\n'),
     );
-    serve = await startServe(['--config', config, '--workers', '2', '--policy-listen', '127.0.0.1:0', '--dns', dns.server]);
+    serve = await startServe(['--config', config, '--workers', '2', '--policy-listen', '127.0.0.1:0', '--dns', dns.server], { timeoutMs: 2 * START_TIMEOUT_MS });
     store = await openConfiguredStore(loadConfig(config));
   });
   after(async () => {

@@ -59,7 +59,7 @@ describe('frontline serve --workers', () => {
 
   test('two workers answer on one port and one socket; a dead worker is replaced; SIGTERM stops all', async () => {
     const socket = join(dir, 'policy.sock');
-    const s = await startServe(['--workers', '2', '--policy-listen', '127.0.0.1:0', '--policy-socket', socket, '--dns', dns.server, '--data-dir', join(dir, 'data')]);
+    const s = await startServe(['--workers', '2', '--policy-listen', '127.0.0.1:0', '--policy-socket', socket, '--dns', dns.server, '--data-dir', join(dir, 'data')], { timeoutMs: 2 * START_TIMEOUT_MS });
     const primary = s.child.pid!;
     let workers: number[] = [];
     try {
@@ -102,6 +102,8 @@ describe('frontline serve --workers', () => {
     let primary: number | undefined;
     const starting = startServe(['--workers', '3', '--policy-listen', '127.0.0.1:0', '--dns', dns.server, '--data-dir', join(dir, 'data-startup')], {
       onSpawn: (c) => (primary = c.pid),
+      // Four workers start one after another (slot 0, 1, slot 0's replacement, 2), each as slow as a serve on a loaded machine.
+      timeoutMs: 4 * START_TIMEOUT_MS,
     });
     try {
       // The primary forks the second worker when the first is ready: kill the first then, while the second starts.
@@ -146,7 +148,7 @@ describe('frontline serve --workers', () => {
   test('workers from the config file; --workers 1 overrides it and runs no cluster', async () => {
     const config = join(dir, 'two.yaml');
     writeFileSync(config, 'workers: 2\n');
-    const two = await startServe(['--config', config, '--policy-listen', '127.0.0.1:0', '--dns', dns.server, '--data-dir', join(dir, 'data3')]);
+    const two = await startServe(['--config', config, '--policy-listen', '127.0.0.1:0', '--dns', dns.server, '--data-dir', join(dir, 'data3')], { timeoutMs: 2 * START_TIMEOUT_MS });
     try {
       assert.match(two.stderr(), /, 2 workers/);
       assert.equal(children(two.child.pid!).length, 2);
